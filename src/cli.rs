@@ -1,0 +1,521 @@
+//! Command-line parsing: Go ecs_exporter v0.4.0's flags, with its names and defaults.
+//!
+//! Parsing is pure: it takes the arguments and the metadata variable's value and returns what to
+//! do, or an error saying what is wrong. It never prints or exits; `main` does that once.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::log::{Format, Level, Logger};
+use crate::tmds::Source;
+
+pub const METADATA_ENV: &str = "ECS_CONTAINER_METADATA_URI_V4";
+
+pub const HELP: &str = "\
+usage: ecs_exporter [<flags>]
+
+Prometheus exporter for Amazon ECS: serves the task metadata endpoint v4's task and container
+metrics. Runs as a sidecar inside an ECS task, where ECS sets ECS_CONTAINER_METADATA_URI_V4.
+
+Flags:
+  -h, --help                     Show this help and exit.
+      --version                  Show the version and exit.
+      --web.listen-address=\":9779\"
+                                 Address to listen on (host:port; an empty host means all
+                                 interfaces).
+      --web.telemetry-path=\"/metrics\"
+                                 Path under which to expose metrics.
+      --[no-]web.disable-exporter-metrics
+                                 Leave out the exporter's own process_* and promhttp_* metrics.
+      --ecs.metadata-uri=URI     Task metadata endpoint base URL (default: the value of
+                                 $ECS_CONTAINER_METADATA_URI_V4), or a directory holding
+                                 task.json and stats.json, read on every scrape.
+      --ecs.timeout=3s           Deadline for each metadata request, in whole seconds (1s-300s).
+      --log.level=info           Only log messages of this severity or above: debug, info,
+                                 warn, error.
+      --log.format=logfmt        Log format on stderr: logfmt, json.
+";
+
+/// What the command line asks for.
+#[derive(Debug, PartialEq)]
+pub enum Command {
+    Run(Config),
+    Help,
+    Version,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    pub listen: ListenAddress,
+    pub telemetry_path: String,
+    pub exporter_metrics: bool,
+    pub metadata: Source,
+    pub timeout: Duration,
+    pub logger: Logger,
+}
+
+/// `host:port`, as given to `--web.listen-address`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListenAddress {
+    /// Empty for all interfaces; brackets of an IPv6 literal removed.
+    pub host: String,
+    pub port: u16,
+}
+
+impl fmt::Display for ListenAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum CliError {
+    /// A flag or value is wrong (exit status 2).
+    Usage(String),
+    /// No metadata endpoint is known (exit status 1, as the Go exporter).
+    NoMetadata(String),
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Usage(_) => 2,
+            CliError::NoMetadata(_) => 1,
+        }
+    }
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CliError::Usage(msg) | CliError::NoMetadata(msg) => f.write_str(msg),
+        }
+    }
+}
+
+impl std::error::Error for CliError {}
+
+fn usage(msg: impl Into<String>) -> CliError {
+    CliError::Usage(msg.into())
+}
+
+/// Parses the arguments (without the program name). `env_uri` is the value of
+/// `ECS_CONTAINER_METADATA_URI_V4`, if set.
+pub fn parse(
+    args: impl IntoIterator<Item = OsString>,
+    env_uri: Option<OsString>,
+) -> Result<Command, CliError> {
+    use lexopt::prelude::*;
+
+    let mut listen = ListenAddress {
+        host: String::new(),
+        port: 9779,
+    };
+    let mut listen_given = false;
+    let mut telemetry_path = "/metrics".to_owned();
+    let mut exporter_metrics = true;
+    let mut metadata_flag = None;
+    let mut timeout = Duration::from_secs(3);
+    let mut logger = Logger {
+        level: Level::Info,
+        format: Format::Logfmt,
+    };
+
+    let mut parser = lexopt::Parser::from_args(args);
+    while let Some(arg) = parser.next().map_err(describe)? {
+        match arg {
+            Short('h') | Long("help") => return Ok(Command::Help),
+            Long("version") => return Ok(Command::Version),
+            Long("web.listen-address") => {
+                if listen_given {
+                    return Err(usage(
+                        "--web.listen-address given twice: one listen address is supported",
+                    ));
+                }
+                listen_given = true;
+                listen = parse_listen(&string_value(&mut parser, "--web.listen-address")?)?;
+            }
+            Long("web.telemetry-path") => {
+                telemetry_path = string_value(&mut parser, "--web.telemetry-path")?;
+                if !telemetry_path.starts_with('/') {
+                    return Err(usage(format!(
+                        "--web.telemetry-path {telemetry_path:?}: must start with '/'"
+                    )));
+                }
+            }
+            Long("web.disable-exporter-metrics") => exporter_metrics = false,
+            Long("no-web.disable-exporter-metrics") => exporter_metrics = true,
+            Long("web.config.file") => {
+                let file = string_value(&mut parser, "--web.config.file")?;
+                // Never serve plain HTTP to someone who asked for TLS or basic auth.
+                if !file.is_empty() {
+                    return Err(usage(
+                        "--web.config.file (TLS and basic auth) is not supported yet: remove it to \
+                         serve plain HTTP, or put a TLS proxy in front of the exporter",
+                    ));
+                }
+            }
+            Long("ecs.metadata-uri") => {
+                metadata_flag = Some(parse_source_flag(&string_value(
+                    &mut parser,
+                    "--ecs.metadata-uri",
+                )?)?);
+            }
+            Long("ecs.timeout") => {
+                timeout = parse_timeout(&string_value(&mut parser, "--ecs.timeout")?)?
+            }
+            Long("log.level") => {
+                let value = string_value(&mut parser, "--log.level")?;
+                logger.level = Level::parse(&value).ok_or_else(|| {
+                    usage(format!(
+                        "--log.level {value:?}: must be one of {}",
+                        Level::NAMES
+                    ))
+                })?;
+            }
+            Long("log.format") => {
+                let value = string_value(&mut parser, "--log.format")?;
+                logger.format = Format::parse(&value).ok_or_else(|| {
+                    usage(format!(
+                        "--log.format {value:?}: must be one of {}",
+                        Format::NAMES
+                    ))
+                })?;
+            }
+            _ => return Err(describe(arg.unexpected())),
+        }
+    }
+
+    let metadata = match metadata_flag {
+        Some(source) => source,
+        None => source_from_env(env_uri)?,
+    };
+    Ok(Command::Run(Config {
+        listen,
+        telemetry_path,
+        exporter_metrics,
+        metadata,
+        timeout,
+        logger,
+    }))
+}
+
+fn string_value(parser: &mut lexopt::Parser, flag: &str) -> Result<String, CliError> {
+    let value = parser.value().map_err(describe)?;
+    value
+        .into_string()
+        .map_err(|v| usage(format!("{flag} {v:?}: not valid UTF-8")))
+}
+
+/// Turns lexopt's errors into one line that names the flag and says what to do.
+fn describe(e: lexopt::Error) -> CliError {
+    use lexopt::Error as E;
+    usage(match e {
+        E::UnexpectedOption(flag) => format!("unknown flag '{flag}' (see --help for the flags)"),
+        E::UnexpectedArgument(arg) => {
+            format!("unexpected argument {arg:?}: ecs_exporter takes only flags (see --help)")
+        }
+        E::MissingValue { option: Some(flag) } => format!("{flag} needs a value"),
+        E::UnexpectedValue { option, .. } => format!("{option} takes no value"),
+        other => other.to_string(),
+    })
+}
+
+fn parse_listen(value: &str) -> Result<ListenAddress, CliError> {
+    let bad = || {
+        usage(format!(
+            "--web.listen-address {value:?}: expected host:port, [ipv6]:port or :port with a port from 0 to 65535"
+        ))
+    };
+    let (host, port) = value.rsplit_once(':').ok_or_else(bad)?;
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    let host = match host.strip_prefix('[') {
+        Some(inner) => inner.strip_suffix(']').ok_or_else(bad)?,
+        None if host.contains(':') => return Err(bad()),
+        None => host,
+    };
+    Ok(ListenAddress {
+        host: host.to_owned(),
+        port,
+    })
+}
+
+fn parse_source_flag(value: &str) -> Result<Source, CliError> {
+    if value.starts_with("https://") {
+        return Err(usage(format!(
+            "--ecs.metadata-uri {value:?}: https is not supported; the ECS metadata endpoint is plain http"
+        )));
+    }
+    if value.starts_with("http://") {
+        return Ok(Source::Http(value.trim_end_matches('/').to_owned()));
+    }
+    if value.is_empty() {
+        return Err(usage(
+            "--ecs.metadata-uri is empty: give an http:// URL or a directory",
+        ));
+    }
+    Ok(Source::Dir(PathBuf::from(value)))
+}
+
+fn source_from_env(env_uri: Option<OsString>) -> Result<Source, CliError> {
+    let Some(uri) = env_uri.filter(|v| !v.is_empty()) else {
+        return Err(CliError::NoMetadata(format!(
+            "{METADATA_ENV} is not set: ecs_exporter runs inside an ECS task, where ECS sets it \
+             (elsewhere, pass --ecs.metadata-uri with a URL or a fixtures directory)"
+        )));
+    };
+    match uri.to_str() {
+        Some(uri) if uri.starts_with("http://") => {
+            Ok(Source::Http(uri.trim_end_matches('/').to_owned()))
+        }
+        _ => Err(CliError::NoMetadata(format!(
+            "{METADATA_ENV} is {uri:?}, not an http:// URL: ecs_exporter expects the value ECS sets"
+        ))),
+    }
+}
+
+/// Whole seconds, as `3s`, `1m` or `3`: minreq's deadline counts in seconds.
+fn parse_timeout(value: &str) -> Result<Duration, CliError> {
+    let bad = || {
+        usage(format!(
+            "--ecs.timeout {value:?}: expected whole seconds from 1s to 300s, like 3s or 1m"
+        ))
+    };
+    let (number, scale) = if let Some(n) = value.strip_suffix("ms") {
+        (n, 0)
+    } else if let Some(n) = value.strip_suffix('s') {
+        (n, 1)
+    } else if let Some(n) = value.strip_suffix('m') {
+        (n, 60)
+    } else {
+        (value, 1)
+    };
+    let n: u64 = number.parse().map_err(|_| bad())?;
+    let seconds = match scale {
+        0 if n.is_multiple_of(1000) => n / 1000,
+        0 => return Err(bad()),
+        s => n.checked_mul(s).ok_or_else(bad)?,
+    };
+    if !(1..=300).contains(&seconds) {
+        return Err(bad());
+    }
+    Ok(Duration::from_secs(seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ENV: Option<&str> = Some("http://169.254.170.2/v4/abc");
+
+    fn run(args: &[&str], env: Option<&str>) -> Result<Command, CliError> {
+        parse(args.iter().map(OsString::from), env.map(OsString::from))
+    }
+
+    fn config(args: &[&str]) -> Config {
+        match run(args, ENV) {
+            Ok(Command::Run(c)) => c,
+            other => panic!("{args:?} gave {other:?}"),
+        }
+    }
+
+    fn error(args: &[&str], env: Option<&str>) -> String {
+        match run(args, env) {
+            Err(e) => format!("{} {e}", e.exit_code()),
+            other => panic!("{args:?} gave {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_match_the_go_exporter() {
+        let c = config(&[]);
+        assert_eq!(
+            c.listen,
+            ListenAddress {
+                host: String::new(),
+                port: 9779
+            }
+        );
+        assert_eq!(c.telemetry_path, "/metrics");
+        assert!(c.exporter_metrics);
+        assert_eq!(
+            c.metadata,
+            Source::Http("http://169.254.170.2/v4/abc".into())
+        );
+        assert_eq!(c.timeout, Duration::from_secs(3));
+        assert_eq!(
+            c.logger,
+            Logger {
+                level: Level::Info,
+                format: Format::Logfmt
+            }
+        );
+    }
+
+    #[test]
+    fn flags_in_both_spellings() {
+        let c = config(&[
+            "--web.listen-address=127.0.0.1:9000",
+            "--web.telemetry-path",
+            "/m",
+            "--web.disable-exporter-metrics",
+            "--log.level=debug",
+            "--log.format",
+            "json",
+            "--ecs.timeout=1m",
+            "--ecs.metadata-uri",
+            "fixtures/fargate",
+        ]);
+        assert_eq!(
+            c.listen,
+            ListenAddress {
+                host: "127.0.0.1".into(),
+                port: 9000
+            }
+        );
+        assert_eq!(c.telemetry_path, "/m");
+        assert!(!c.exporter_metrics);
+        assert_eq!(
+            c.logger,
+            Logger {
+                level: Level::Debug,
+                format: Format::Json
+            }
+        );
+        assert_eq!(c.timeout, Duration::from_secs(60));
+        assert_eq!(c.metadata, Source::Dir("fixtures/fargate".into()));
+        assert!(
+            config(&[
+                "--web.disable-exporter-metrics",
+                "--no-web.disable-exporter-metrics"
+            ])
+            .exporter_metrics
+        );
+        assert_eq!(
+            config(&["--web.listen-address=[::1]:80"])
+                .listen
+                .to_string(),
+            "[::1]:80"
+        );
+        assert_eq!(
+            config(&["--ecs.timeout=2000ms"]).timeout,
+            Duration::from_secs(2)
+        );
+        assert_eq!(
+            config(&["--ecs.metadata-uri=http://x/v4/"]).metadata,
+            Source::Http("http://x/v4".into())
+        );
+        assert_eq!(config(&["--web.config.file="]).listen.port, 9779);
+    }
+
+    #[test]
+    fn help_and_version_are_values() {
+        assert_eq!(run(&["-h"], None), Ok(Command::Help));
+        assert_eq!(
+            run(&["--log.level=debug", "--help"], None),
+            Ok(Command::Help)
+        );
+        assert_eq!(run(&["--version"], None), Ok(Command::Version));
+    }
+
+    #[test]
+    fn bad_flags_exit_2_with_one_line_naming_them() {
+        let rows: &[(&[&str], &str)] = &[
+            (
+                &["--web.listen-addres=:1"],
+                "2 unknown flag '--web.listen-addres' (see --help for the flags)",
+            ),
+            (
+                &["serve"],
+                "2 unexpected argument \"serve\": ecs_exporter takes only flags (see --help)",
+            ),
+            (&["--log.level"], "2 --log.level needs a value"),
+            (
+                &["--log.level=verbose"],
+                "2 --log.level \"verbose\": must be one of debug, info, warn, error",
+            ),
+            (
+                &["--log.format=text"],
+                "2 --log.format \"text\": must be one of logfmt, json",
+            ),
+            (
+                &["--web.disable-exporter-metrics=true"],
+                "2 --web.disable-exporter-metrics takes no value",
+            ),
+            (
+                &["--web.listen-address=9779"],
+                "2 --web.listen-address \"9779\": expected host:port, [ipv6]:port or :port with a port from 0 to 65535",
+            ),
+            (
+                &["--web.listen-address=:99999"],
+                "2 --web.listen-address \":99999\": expected host:port, [ipv6]:port or :port with a port from 0 to 65535",
+            ),
+            (
+                &["--web.listen-address=::1:80"],
+                "2 --web.listen-address \"::1:80\": expected host:port, [ipv6]:port or :port with a port from 0 to 65535",
+            ),
+            (
+                &["--web.listen-address=:1", "--web.listen-address=:2"],
+                "2 --web.listen-address given twice: one listen address is supported",
+            ),
+            (
+                &["--web.telemetry-path=metrics"],
+                "2 --web.telemetry-path \"metrics\": must start with '/'",
+            ),
+            (
+                &["--ecs.timeout=500ms"],
+                "2 --ecs.timeout \"500ms\": expected whole seconds from 1s to 300s, like 3s or 1m",
+            ),
+            (
+                &["--ecs.timeout=0s"],
+                "2 --ecs.timeout \"0s\": expected whole seconds from 1s to 300s, like 3s or 1m",
+            ),
+            (
+                &["--ecs.timeout=1h"],
+                "2 --ecs.timeout \"1h\": expected whole seconds from 1s to 300s, like 3s or 1m",
+            ),
+            (
+                &["--ecs.metadata-uri=https://x"],
+                "2 --ecs.metadata-uri \"https://x\": https is not supported; the ECS metadata endpoint is plain http",
+            ),
+        ];
+        for &(args, want) in rows {
+            assert_eq!(error(args, ENV), want, "{args:?}");
+        }
+        let tls = error(&["--web.config.file=web.yml"], ENV);
+        assert!(
+            tls.starts_with("2 --web.config.file (TLS and basic auth) is not supported yet"),
+            "{tls}"
+        );
+    }
+
+    #[test]
+    fn metadata_source_from_flag_or_environment() {
+        let missing = error(&[], None);
+        assert!(
+            missing.starts_with(
+                "1 ECS_CONTAINER_METADATA_URI_V4 is not set: ecs_exporter runs inside an ECS task"
+            ),
+            "{missing}"
+        );
+        assert!(error(&[], Some("")).starts_with("1 ECS_CONTAINER_METADATA_URI_V4 is not set"));
+        assert!(error(&[], Some("169.254.170.2/v4")).starts_with(
+            "1 ECS_CONTAINER_METADATA_URI_V4 is \"169.254.170.2/v4\", not an http:// URL"
+        ));
+        let c = match run(&["--ecs.metadata-uri=fixtures/ec2"], Some("http://ignored")) {
+            Ok(Command::Run(c)) => c,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            c.metadata,
+            Source::Dir("fixtures/ec2".into()),
+            "the flag overrides the variable"
+        );
+    }
+}

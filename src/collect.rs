@@ -1,0 +1,353 @@
+//! The metric table and the pure mapping from one scrape's data to samples.
+//!
+//! Every family the exporter can write is in [`FAMILIES`], sorted by name (a test checks), so the
+//! writer's table order is the exposition order Go's registry produces. Names, HELP text and
+//! label names of the Go exporter's families are copied from v0.4.0 byte for byte.
+
+use crate::exposition::Kind::{Counter, Gauge};
+use crate::exposition::{Family, Kind, MAX_LABELS, Sample};
+use crate::model::{Container, ContainerStats, TaskMetadata, TaskStats};
+use crate::process::ProcessStats;
+use crate::version::BuildInfo;
+
+// Docker's cpu_stats (upstream moby) are in nanoseconds. Written as Go writes the constant
+// `1 / 1.0e9`, which is the f64 nearest to 1e-9, so products round exactly as Go's do.
+const NANOSECONDS: f64 = 1e-9;
+
+// Task definition memory and Fargate ephemeral storage are in MiB; Prometheus uses bytes.
+const MEBIBYTES: f64 = 1024.0 * 1024.0;
+
+const CONTAINER: &[&str] = &["container_name"];
+const INTERFACE: &[&str] = &["interface"];
+const NONE: &[&str] = &[];
+
+const fn family(
+    name: &'static str,
+    kind: Kind,
+    labels: &'static [&'static str],
+    help: &'static str,
+) -> Family {
+    Family {
+        name,
+        help,
+        kind,
+        labels,
+    }
+}
+
+/// Declares [`Metric`] and [`FAMILIES`] from one list, so a variant always indexes its family.
+macro_rules! metrics {
+    ($($variant:ident => $family:expr,)*) => {
+        /// Every family, in the order of [`FAMILIES`].
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum Metric { $($variant,)* }
+
+        /// The metric table, sorted by name (a test checks), which is the exposition order.
+        pub static FAMILIES: &[Family] = &[$($family,)*];
+    };
+}
+
+metrics! {
+    ContainerCpuUsage => family("ecs_container_cpu_usage_seconds_total", Counter, CONTAINER,
+            "Cumulative total container CPU usage in seconds."),
+    ContainerMemoryLimit => family("ecs_container_memory_limit_bytes", Gauge, CONTAINER,
+            "Configured container memory limit in bytes, set from the container-level limit in the task definition if any, otherwise the task-level limit."),
+    ContainerMemoryPageCache => family("ecs_container_memory_page_cache_size_bytes", Gauge, CONTAINER,
+            "Current container memory page cache size in bytes. This is not a subset of used bytes."),
+    ContainerMemoryUsage => family("ecs_container_memory_usage_bytes", Gauge, CONTAINER,
+            "Current container memory usage in bytes."),
+    ContainerRestarts => family("ecs_container_restarts_total", Counter, CONTAINER,
+            "Cumulative total count of container restarts. Only has a value if the container has been configured to restart on failure."),
+    BuildInfo => family("ecs_exporter_build_info", Gauge,
+            &["goarch", "goos", "revision", "rustversion", "version"],
+            "A metric with a constant '1' value labeled by version, revision and rustversion from which ecs_exporter was built, and the goos and goarch for the build."),
+    NetworkRxBytes => family("ecs_network_receive_bytes_total", Counter, INTERFACE,
+            "Cumulative total size of network packets received in bytes."),
+    NetworkRxErrors => family("ecs_network_receive_errors_total", Counter, INTERFACE,
+            "Cumulative total count of network errors in receiving."),
+    NetworkRxDropped => family("ecs_network_receive_packets_dropped_total", Counter, INTERFACE,
+            "Cumulative total count of network packets dropped in receiving."),
+    NetworkRxPackets => family("ecs_network_receive_packets_total", Counter, INTERFACE,
+            "Cumulative total count of network packets received."),
+    NetworkTxBytes => family("ecs_network_transmit_bytes_total", Counter, INTERFACE,
+            "Cumulative total size of network packets transmitted in bytes."),
+    NetworkTxErrors => family("ecs_network_transmit_errors_total", Counter, INTERFACE,
+            "Cumulative total count of network errors in transmit."),
+    NetworkTxDropped => family("ecs_network_transmit_packets_dropped_total", Counter, INTERFACE,
+            "Cumulative total count of network packets dropped in transmit."),
+    NetworkTxPackets => family("ecs_network_transmit_packets_total", Counter, INTERFACE,
+            "Cumulative total count of network packets transmitted."),
+    TaskCpuLimit => family("ecs_task_cpu_limit_vcpus", Gauge, NONE,
+            "Configured task CPU limit in vCPUs (1 vCPU = 1024 CPU units). This is optional when running on EC2; if no limit is set, this metric has no value."),
+    TaskEphemeralAllocated => family("ecs_task_ephemeral_storage_allocated_bytes", Gauge, NONE,
+            "Configured Fargate task ephemeral storage allocated size in bytes."),
+    TaskEphemeralUsed => family("ecs_task_ephemeral_storage_used_bytes", Gauge, NONE,
+            "Current Fargate task ephemeral storage usage in bytes."),
+    TaskPullStart => family("ecs_task_image_pull_start_timestamp_seconds", Gauge, NONE,
+            "The time at which the task started pulling docker images for its containers."),
+    TaskPullStop => family("ecs_task_image_pull_stop_timestamp_seconds", Gauge, NONE,
+            "The time at which the task stopped (i.e. completed) pulling docker images for its containers."),
+    TaskMemoryLimit => family("ecs_task_memory_limit_bytes", Gauge, NONE,
+            "Configured task memory limit in bytes. This is optional when running on EC2; if no limit is set, this metric has no value."),
+    TaskMetadataInfo => family("ecs_task_metadata_info", Gauge,
+            &["availability_zone", "cluster", "desired_status", "family", "known_status",
+              "launch_type", "revision", "task_arn"],
+            "ECS task metadata, sourced from the task metadata endpoint version 4."),
+    Up => family("ecs_up", Gauge, NONE,
+            "Whether the last read of the ECS task metadata endpoint succeeded: 1 when both /task and /task/stats were fetched and decoded, else 0."),
+    ProcessCpu => family("process_cpu_seconds_total", Counter, NONE,
+            "Total user and system CPU time spent in seconds."),
+    ProcessMaxFds => family("process_max_fds", Gauge, NONE, "Maximum number of open file descriptors."),
+    ProcessOpenFds => family("process_open_fds", Gauge, NONE, "Number of open file descriptors."),
+    ProcessResident => family("process_resident_memory_bytes", Gauge, NONE, "Resident memory size in bytes."),
+    ProcessStartTime => family("process_start_time_seconds", Gauge, NONE,
+            "Start time of the process since unix epoch in seconds."),
+    ProcessVirtual => family("process_virtual_memory_bytes", Gauge, NONE, "Virtual memory size in bytes."),
+    ProcessVirtualMax => family("process_virtual_memory_max_bytes", Gauge, NONE,
+            "Maximum amount of virtual memory available in bytes."),
+    ScrapeRequests => family("promhttp_metric_handler_requests_total", Counter, &["code"],
+            "Total number of scrapes by HTTP status code."),
+}
+
+/// What one scrape produced: the documents that could be fetched and decoded, and the
+/// exporter's own figures when exporter metrics are on.
+pub struct Scrape<'a> {
+    pub task: Option<&'a TaskMetadata>,
+    pub stats: Option<&'a TaskStats>,
+    pub exporter: Option<Exporter<'a>>,
+    pub build: &'a BuildInfo,
+}
+
+/// The exporter's own metrics.
+pub struct Exporter<'a> {
+    pub process: &'a ProcessStats,
+    /// Metrics requests served so far, by HTTP status code.
+    pub requests: &'a [(&'static str, u64)],
+}
+
+/// Appends the samples of one scrape to `out` (in no particular order; the writer sorts).
+pub fn collect<'a>(scrape: &Scrape<'a>, out: &mut Vec<Sample<'a>>) {
+    let up = scrape.task.is_some() && scrape.stats.is_some();
+    push(out, Metric::Up, &[], if up { 1.0 } else { 0.0 });
+    let b = scrape.build;
+    push(
+        out,
+        Metric::BuildInfo,
+        &[b.goarch, b.goos, b.revision, b.rustversion, b.version],
+        1.0,
+    );
+    if let Some(task) = scrape.task {
+        collect_task(task, out);
+        for container in task.containers.iter().flatten() {
+            collect_container(task, container, scrape.stats, out);
+        }
+    }
+    if let Some(exporter) = &scrape.exporter {
+        collect_exporter(exporter, out);
+    }
+}
+
+fn collect_task<'a>(task: &'a TaskMetadata, out: &mut Vec<Sample<'a>>) {
+    let s = |field: &'a Option<String>| field.as_deref().unwrap_or("");
+    push(
+        out,
+        Metric::TaskMetadataInfo,
+        &[
+            s(&task.availability_zone),
+            s(&task.cluster),
+            s(&task.desired_status),
+            s(&task.family),
+            s(&task.known_status),
+            s(&task.launch_type),
+            s(&task.revision),
+            s(&task.task_arn),
+        ],
+        1.0,
+    );
+
+    // Task limits are optional on EC2, and ECS Managed Instances report CPU 0: either way the
+    // task has no limit, and a gauge of 0 would read as "no CPU at all".
+    let limits = task.limits.as_ref();
+    if let Some(cpu) = limits.and_then(|l| l.cpu).filter(|&c| c > 0.0) {
+        push(out, Metric::TaskCpuLimit, &[], cpu);
+    }
+    if let Some(mib) = task_memory_mib(task) {
+        push(out, Metric::TaskMemoryLimit, &[], mib as f64 * MEBIBYTES);
+    }
+    if let Some(storage) = &task.ephemeral_storage {
+        if let Some(mib) = storage.reserved.filter(|&m| m >= 0) {
+            push(
+                out,
+                Metric::TaskEphemeralAllocated,
+                &[],
+                mib as f64 * MEBIBYTES,
+            );
+        }
+        if let Some(mib) = storage.utilized.filter(|&m| m >= 0) {
+            push(out, Metric::TaskEphemeralUsed, &[], mib as f64 * MEBIBYTES);
+        }
+    }
+    // Go converts UnixNano() to float64 and then scales, so do we (the result differs in the
+    // last digit from dividing).
+    if let Some(t) = task.pull_started_at {
+        push(out, Metric::TaskPullStart, &[], t.0 as f64 * NANOSECONDS);
+    }
+    if let Some(t) = task.pull_stopped_at {
+        push(out, Metric::TaskPullStop, &[], t.0 as f64 * NANOSECONDS);
+    }
+}
+
+fn task_memory_mib(task: &TaskMetadata) -> Option<i64> {
+    task.limits
+        .as_ref()
+        .and_then(|l| l.memory)
+        .filter(|&m| m > 0)
+}
+
+fn collect_container<'a>(
+    task: &TaskMetadata,
+    container: &'a Container,
+    stats: Option<&'a TaskStats>,
+    out: &mut Vec<Sample<'a>>,
+) {
+    let name = container.name.as_deref().unwrap_or("");
+    // From /task, so it is served for every container, with or without stats: a container
+    // waiting to be restarted has none, and that is when its restart count matters.
+    if let Some(restarts) = container.restart_count.filter(|&r| r >= 0) {
+        push(out, Metric::ContainerRestarts, &[name], restarts as f64);
+    }
+
+    let Some(s) = container_stats(container, stats) else {
+        return;
+    };
+    let cpu = s.cpu_stats.as_ref().and_then(|c| c.cpu_usage.as_ref());
+    if let Some(ns) = cpu.and_then(|c| c.total_usage) {
+        push(
+            out,
+            Metric::ContainerCpuUsage,
+            &[name],
+            ns as f64 * NANOSECONDS,
+        );
+    }
+
+    let memory = s.memory_stats.as_ref();
+    if let Some(usage) = memory.and_then(|m| m.usage) {
+        push(out, Metric::ContainerMemoryUsage, &[name], usage as f64);
+    }
+    // The container's own limit, else the task's: the rule ECS uses to set the cgroup limit.
+    // With neither there is no limit to report (the Go exporter crashes here).
+    let container_mib = container
+        .limits
+        .as_ref()
+        .and_then(|l| l.memory)
+        .filter(|&m| m > 0);
+    if let Some(mib) = container_mib.or_else(|| task_memory_mib(task)) {
+        push(
+            out,
+            Metric::ContainerMemoryLimit,
+            &[name],
+            mib as f64 * MEBIBYTES,
+        );
+    }
+    // Page cache is `cache` on cgroup v1 and `file` on cgroup v2.
+    let detail = memory.and_then(|m| m.stats.as_ref());
+    if let Some(cache) = detail.and_then(|d| d.cache.or(d.file)) {
+        push(out, Metric::ContainerMemoryPageCache, &[name], cache as f64);
+    }
+
+    // Every container in awsvpc mode reports the task's one interface: the series is per
+    // interface, and where containers disagree the writer keeps the last one, as Go does.
+    for (interface, n) in s.networks.iter().flat_map(|n| &n.0) {
+        let counters = [
+            (Metric::NetworkRxBytes, n.rx_bytes),
+            (Metric::NetworkRxPackets, n.rx_packets),
+            (Metric::NetworkRxErrors, n.rx_errors),
+            (Metric::NetworkRxDropped, n.rx_dropped),
+            (Metric::NetworkTxBytes, n.tx_bytes),
+            (Metric::NetworkTxPackets, n.tx_packets),
+            (Metric::NetworkTxErrors, n.tx_errors),
+            (Metric::NetworkTxDropped, n.tx_dropped),
+        ];
+        for (metric, value) in counters {
+            if let Some(v) = value {
+                push(out, metric, &[interface], v as f64);
+            }
+        }
+    }
+}
+
+/// The container's stats entry, if it reported any stats (a stopped container's is `null` or
+/// `{}`).
+fn container_stats<'a>(
+    container: &Container,
+    stats: Option<&'a TaskStats>,
+) -> Option<&'a ContainerStats> {
+    let id = container.docker_id.as_deref()?;
+    stats?.get(id).filter(|s| s.reported)
+}
+
+fn collect_exporter<'a>(exporter: &Exporter<'a>, out: &mut Vec<Sample<'a>>) {
+    let p = exporter.process;
+    let figures = [
+        (Metric::ProcessCpu, p.cpu_seconds),
+        (Metric::ProcessMaxFds, p.max_fds),
+        (Metric::ProcessOpenFds, p.open_fds),
+        (Metric::ProcessResident, p.resident_bytes),
+        (Metric::ProcessStartTime, p.start_time_seconds),
+        (Metric::ProcessVirtual, p.virtual_bytes),
+        (Metric::ProcessVirtualMax, p.virtual_max_bytes),
+    ];
+    for (metric, value) in figures {
+        if let Some(v) = value {
+            push(out, metric, &[], v);
+        }
+    }
+    for &(code, count) in exporter.requests {
+        push(out, Metric::ScrapeRequests, &[code], count as f64);
+    }
+}
+
+fn push<'a>(out: &mut Vec<Sample<'a>>, metric: Metric, values: &[&'a str], value: f64) {
+    let mut labels = [""; MAX_LABELS];
+    for (slot, v) in labels.iter_mut().zip(values) {
+        *slot = v;
+    }
+    debug_assert_eq!(
+        values.len(),
+        FAMILIES[metric as usize].labels.len(),
+        "{metric:?}"
+    );
+    out.push(Sample {
+        family: metric as usize,
+        labels,
+        value,
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_is_sorted_unique_and_matches_the_enum() {
+        for pair in FAMILIES.windows(2) {
+            assert!(
+                pair[0].name < pair[1].name,
+                "{} before {}",
+                pair[0].name,
+                pair[1].name
+            );
+        }
+        assert_eq!(FAMILIES.len(), Metric::ScrapeRequests as usize + 1);
+        for f in FAMILIES {
+            assert!(
+                f.labels.windows(2).all(|w| w[0] < w[1]),
+                "{} labels sorted",
+                f.name
+            );
+            assert!(f.labels.len() <= MAX_LABELS);
+            let counter = f.name.ends_with("_total");
+            assert_eq!(counter, f.kind == Kind::Counter, "{} type", f.name);
+        }
+    }
+}

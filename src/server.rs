@@ -1,0 +1,307 @@
+//! The HTTP side: one tiny_http server answered by one loop on the main thread.
+//!
+//! The failure policy, stated once: a scrape always answers 200 with whatever the metadata that
+//! did arrive supports, `ecs_up` says whether all of it arrived, and each failed metadata request
+//! is logged as a warning naming the endpoint and the failure. Nothing a client or the endpoint
+//! sends can end the loop.
+
+use std::time::{Duration, Instant};
+
+use tiny_http::{Header, Method, Request, Response, StatusCode};
+
+use crate::cli::{Config, ListenAddress};
+use crate::collect::{self, Exporter, FAMILIES, Scrape};
+use crate::log::{Level, Logger};
+use crate::model::{self, DecodeError, TaskMetadata, TaskStats};
+use crate::tmds::{self, Endpoint, FetchError};
+use crate::{exposition, process, version};
+
+const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The status codes client_golang's promhttp counts from the start, so that dashboards which
+/// select `code="500"` find a series (always 0 here: a scrape never fails as a whole).
+const COUNTED_CODES: [&str; 3] = ["200", "500", "503"];
+
+pub struct Server {
+    http: tiny_http::Server,
+    config: Config,
+    logger: Logger,
+    landing_page: String,
+    start_time_seconds: Option<f64>,
+    /// Metrics requests answered so far, by [`COUNTED_CODES`].
+    requests: [u64; 3],
+    /// The exposition text, reused from scrape to scrape.
+    body: String,
+}
+
+/// Listening failed.
+#[derive(Debug)]
+pub struct BindError {
+    pub address: ListenAddress,
+    pub cause: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl std::fmt::Display for BindError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cannot listen on {}: {}", self.address, self.cause)
+    }
+}
+
+impl std::error::Error for BindError {}
+
+impl Server {
+    pub fn bind(config: Config) -> Result<Server, BindError> {
+        let port = config.listen.port;
+        let http = if config.listen.host.is_empty() {
+            // All interfaces: IPv6 and IPv4 where the kernel has IPv6, else IPv4 alone.
+            tiny_http::Server::http(("::", port))
+                .or_else(|_| tiny_http::Server::http(("0.0.0.0", port)))
+        } else {
+            tiny_http::Server::http((config.listen.host.as_str(), port))
+        };
+        let http = http.map_err(|cause| BindError {
+            address: config.listen.clone(),
+            cause,
+        })?;
+        Ok(Server {
+            http,
+            landing_page: landing_page(&config.telemetry_path),
+            logger: config.logger,
+            config,
+            start_time_seconds: process::start_time_seconds(),
+            requests: [0; 3],
+            body: String::new(),
+        })
+    }
+
+    /// Serves requests until the process ends.
+    pub fn run(mut self) {
+        let address = self.http.server_addr().to_string();
+        let b = &version::BUILD;
+        self.logger.log(
+            Level::Info,
+            "starting ecs_exporter",
+            &[
+                ("version", &b.version),
+                ("revision", &b.revision),
+                ("address", &address),
+                ("telemetry_path", &self.config.telemetry_path),
+                ("metadata", &self.config.metadata),
+            ],
+        );
+        loop {
+            match self.http.recv() {
+                Ok(request) => self.handle(request),
+                Err(e) => {
+                    self.logger
+                        .log(Level::Warn, "accepting a request failed", &[("error", &e)])
+                }
+            }
+        }
+    }
+
+    fn handle(&mut self, request: Request) {
+        let path = request.url().split('?').next().unwrap_or("");
+        let route = if path == self.config.telemetry_path {
+            Route::Metrics
+        } else if path == "/health" {
+            Route::Health
+        } else if path == "/" {
+            Route::Landing
+        } else {
+            Route::NotFound
+        };
+        let allowed = matches!(request.method(), Method::Get | Method::Head);
+        let result = match route {
+            Route::NotFound => respond(
+                request,
+                404,
+                "text/plain; charset=utf-8",
+                b"404 page not found\n",
+                &[],
+            ),
+            _ if !allowed => respond(
+                request,
+                405,
+                "text/plain; charset=utf-8",
+                b"405 method not allowed\n",
+                &[("Allow", "GET, HEAD")],
+            ),
+            Route::Health => respond(request, 200, "text/plain; charset=utf-8", b"ok", &[]),
+            Route::Landing => respond(
+                request,
+                200,
+                "text/html; charset=utf-8",
+                self.landing_page.as_bytes(),
+                &[],
+            ),
+            Route::Metrics => {
+                self.scrape();
+                let result = respond(
+                    request,
+                    200,
+                    METRICS_CONTENT_TYPE,
+                    self.body.as_bytes(),
+                    &[],
+                );
+                // Counted after answering, as promhttp does: a scrape sees the ones before it.
+                self.requests[0] += 1;
+                result
+            }
+        };
+        if let Err(e) = result {
+            self.logger
+                .log(Level::Debug, "writing a response failed", &[("error", &e)]);
+        }
+    }
+
+    /// fetch -> decode -> collect -> write, into `self.body`.
+    fn scrape(&mut self) {
+        let started = Instant::now();
+        let (task, stats) = read_metadata(&self.config, &self.logger);
+        let process;
+        let requests: [(&str, u64); 3] =
+            std::array::from_fn(|i| (COUNTED_CODES[i], self.requests[i]));
+        let exporter = if self.config.exporter_metrics {
+            process = process::read(self.start_time_seconds);
+            Some(Exporter {
+                process: &process,
+                requests: &requests,
+            })
+        } else {
+            None
+        };
+        let scrape = Scrape {
+            task: task.as_ref(),
+            stats: stats.as_ref(),
+            exporter,
+            build: &version::BUILD,
+        };
+        let mut samples = Vec::with_capacity(64);
+        collect::collect(&scrape, &mut samples);
+        self.body.clear();
+        exposition::write(&mut self.body, FAMILIES, &mut samples);
+        if self.logger.enabled(Level::Debug) {
+            let up = task.is_some() && stats.is_some();
+            self.logger.log(
+                Level::Debug,
+                "scrape done",
+                &[
+                    ("up", &up),
+                    ("samples", &samples.len()),
+                    ("bytes", &self.body.len()),
+                    ("duration", &format_args!("{:?}", started.elapsed())),
+                ],
+            );
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Route {
+    Metrics,
+    Health,
+    Landing,
+    NotFound,
+}
+
+/// Fetches and decodes `/task` and then `/task/stats`: two requests at most. Without `/task`
+/// there is nothing to match stats to, so `/task/stats` is not asked for.
+fn read_metadata(config: &Config, logger: &Logger) -> (Option<TaskMetadata>, Option<TaskStats>) {
+    let task = read_document(config, logger, Endpoint::Task, model::decode_task);
+    let stats = match task {
+        Some(_) => read_document(config, logger, Endpoint::Stats, model::decode_stats),
+        None => None,
+    };
+    (task, stats)
+}
+
+fn read_document<T>(
+    config: &Config,
+    logger: &Logger,
+    endpoint: Endpoint,
+    decode: fn(&str) -> Result<T, DecodeError>,
+) -> Option<T> {
+    let started = Instant::now();
+    let result = tmds::fetch(&config.metadata, endpoint, config.timeout)
+        .map_err(ReadError::Fetch)
+        .and_then(|body| decode(&body).map_err(ReadError::Decode));
+    match result {
+        Ok(document) => {
+            logger.log(
+                Level::Debug,
+                "metadata read",
+                &[
+                    ("endpoint", &endpoint),
+                    ("duration", &format_args!("{:?}", started.elapsed())),
+                ],
+            );
+            Some(document)
+        }
+        Err(e) => {
+            let elapsed: Duration = started.elapsed();
+            logger.log(
+                Level::Warn,
+                "metadata request failed",
+                &[
+                    ("endpoint", &endpoint),
+                    ("error", &e),
+                    ("duration", &format_args!("{elapsed:?}")),
+                ],
+            );
+            None
+        }
+    }
+}
+
+#[derive(Debug)]
+enum ReadError {
+    Fetch(FetchError),
+    Decode(DecodeError),
+}
+
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadError::Fetch(e) => e.fmt(f),
+            ReadError::Decode(e) => e.fmt(f),
+        }
+    }
+}
+
+fn respond(
+    request: Request,
+    code: u16,
+    content_type: &str,
+    body: &[u8],
+    extra: &[(&str, &str)],
+) -> std::io::Result<()> {
+    let headers = std::iter::once(("Content-Type", content_type))
+        .chain(extra.iter().copied())
+        .filter_map(|(name, value)| Header::from_bytes(name.as_bytes(), value.as_bytes()).ok())
+        .collect();
+    let response = Response::new(StatusCode(code), headers, body, Some(body.len()), None);
+    request.respond(response)
+}
+
+fn landing_page(telemetry_path: &str) -> String {
+    let mut path = String::new();
+    for c in telemetry_path.chars() {
+        match c {
+            '&' => path.push_str("&amp;"),
+            '<' => path.push_str("&lt;"),
+            '>' => path.push_str("&gt;"),
+            '"' => path.push_str("&quot;"),
+            c => path.push(c),
+        }
+    }
+    let b = &version::BUILD;
+    format!(
+        "<!DOCTYPE html>\n<html>\n<head><meta charset=\"utf-8\"><title>ecs_exporter</title></head>\n\
+         <body>\n<h1>ecs_exporter</h1>\n<p>Prometheus Exporter for ECS</p>\n\
+         <p>version {} (revision {}, rust {})</p>\n\
+         <ul>\n<li><a href=\"{path}\">Metrics</a></li>\n<li><a href=\"/health\">Health</a></li>\n</ul>\n\
+         </body>\n</html>\n",
+        b.version, b.revision, b.rustversion
+    )
+}

@@ -1,0 +1,151 @@
+//! Fetching the task metadata endpoint v4: the exporter's only network client.
+//!
+//! Each request has a deadline (`--ecs.timeout`, enforced by minreq over connect, request and
+//! the whole body) and a body cap ([`MAX_BODY`]), so a slow, silent or endless endpoint costs
+//! one timeout and a few MiB at most, never a wedged or bloated exporter. A local directory
+//! can stand in for the endpoint (for trying the exporter on fixtures); it is read on every
+//! scrape with the same cap.
+
+use std::fmt;
+use std::io::Read;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The largest response body read. A 10-container task's `/task/stats` is about 50 KiB; 4 MiB
+/// leaves room for a hundred containers and bounds what a broken endpoint can make us hold.
+pub const MAX_BODY: u64 = 4 * 1024 * 1024;
+
+/// Where metadata comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// The endpoint's base URL (`ECS_CONTAINER_METADATA_URI_V4`), without a trailing slash.
+    Http(String),
+    /// A directory holding `task.json` and `stats.json`.
+    Dir(PathBuf),
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Http(url) => f.write_str(url),
+            Source::Dir(dir) => write!(f, "{}", dir.display()),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    Task,
+    Stats,
+}
+
+impl Endpoint {
+    fn path(self) -> &'static str {
+        match self {
+            Endpoint::Task => "/task",
+            Endpoint::Stats => "/task/stats",
+        }
+    }
+
+    fn file(self) -> &'static str {
+        match self {
+            Endpoint::Task => "task.json",
+            Endpoint::Stats => "stats.json",
+        }
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.path())
+    }
+}
+
+/// Why a fetch failed.
+#[derive(Debug)]
+pub enum FetchError {
+    /// Connecting, sending or reading failed, or the deadline passed.
+    Request(minreq::Error),
+    /// The endpoint answered with a status other than 200.
+    Status(u16),
+    /// The body was larger than [`MAX_BODY`].
+    TooLarge,
+    /// The body was not UTF-8 (so not JSON).
+    NotUtf8,
+    /// The stand-in file could not be read.
+    File(PathBuf, std::io::Error),
+}
+
+impl fmt::Display for FetchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FetchError::Request(e) => write!(f, "request failed: {e}"),
+            FetchError::Status(429) => f.write_str(
+                "HTTP 429: rate limited by the ECS agent (too many metadata requests in this task)",
+            ),
+            FetchError::Status(code) => write!(f, "HTTP {code}"),
+            FetchError::TooLarge => write!(f, "response body larger than {} MiB", MAX_BODY >> 20),
+            FetchError::NotUtf8 => f.write_str("response body is not UTF-8"),
+            FetchError::File(path, e) => write!(f, "cannot read {}: {e}", path.display()),
+        }
+    }
+}
+
+impl std::error::Error for FetchError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            FetchError::Request(e) => Some(e),
+            FetchError::File(_, e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// Fetches one document's body.
+pub fn fetch(source: &Source, endpoint: Endpoint, timeout: Duration) -> Result<String, FetchError> {
+    let mut body = Vec::new();
+    match source {
+        Source::Http(base) => {
+            let url = format!("{base}{}", endpoint.path());
+            let response = minreq::get(url)
+                // minreq counts in whole seconds; the CLI only accepts whole seconds.
+                .with_timeout(timeout.as_secs().max(1))
+                .with_max_redirects(0)
+                .send_lazy()
+                .map_err(FetchError::Request)?;
+            if response.status_code != 200 {
+                return Err(FetchError::Status(response.status_code));
+            }
+            read_capped(response, &mut body).map_err(|e| match e {
+                Capped::TooLarge => FetchError::TooLarge,
+                Capped::Io(e) => FetchError::Request(minreq::Error::IoError(e)),
+            })?;
+        }
+        Source::Dir(dir) => {
+            let path = dir.join(endpoint.file());
+            let file = std::fs::File::open(&path).map_err(|e| FetchError::File(path.clone(), e))?;
+            read_capped(file, &mut body).map_err(|e| match e {
+                Capped::TooLarge => FetchError::TooLarge,
+                Capped::Io(e) => FetchError::File(path, e),
+            })?;
+        }
+    }
+    String::from_utf8(body).map_err(|_| FetchError::NotUtf8)
+}
+
+enum Capped {
+    TooLarge,
+    Io(std::io::Error),
+}
+
+fn read_capped(reader: impl Read, body: &mut Vec<u8>) -> Result<(), Capped> {
+    // One byte past the cap tells "exactly the cap" from "more than the cap".
+    reader
+        .take(MAX_BODY + 1)
+        .read_to_end(body)
+        .map_err(Capped::Io)?;
+    if body.len() as u64 > MAX_BODY {
+        return Err(Capped::TooLarge);
+    }
+    Ok(())
+}
