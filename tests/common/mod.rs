@@ -1,0 +1,414 @@
+//! Test harness: a fake metadata endpoint, the real binary started against it, and a strict
+//! parser of the exposition text (so every output a test sees is checked for validity).
+#![allow(dead_code)] // Each test file uses a different part of this module.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+pub fn project_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `../shared`, if present. With `CI` set its absence is a failure, otherwise a skip.
+pub fn shared_dir(test: &str) -> Option<PathBuf> {
+    let dir = project_dir().join("../shared");
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!(
+            "{test}: ../shared is missing and CI is set; the conformance data must be beside the project"
+        );
+    }
+    eprintln!("{test}: SKIPPED, ../shared is not beside the project");
+    None
+}
+
+/// What the fake endpoint answers to one request.
+pub struct Reply {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn file(path: &Path) -> Reply {
+        let body =
+            std::fs::read(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+        Reply { status: 200, body }
+    }
+}
+
+/// A metadata endpoint on loopback: `{base}/task` and `{base}/task/stats`.
+pub struct FakeMetadata {
+    pub base: String,
+    pub hits: Arc<AtomicUsize>,
+    server: Arc<tiny_http::Server>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl FakeMetadata {
+    /// Serves two files, read again on every request.
+    pub fn files(task: PathBuf, stats: PathBuf) -> FakeMetadata {
+        FakeMetadata::start(move |path| match path {
+            "/task" => Reply::file(&task),
+            "/task/stats" => Reply::file(&stats),
+            _ => Reply {
+                status: 404,
+                body: b"not found".to_vec(),
+            },
+        })
+    }
+
+    /// `handler` gets the path below the base (`/task` or `/task/stats`).
+    pub fn start(handler: impl Fn(&str) -> Reply + Send + 'static) -> FakeMetadata {
+        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("fake endpoint binds"));
+        let port = server.server_addr().to_ip().expect("ip listener").port();
+        let hits = Arc::new(AtomicUsize::new(0));
+        let (srv, count) = (Arc::clone(&server), Arc::clone(&hits));
+        let thread = std::thread::spawn(move || {
+            for request in srv.incoming_requests() {
+                count.fetch_add(1, Ordering::SeqCst);
+                let path = request
+                    .url()
+                    .strip_prefix("/v4/fake")
+                    .unwrap_or("")
+                    .to_owned();
+                let reply = handler(&path);
+                let response =
+                    tiny_http::Response::from_data(reply.body).with_status_code(reply.status);
+                let _ = request.respond(response);
+            }
+        });
+        FakeMetadata {
+            base: format!("http://127.0.0.1:{port}/v4/fake"),
+            hits,
+            server,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for FakeMetadata {
+    fn drop(&mut self) {
+        self.server.unblock();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The real binary, listening on an ephemeral loopback port.
+pub struct Exporter {
+    child: Child,
+    pub base: String,
+    log: Arc<Mutex<String>>,
+}
+
+impl Exporter {
+    pub fn start(args: &[&str]) -> Exporter {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ecs_exporter"))
+            .arg("--web.listen-address=127.0.0.1:0")
+            .args(args)
+            .env_remove("ECS_CONTAINER_METADATA_URI_V4")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the exporter starts");
+        let mut stderr = BufReader::new(child.stderr.take().expect("stderr piped"));
+        let mut first = String::new();
+        let _ = stderr.read_line(&mut first);
+        let address = first
+            .split_whitespace()
+            .find_map(|field| field.strip_prefix("address="))
+            .unwrap_or_else(|| {
+                let _ = child.kill();
+                panic!("the exporter did not start; it said: {first}")
+            })
+            .to_owned();
+        let log = Arc::new(Mutex::new(first));
+        let sink = Arc::clone(&log);
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            while stderr.read_line(&mut line).is_ok_and(|n| n > 0) {
+                sink.lock().expect("log lock").push_str(&line);
+                line.clear();
+            }
+        });
+        Exporter {
+            child,
+            base: format!("http://{address}"),
+            log,
+        }
+    }
+
+    pub fn get(&self, path: &str) -> minreq::Response {
+        minreq::get(format!("{}{path}", self.base))
+            .with_timeout(10)
+            .send()
+            .expect("the exporter answers")
+    }
+
+    pub fn request(&self, method: &str, path: &str) -> minreq::Response {
+        let method = match method {
+            "HEAD" => minreq::Method::Head,
+            "POST" => minreq::Method::Post,
+            "DELETE" => minreq::Method::Delete,
+            other => minreq::Method::Custom(other.to_owned()),
+        };
+        minreq::Request::new(method, format!("{}{path}", self.base))
+            .with_timeout(10)
+            .send()
+            .expect("answers")
+    }
+
+    /// GET the metrics, checking status, content type and that the text parses.
+    pub fn metrics(&self) -> String {
+        let response = self.get("/metrics");
+        assert_eq!(response.status_code, 200);
+        assert_eq!(
+            response.header("content-type"),
+            Some("text/plain; version=0.0.4; charset=utf-8")
+        );
+        let text = response.as_str().expect("UTF-8").to_owned();
+        parse_exposition(&text);
+        text
+    }
+
+    /// Everything the exporter wrote to stderr so far (waits briefly for lines in flight).
+    pub fn log(&self) -> String {
+        std::thread::sleep(Duration::from_millis(50));
+        self.log.lock().expect("log lock").clone()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Exporter {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs the binary to completion: (exit code, stdout, stderr).
+pub fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ecs_exporter"));
+    cmd.args(args)
+        .env_remove("ECS_CONTAINER_METADATA_URI_V4")
+        .stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("runs");
+    let text = |b: Vec<u8>| String::from_utf8(b).expect("UTF-8 output");
+    (
+        out.status.code().unwrap_or(-1),
+        text(out.stdout),
+        text(out.stderr),
+    )
+}
+
+/// One sample: name, label pairs, value.
+pub type Series = (String, Vec<(String, String)>, f64);
+
+/// Parses exposition format 0.0.4 strictly, panicking with the offending line on any error:
+/// each family's HELP then TYPE come first and once, samples of a family are contiguous,
+/// label values are properly escaped, no series repeats, and values are Go floats.
+pub fn parse_exposition(text: &str) -> Vec<Series> {
+    let mut series: Vec<Series> = Vec::new();
+    let mut families: Vec<String> = Vec::new();
+    let mut current: Option<String> = None;
+    let mut typed = false;
+    assert!(
+        text.is_empty() || text.ends_with('\n'),
+        "exposition must end with a newline"
+    );
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let (name, help) = rest
+                .split_once(' ')
+                .unwrap_or_else(|| panic!("bad HELP: {line}"));
+            assert!(valid_name(name), "bad metric name in: {line}");
+            assert!(
+                !families.contains(&name.to_owned()),
+                "family {name} appears twice"
+            );
+            check_escapes(help, false, line);
+            families.push(name.to_owned());
+            current = Some(name.to_owned());
+            typed = false;
+        } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest
+                .split_once(' ')
+                .unwrap_or_else(|| panic!("bad TYPE: {line}"));
+            assert_eq!(Some(name), current.as_deref(), "TYPE without HELP: {line}");
+            assert!(
+                matches!(kind, "counter" | "gauge"),
+                "unexpected type: {line}"
+            );
+            assert!(!typed, "TYPE twice: {line}");
+            typed = true;
+        } else {
+            let (name, labels, value) = parse_sample(line);
+            assert_eq!(
+                Some(name.as_str()),
+                current.as_deref(),
+                "sample outside its family: {line}"
+            );
+            assert!(typed, "sample before TYPE: {line}");
+            assert!(
+                !series.iter().any(|(n, l, _)| *n == name && *l == labels),
+                "duplicate series: {line}"
+            );
+            series.push((name, labels, value));
+        }
+    }
+    series
+}
+
+fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+}
+
+fn check_escapes(text: &str, quoted: bool, line: &str) {
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some('\\' | 'n') => {}
+                Some('"') if quoted => {}
+                other => panic!("bad escape \\{other:?} in: {line}"),
+            },
+            '"' if quoted => panic!("unescaped quote in: {line}"),
+            '\n' => panic!("raw newline in: {line}"),
+            _ => {}
+        }
+    }
+}
+
+fn unescape(value: &str) -> String {
+    let mut out = String::new();
+    let mut chars = value.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            match chars.next() {
+                Some('n') => out.push('\n'),
+                Some(other) => out.push(other),
+                None => {}
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn parse_sample(line: &str) -> Series {
+    let name_end = line
+        .find(['{', ' '])
+        .unwrap_or_else(|| panic!("bad sample: {line}"));
+    let name = &line[..name_end];
+    assert!(valid_name(name), "bad metric name in: {line}");
+    let mut rest = &line[name_end..];
+    let mut labels = Vec::new();
+    if let Some(body) = rest.strip_prefix('{') {
+        let mut body = body;
+        loop {
+            let (label, after) = body
+                .split_once("=\"")
+                .unwrap_or_else(|| panic!("bad labels: {line}"));
+            assert!(
+                valid_name(label) && !label.contains(':'),
+                "bad label name in: {line}"
+            );
+            // The value ends at the first quote not escaped by a backslash.
+            let bytes = after.as_bytes();
+            let mut i = 0;
+            while i < bytes.len() && bytes[i] != b'"' {
+                i += if bytes[i] == b'\\' { 2 } else { 1 };
+            }
+            assert!(i < bytes.len(), "unterminated label value: {line}");
+            let raw = &after[..i];
+            check_escapes(raw, true, line);
+            assert!(
+                !labels.iter().any(|(l, _): &(String, String)| l == label),
+                "label twice: {line}"
+            );
+            labels.push((label.to_owned(), unescape(raw)));
+            let tail = &after[i + 1..];
+            if let Some(t) = tail.strip_prefix(',') {
+                body = t;
+            } else if let Some(t) = tail.strip_prefix('}') {
+                rest = t;
+                break;
+            } else {
+                panic!("bad label separator: {line}");
+            }
+        }
+    }
+    let value = rest
+        .strip_prefix(' ')
+        .unwrap_or_else(|| panic!("no value: {line}"));
+    let value = match value {
+        "NaN" => f64::NAN,
+        "+Inf" => f64::INFINITY,
+        "-Inf" => f64::NEG_INFINITY,
+        v => v.parse().unwrap_or_else(|_| panic!("bad value in: {line}")),
+    };
+    (name.to_owned(), labels, value)
+}
+
+/// The value of one series, if present.
+pub fn value(series: &[Series], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    series
+        .iter()
+        .find(|(n, l, _)| {
+            n == name
+                && l.len() == labels.len()
+                && labels
+                    .iter()
+                    .all(|(k, v)| l.iter().any(|(lk, lv)| lk == k && lv == v))
+        })
+        .map(|(_, _, v)| *v)
+}
+
+/// Masks what differs between builds in `ecs_exporter_build_info` (revision, compiler, arch),
+/// so golden files hold across commits and platforms.
+pub fn mask_build_info(text: &str) -> String {
+    let mut out = String::new();
+    for line in text.lines() {
+        if line.starts_with("ecs_exporter_build_info{") {
+            let version = env!("CARGO_PKG_VERSION");
+            out.push_str(&format!(
+                "ecs_exporter_build_info{{goarch=\"ARCH\",goos=\"linux\",revision=\"REVISION\",rustversion=\"RUSTVERSION\",version=\"{version}\"}} 1"
+            ));
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// Reads a stream to a string (for child pipes).
+pub fn read_all(mut r: impl Read) -> String {
+    let mut s = String::new();
+    let _ = r.read_to_string(&mut s);
+    s
+}
