@@ -127,9 +127,15 @@ impl Exporter {
         let mut stderr = BufReader::new(child.stderr.take().expect("stderr piped"));
         let mut first = String::new();
         let _ = stderr.read_line(&mut first);
+        // logfmt `address=HOST:PORT` or JSON `"address":"HOST:PORT"`.
         let address = first
-            .split_whitespace()
-            .find_map(|field| field.strip_prefix("address="))
+            .split([' ', ','])
+            .find_map(|field| {
+                field
+                    .strip_prefix("address=")
+                    .or_else(|| field.strip_prefix("\"address\":"))
+            })
+            .map(|a| a.trim_matches('"'))
             .unwrap_or_else(|| {
                 let _ = child.kill();
                 panic!("the exporter did not start; it said: {first}")

@@ -1,0 +1,114 @@
+//! The command line of the real binary: exit codes and the one line a user sees.
+
+mod common;
+
+use common::{project_dir, run};
+
+#[test]
+fn help_lists_every_flag_and_exits_0() {
+    for flag in ["-h", "--help"] {
+        let (code, out, err) = run(&[flag], &[]);
+        assert_eq!((code, err.as_str()), (0, ""));
+        for name in [
+            "--web.listen-address",
+            "--web.telemetry-path",
+            "--[no-]web.disable-exporter-metrics",
+            "--ecs.metadata-uri",
+            "--ecs.timeout",
+            "--log.level",
+            "--log.format",
+            "--version",
+        ] {
+            assert!(out.contains(name), "--help should mention {name}");
+        }
+    }
+}
+
+#[test]
+fn version_names_the_program_and_exits_0() {
+    let (code, out, _) = run(&["--version"], &[]);
+    assert_eq!(code, 0);
+    assert!(
+        out.starts_with(&format!(
+            "ecs_exporter, version {} (revision: ",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{out}"
+    );
+    assert!(out.contains("platform:         linux/"), "{out}");
+}
+
+/// Exactly one line on stderr, and the exit code.
+fn one_line_error(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+    let (code, out, err) = run(args, env);
+    assert_eq!(out, "", "{args:?}: nothing on stdout");
+    assert_eq!(
+        err.lines().count(),
+        1,
+        "{args:?}: one line on stderr, got {err:?}"
+    );
+    (code, err)
+}
+
+#[test]
+fn bad_flags_exit_2_with_one_line() {
+    let env = [("ECS_CONTAINER_METADATA_URI_V4", "http://127.0.0.1:9/v4/x")];
+    let rows: &[(&[&str], &str)] = &[
+        (&["--bogus"], "unknown flag '--bogus'"),
+        (
+            &["--log.level=loud"],
+            "--log.level \"loud\": must be one of debug, info, warn, error",
+        ),
+        (
+            &["--web.listen-address=nonsense"],
+            "--web.listen-address \"nonsense\"",
+        ),
+        (
+            &["--web.config.file=web.yml"],
+            "--web.config.file (TLS and basic auth) is not supported yet",
+        ),
+        (
+            &["--ecs.metadata-uri=/does/not/exist"],
+            "--ecs.metadata-uri /does/not/exist: no such directory",
+        ),
+        (&["--ecs.timeout=fast"], "--ecs.timeout \"fast\""),
+    ];
+    for &(args, want) in rows {
+        let (code, err) = one_line_error(args, &env);
+        assert_eq!(code, 2, "{args:?}");
+        assert!(err.starts_with("ecs_exporter: error: "), "{err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn without_the_metadata_variable_exit_1_naming_it() {
+    let (code, err) = one_line_error(&[], &[]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("ECS_CONTAINER_METADATA_URI_V4 is not set"),
+        "{err}"
+    );
+    assert!(err.contains("runs inside an ECS task"), "{err}");
+}
+
+#[test]
+fn a_busy_port_exits_1_naming_the_address() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let address = busy.local_addr().expect("address").to_string();
+    let fixtures = project_dir().join("fixtures/fargate");
+    let listen = format!("--web.listen-address={address}");
+    let (code, err) = one_line_error(
+        &[
+            &listen,
+            "--ecs.metadata-uri",
+            fixtures.to_str().expect("UTF-8"),
+        ],
+        &[],
+    );
+    assert_eq!(code, 1);
+    assert!(
+        err.contains(&format!("cannot listen on {address}")),
+        "{err}"
+    );
+}

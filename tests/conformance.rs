@@ -1,0 +1,299 @@
+//! Conformance with the Go exporter v0.4.0 and robustness on real payloads, using the data in
+//! `../shared` in place (never copied into the project). Fails when `CI` is set and `../shared`
+//! is missing; otherwise says it skipped.
+
+mod common;
+
+use std::path::Path;
+
+use common::{Exporter, FakeMetadata, Series, parse_exposition, shared_dir, value};
+
+/// Our additions to the Go exporter's output; everything else must match its snapshots.
+const ADDED_FAMILIES: &[&str] = &["ecs_up", "ecs_exporter_build_info"];
+
+fn scrape(task: &Path, stats: &Path) -> String {
+    let endpoint = FakeMetadata::files(task.to_owned(), stats.to_owned());
+    let uri = format!("--ecs.metadata-uri={}", endpoint.base);
+    let exporter = Exporter::start(&[&uri, "--web.disable-exporter-metrics"]);
+    let text = exporter.metrics();
+    assert_eq!(endpoint.hits(), 2);
+    text
+}
+
+/// Drops the families we add, keeping the rest of the text exactly as written.
+fn without_added_families(text: &str) -> String {
+    let mut out = String::new();
+    for line in text.lines() {
+        let name = line
+            .strip_prefix("# HELP ")
+            .or_else(|| line.strip_prefix("# TYPE "))
+            .unwrap_or(line)
+            .split([' ', '{'])
+            .next()
+            .unwrap_or("");
+        if !ADDED_FAMILIES.contains(&name) {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+#[test]
+fn go_snapshots_byte_for_byte_with_the_documented_fixes() {
+    let Some(shared) = shared_dir("go_snapshots_byte_for_byte_with_the_documented_fixes") else {
+        return;
+    };
+    let go = shared.join("conformance/ecs_exporter-v0.4.0");
+    // The one documented difference these fixtures show: on cgroup v2 (the EC2 fixture) page
+    // cache is memory_stats.stats.file (25296896 and 19619840 in the fixture); Go reports 0.
+    let fixes: &[(&str, &[(&str, &str)])] = &[
+        ("fargate", &[]),
+        (
+            "ec2",
+            &[
+                (
+                    "ecs_container_memory_page_cache_size_bytes{container_name=\"ecs-exporter\"} 0",
+                    "ecs_container_memory_page_cache_size_bytes{container_name=\"ecs-exporter\"} 2.5296896e+07",
+                ),
+                (
+                    "ecs_container_memory_page_cache_size_bytes{container_name=\"prometheus\"} 0",
+                    "ecs_container_memory_page_cache_size_bytes{container_name=\"prometheus\"} 1.961984e+07",
+                ),
+            ],
+        ),
+    ];
+    for &(case, replacements) in fixes {
+        let fixtures = go.join("fixtures");
+        let text = scrape(
+            &fixtures.join(format!("{case}_task_metadata.json")),
+            &fixtures.join(format!("{case}_task_stats.json")),
+        );
+        let series = parse_exposition(&text);
+        assert_eq!(value(&series, "ecs_up", &[]), Some(1.0), "{case}");
+        let mut want = std::fs::read_to_string(go.join(format!("snapshots/{case}_metrics.txt")))
+            .expect("snapshot");
+        if !want.ends_with('\n') {
+            want.push('\n');
+        }
+        for (from, to) in replacements {
+            assert!(
+                want.contains(from),
+                "{case}: the snapshot no longer holds {from}"
+            );
+            want = want.replace(from, to);
+        }
+        assert_eq!(
+            without_added_families(&text),
+            want,
+            "{case}: differs from the Go snapshot"
+        );
+    }
+}
+
+/// A series (name and labels) and its exact value.
+type Expected = (&'static str, &'static [(&'static str, &'static str)], f64);
+
+/// One real payload pair and what must come out of it.
+struct Payload {
+    task: &'static str,
+    stats: &'static str,
+    /// Containers with CPU samples (those whose stats entry matches the task and reports stats).
+    containers: &'static [&'static str],
+    interfaces: &'static [&'static str],
+    /// Some values, checked exactly.
+    values: &'static [Expected],
+    /// Families that must be absent.
+    absent: &'static [&'static str],
+}
+
+const PAYLOADS: &[Payload] = &[
+    Payload {
+        task: "otelcontrib-ec2-bridge.task.json",
+        stats: "otelcontrib-ec2-bridge.stats.json",
+        containers: &["nginx100", "nginx200", "nginx300"],
+        interfaces: &["eth0", "eth1"],
+        // eth0 from nginx200, the last container in /task's order.
+        values: &[
+            (
+                "ecs_network_receive_bytes_total",
+                &[("interface", "eth0")],
+                2156.0,
+            ),
+            (
+                "ecs_container_memory_limit_bytes",
+                &[("container_name", "nginx100")],
+                134217728.0,
+            ),
+            ("ecs_task_cpu_limit_vcpus", &[], 0.5),
+        ],
+        absent: &[],
+    },
+    Payload {
+        task: "otelcontrib-ecsutil-ec2.task.json",
+        stats: "otelcontrib-ec2-bridge.stats.json",
+        containers: &["nginx100", "nginx200", "nginx300"],
+        interfaces: &["eth0", "eth1"],
+        values: &[("ecs_task_ephemeral_storage_used_bytes", &[], 524288000.0)],
+        absent: &["ecs_task_cpu_limit_vcpus", "ecs_task_memory_limit_bytes"],
+    },
+    Payload {
+        task: "otelcontrib-fargate-stopped.task.json",
+        stats: "otelcontrib-fargate-stopped.stats.json",
+        containers: &["essential"],
+        interfaces: &["eth1"],
+        values: &[(
+            "ecs_container_memory_usage_bytes",
+            &[("container_name", "essential")],
+            974848.0,
+        )],
+        absent: &[],
+    },
+    Payload {
+        task: "awsdocs-ec2-awsvpc.task.json",
+        stats: "awsdocs-ec2-awsvpc.stats.json",
+        containers: &[],
+        interfaces: &[],
+        values: &[],
+        absent: &[
+            "ecs_task_cpu_limit_vcpus",
+            "ecs_container_cpu_usage_seconds_total",
+        ],
+    },
+    Payload {
+        task: "awsdocs-fargate-2020.task.json",
+        stats: "awsdocs-fargate-2020.stats.json",
+        containers: &[],
+        interfaces: &[],
+        values: &[("ecs_task_memory_limit_bytes", &[], 536870912.0)],
+        absent: &[],
+    },
+    Payload {
+        task: "datadogagent-managedinstances-cgroupv2.task.json",
+        stats: "datadogagent-managedinstances-cgroupv2.stats.json",
+        containers: &[],
+        interfaces: &[],
+        values: &[("ecs_task_cpu_limit_vcpus", &[], 1.0)],
+        absent: &[],
+    },
+    Payload {
+        task: "datadogagent-managedinstances-cgroupv2.task.json",
+        stats: "datadogagent-managedinstances-cgroupv2-nonetworks.stats.json",
+        containers: &[],
+        interfaces: &[],
+        values: &[],
+        absent: &[],
+    },
+    Payload {
+        task: "ddintegrations-fargate-v4.task.json",
+        stats: "ddintegrations-fargate-v4.stats.json",
+        containers: &["apmtest-ping", "dd-agent"],
+        interfaces: &["eth1"],
+        values: &[(
+            "ecs_container_memory_page_cache_size_bytes",
+            &[("container_name", "dd-agent")],
+            5136384.0,
+        )],
+        absent: &[],
+    },
+    Payload {
+        task: "ddintegrations-fargate-v2.task.json",
+        stats: "ddintegrations-fargate-v2.stats.json",
+        containers: &["dd-agent", "redis", "~internal~ecs~pause"],
+        // The 2017 payload has `network` (singular), which Docker no longer sends.
+        interfaces: &[],
+        values: &[(
+            "ecs_container_memory_limit_bytes",
+            &[("container_name", "redis")],
+            268435456.0,
+        )],
+        absent: &[],
+    },
+    Payload {
+        task: "ddintegrations-fargate-v2.task.json",
+        stats: "ddintegrations-windows.stats.json",
+        containers: &["dd-agent"],
+        interfaces: &["Ethernet 3"],
+        // blkio lists are the string "None" and there is no memory_stats.stats: the rest is served.
+        values: &[
+            (
+                "ecs_container_cpu_usage_seconds_total",
+                &[("container_name", "dd-agent")],
+                17.03125,
+            ),
+            (
+                "ecs_container_memory_usage_bytes",
+                &[("container_name", "dd-agent")],
+                210485248.0,
+            ),
+        ],
+        absent: &["ecs_container_memory_page_cache_size_bytes"],
+    },
+    Payload {
+        // One container's stats object where a map of them belongs: decodes, matches nothing.
+        task: "ddintegrations-fargate-v2.task.json",
+        stats: "ecsagent-windows-synthetic.container-stats.json",
+        containers: &[],
+        interfaces: &[],
+        values: &[],
+        absent: &["ecs_container_cpu_usage_seconds_total"],
+    },
+];
+
+fn labels_of(series: &[Series], family: &str, label: &str) -> Vec<String> {
+    let mut values: Vec<String> = series
+        .iter()
+        .filter(|(n, _, _)| n == family)
+        .filter_map(|(_, l, _)| l.iter().find(|(k, _)| k == label).map(|(_, v)| v.clone()))
+        .collect();
+    values.sort();
+    values
+}
+
+#[test]
+fn real_payloads_serve_everything_they_support() {
+    let Some(shared) = shared_dir("real_payloads_serve_everything_they_support") else {
+        return;
+    };
+    let dir = shared.join("payloads");
+    for p in PAYLOADS {
+        let what = format!("{} + {}", p.task, p.stats);
+        let series = parse_exposition(&scrape(&dir.join(p.task), &dir.join(p.stats)));
+        assert_eq!(value(&series, "ecs_up", &[]), Some(1.0), "{what}");
+        assert!(
+            series.iter().any(|(n, _, _)| n == "ecs_task_metadata_info"),
+            "{what}"
+        );
+        assert_eq!(
+            labels_of(
+                &series,
+                "ecs_container_cpu_usage_seconds_total",
+                "container_name"
+            ),
+            p.containers,
+            "{what}"
+        );
+        assert_eq!(
+            labels_of(&series, "ecs_network_receive_bytes_total", "interface"),
+            p.interfaces,
+            "{what}"
+        );
+        for &(name, labels, want) in p.values {
+            assert_eq!(
+                value(&series, name, labels),
+                Some(want),
+                "{what}: {name}{labels:?}"
+            );
+        }
+        for name in p.absent {
+            assert!(
+                !series.iter().any(|(n, _, _)| n == name),
+                "{what}: {name} should be absent"
+            );
+        }
+        assert!(
+            series.iter().all(|(_, _, v)| v.is_finite()),
+            "{what}: every value is a number"
+        );
+    }
+}
