@@ -22,6 +22,8 @@ metrics. Runs as a sidecar inside an ECS task, where ECS sets ECS_CONTAINER_META
 Flags:
   -h, --help                     Show this help and exit.
       --version                  Show the version and exit.
+      --health-check             GET /health on the listen address below, print one line, and
+                                 exit 0 if it answered 200, else 1 (for ECS healthCheck).
       --web.listen-address=\":9779\"
                                  Address to listen on (host:port; an empty host means all
                                  interfaces).
@@ -42,6 +44,8 @@ Flags:
 #[derive(Debug, PartialEq)]
 pub enum Command {
     Run(Config),
+    /// Check the health of a server listening on this address.
+    HealthCheck(ListenAddress),
     Help,
     Version,
 }
@@ -126,12 +130,14 @@ pub fn parse(
         level: Level::Info,
         format: Format::Logfmt,
     };
+    let mut health_check = false;
 
     let mut parser = lexopt::Parser::from_args(args);
     while let Some(arg) = parser.next().map_err(describe)? {
         match arg {
             Short('h') | Long("help") => return Ok(Command::Help),
             Long("version") => return Ok(Command::Version),
+            Long("health-check") => health_check = true,
             Long("web.listen-address") => {
                 if listen_given {
                     return Err(usage(
@@ -192,6 +198,10 @@ pub fn parse(
         }
     }
 
+    if health_check {
+        // The check only needs the address; it runs where the metadata variable may be unset.
+        return Ok(Command::HealthCheck(listen));
+    }
     let metadata = match metadata_flag {
         Some(source) => source,
         None => source_from_env(env_uri)?,
@@ -422,6 +432,17 @@ mod tests {
             Ok(Command::Help)
         );
         assert_eq!(run(&["--version"], None), Ok(Command::Version));
+        assert_eq!(
+            run(&["--health-check", "--web.listen-address=:9000"], None),
+            Ok(Command::HealthCheck(ListenAddress {
+                host: String::new(),
+                port: 9000
+            }))
+        );
+        assert_eq!(
+            run(&["--health-check", "--web.listen-address=oops"], None).map_err(|e| e.exit_code()),
+            Err(2)
+        );
     }
 
     #[test]

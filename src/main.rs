@@ -8,11 +8,13 @@
 mod cli;
 mod collect;
 mod exposition;
+mod healthcheck;
 mod log;
 mod model;
 mod process;
 mod rfc3339;
 mod server;
+mod signals;
 mod tmds;
 mod version;
 
@@ -33,6 +35,18 @@ fn main() -> ExitCode {
             print!("{}", version::text());
             return ExitCode::SUCCESS;
         }
+        cli::Command::HealthCheck(listen) => {
+            return match healthcheck::check(&listen) {
+                Ok(line) => {
+                    println!("{line}");
+                    ExitCode::SUCCESS
+                }
+                Err(line) => {
+                    println!("{line}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         cli::Command::Run(config) => config,
     };
     if let tmds::Source::Dir(dir) = &config.metadata
@@ -41,13 +55,26 @@ fn main() -> ExitCode {
         let msg = format!("--ecs.metadata-uri {}: no such directory", dir.display());
         return fail(&msg, 2);
     }
-    match server::Server::bind(config) {
-        Ok(server) => {
-            server.run();
-            ExitCode::SUCCESS
-        }
-        Err(e) => fail(&e, 1),
+    // Before any thread starts (tiny_http starts some), so that every thread inherits the mask.
+    let termination = match signals::block() {
+        Ok(t) => t,
+        Err(e) => return fail(&format!("cannot block SIGTERM and SIGINT: {e}"), 1),
+    };
+    let logger = config.logger;
+    let server = match server::Server::bind(config) {
+        Ok(server) => server,
+        Err(e) => return fail(&e, 1),
+    };
+    let shutdown = server.shutdown_handle();
+    let waiter = signals::spawn_waiter(termination, move |signal| {
+        logger.log(log::Level::Info, "shutting down", &[("signal", &signal)]);
+        shutdown.shutdown();
+    });
+    if let Err(e) = waiter {
+        return fail(&format!("cannot start the signal thread: {e}"), 1);
     }
+    server.run();
+    ExitCode::SUCCESS
 }
 
 fn fail(error: &dyn std::fmt::Display, code: u8) -> ExitCode {

@@ -5,6 +5,8 @@
 //! is logged as a warning naming the endpoint and the failure. Nothing a client or the endpoint
 //! sends can end the loop.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tiny_http::{Header, Method, Request, Response, StatusCode};
@@ -23,7 +25,8 @@ const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 const COUNTED_CODES: [&str; 3] = ["200", "500", "503"];
 
 pub struct Server {
-    http: tiny_http::Server,
+    http: Arc<tiny_http::Server>,
+    stop: Arc<AtomicBool>,
     config: Config,
     logger: Logger,
     landing_page: String,
@@ -64,7 +67,8 @@ impl Server {
             cause,
         })?;
         Ok(Server {
-            http,
+            http: Arc::new(http),
+            stop: Arc::new(AtomicBool::new(false)),
             landing_page: landing_page(&config.telemetry_path),
             logger: config.logger,
             config,
@@ -74,7 +78,16 @@ impl Server {
         })
     }
 
-    /// Serves requests until the process ends.
+    /// A handle that ends [`Server::run`] from another thread.
+    pub fn shutdown_handle(&self) -> Shutdown {
+        Shutdown {
+            http: Arc::clone(&self.http),
+            stop: Arc::clone(&self.stop),
+        }
+    }
+
+    /// Serves requests until [`Shutdown::shutdown`] is called; the request in hand is answered
+    /// first.
     pub fn run(mut self) {
         let address = self.http.server_addr().to_string();
         let b = &version::BUILD;
@@ -89,9 +102,10 @@ impl Server {
                 ("metadata", &self.config.metadata),
             ],
         );
-        loop {
+        while !self.stop.load(Ordering::SeqCst) {
             match self.http.recv() {
                 Ok(request) => self.handle(request),
+                Err(_) if self.stop.load(Ordering::SeqCst) => break,
                 Err(e) => {
                     self.logger
                         .log(Level::Warn, "accepting a request failed", &[("error", &e)])
@@ -194,6 +208,19 @@ impl Server {
                 ],
             );
         }
+    }
+}
+
+/// Ends the server loop: set the flag, then wake the loop if it waits for a request.
+pub struct Shutdown {
+    http: Arc<tiny_http::Server>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Shutdown {
+    pub fn shutdown(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.http.unblock();
     }
 }
 

@@ -1,0 +1,56 @@
+//! SIGTERM and SIGINT, for a process that is often PID 1 of a scratch container.
+//!
+//! The kernel ignores a signal sent to PID 1 unless PID 1 handles it, so without this ECS would
+//! wait out the stop timeout and then SIGKILL the exporter. Instead of a handler (which can do
+//! almost nothing safely), both signals are blocked in every thread and one thread waits for them
+//! with `sigwait`, then runs ordinary code. std offers no signal API; this is the only user of the
+//! libc crate.
+
+use std::io;
+
+/// The blocked set of termination signals, to be waited for by [`spawn_waiter`].
+pub struct Termination(libc::sigset_t);
+
+/// Blocks SIGTERM and SIGINT in the calling thread and so in every thread it starts afterwards.
+/// Call it before any thread exists.
+pub fn block() -> io::Result<Termination> {
+    // SAFETY: sigset_t is plain data that sigemptyset initialises; the calls only read and
+    // write the set and this thread's mask.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        let rc = libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        if rc != 0 {
+            return Err(io::Error::from_raw_os_error(rc));
+        }
+        Ok(Termination(set))
+    }
+}
+
+/// Starts a thread that calls `on_signal` with the signal's name when one arrives.
+pub fn spawn_waiter(
+    set: Termination,
+    on_signal: impl FnOnce(&'static str) + Send + 'static,
+) -> io::Result<()> {
+    std::thread::Builder::new()
+        .name("signals".into())
+        .stack_size(64 * 1024)
+        .spawn(move || {
+            let mut signal: libc::c_int = 0;
+            loop {
+                // SAFETY: the set was initialised by `block`; sigwait writes one int.
+                let rc = unsafe { libc::sigwait(&set.0, &mut signal) };
+                if rc == 0 {
+                    break;
+                }
+            }
+            on_signal(if signal == libc::SIGINT {
+                "SIGINT"
+            } else {
+                "SIGTERM"
+            });
+        })?;
+    Ok(())
+}

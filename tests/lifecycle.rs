@@ -1,0 +1,154 @@
+//! Start, health check and stop: what ECS does to the container.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Exporter, project_dir, run};
+
+fn fixtures() -> String {
+    project_dir()
+        .join("fixtures/fargate")
+        .to_str()
+        .expect("UTF-8")
+        .to_owned()
+}
+
+/// Waits up to `limit` for the process to exit; its exit code, or None if it is still running.
+fn wait_exit(child: &mut std::process::Child, limit: Duration) -> Option<i32> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status.code().unwrap_or(-1));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    None
+}
+
+fn signal(pid: u32, sig: &str) {
+    let ok = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("kill runs");
+    assert!(ok.success(), "kill -{sig} {pid}");
+}
+
+#[test]
+fn sigterm_and_sigint_end_it_with_status_0_promptly() {
+    for sig in ["TERM", "INT"] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ecs_exporter"))
+            .args([
+                "--web.listen-address=127.0.0.1:0",
+                "--ecs.metadata-uri",
+                &fixtures(),
+            ])
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starts");
+        let mut first = String::new();
+        let _ = BufReader::new(child.stderr.take().expect("stderr")).read_line(&mut first);
+        assert!(first.contains("starting ecs_exporter"), "{first}");
+        signal(child.id(), sig);
+        let code = wait_exit(&mut child, Duration::from_secs(1));
+        if code.is_none() {
+            let _ = child.kill();
+        }
+        assert_eq!(
+            code,
+            Some(0),
+            "SIG{sig} ends the exporter with status 0 within a second"
+        );
+    }
+}
+
+#[test]
+fn as_pid_1_of_its_own_pid_namespace_sigterm_ends_it() {
+    let mut child = match Command::new("unshare")
+        .args([
+            "--pid",
+            "--fork",
+            "--kill-child",
+            env!("CARGO_BIN_EXE_ecs_exporter"),
+        ])
+        .args([
+            "--web.listen-address=127.0.0.1:0",
+            "--ecs.metadata-uri",
+            &fixtures(),
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+    {
+        Ok(child) => child,
+        Err(e) => return skip_or_fail(&format!("unshare cannot run: {e}")),
+    };
+    let mut first = String::new();
+    let _ = BufReader::new(child.stderr.take().expect("stderr")).read_line(&mut first);
+    if !first.contains("starting ecs_exporter") {
+        let _ = child.kill();
+        return skip_or_fail(&format!("no PID namespace here (unshare said: {first})"));
+    }
+    // The exporter is unshare's only child; in its namespace it is PID 1.
+    let children = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", child.id()))
+        .expect("children");
+    let pid: u32 = children
+        .split_whitespace()
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("one child");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    let nspid = status
+        .lines()
+        .find(|l| l.starts_with("NSpid:"))
+        .expect("NSpid line");
+    assert_eq!(
+        nspid.split_whitespace().last(),
+        Some("1"),
+        "the exporter is PID 1: {nspid}"
+    );
+
+    signal(pid, "TERM");
+    let code = wait_exit(&mut child, Duration::from_secs(1));
+    if code.is_none() {
+        let _ = child.kill();
+    }
+    assert_eq!(
+        code,
+        Some(0),
+        "as PID 1, SIGTERM ends the exporter with status 0 within a second"
+    );
+}
+
+fn skip_or_fail(why: &str) {
+    assert!(std::env::var_os("CI").is_none(), "{why}");
+    eprintln!("SKIPPED: {why}");
+}
+
+#[test]
+fn health_check_answers_for_a_running_server_and_fails_for_none() {
+    let e = Exporter::start(&["--ecs.metadata-uri", &fixtures()]);
+    let listen = format!(
+        "--web.listen-address={}",
+        e.base.trim_start_matches("http://")
+    );
+    let (code, out, _) = run(&["--health-check", &listen], &[]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out, format!("ok: {}/health answered 200\n", e.base));
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = closed.local_addr().expect("address").port();
+    drop(closed);
+    let (code, out, _) = run(
+        &["--health-check", &format!("--web.listen-address=:{port}")],
+        &[],
+    );
+    assert_eq!(code, 1);
+    assert!(
+        out.starts_with(&format!("unhealthy: http://127.0.0.1:{port}/health: ")),
+        "{out}"
+    );
+    assert_eq!(out.lines().count(), 1);
+}
