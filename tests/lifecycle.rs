@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Exporter, project_dir, run};
+use common::{Exporter, exporter_command, exporter_command_with, project_dir, run};
 
 fn fixtures() -> String {
     project_dir()
@@ -40,7 +40,7 @@ fn signal(pid: u32, sig: &str) {
 #[test]
 fn sigterm_and_sigint_end_it_with_status_0_promptly() {
     for sig in ["TERM", "INT"] {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ecs_exporter"))
+        let mut child = exporter_command()
             .args([
                 "--web.listen-address=127.0.0.1:0",
                 "--ecs.metadata-uri",
@@ -67,13 +67,7 @@ fn sigterm_and_sigint_end_it_with_status_0_promptly() {
 
 #[test]
 fn as_pid_1_of_its_own_pid_namespace_sigterm_ends_it() {
-    let mut child = match Command::new("unshare")
-        .args([
-            "--pid",
-            "--fork",
-            "--kill-child",
-            env!("CARGO_BIN_EXE_ecs_exporter"),
-        ])
+    let mut child = match exporter_command_with(&["unshare", "--pid", "--fork", "--kill-child"])
         .args([
             "--web.listen-address=127.0.0.1:0",
             "--ecs.metadata-uri",

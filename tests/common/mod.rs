@@ -106,6 +106,26 @@ impl Drop for FakeMetadata {
     }
 }
 
+/// A command for the binary under test. When the tests of a cross build run under emulation
+/// (`CARGO_TARGET_<TRIPLE>_RUNNER=qemu-aarch64-static`), the kernel cannot exec the binary
+/// itself, so `ECS_EXPORTER_TEST_RUNNER` names the emulator to put in front of it.
+pub fn exporter_command() -> Command {
+    exporter_command_with(&[])
+}
+
+/// [`exporter_command`] with programs before it (as `unshare --pid --fork`).
+pub fn exporter_command_with(prefix: &[&str]) -> Command {
+    let runner = std::env::var("ECS_EXPORTER_TEST_RUNNER")
+        .ok()
+        .filter(|r| !r.is_empty());
+    let mut words: Vec<String> = prefix.iter().map(|s| s.to_string()).collect();
+    words.extend(runner);
+    words.push(env!("CARGO_BIN_EXE_ecs_exporter").to_owned());
+    let mut cmd = Command::new(&words[0]);
+    cmd.args(&words[1..]);
+    cmd
+}
+
 /// The real binary, listening on an ephemeral loopback port.
 pub struct Exporter {
     child: Child,
@@ -115,7 +135,7 @@ pub struct Exporter {
 
 impl Exporter {
     pub fn start(args: &[&str]) -> Exporter {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ecs_exporter"))
+        let mut child = exporter_command()
             .arg("--web.listen-address=127.0.0.1:0")
             .args(args)
             .env_remove("ECS_CONTAINER_METADATA_URI_V4")
@@ -210,7 +230,7 @@ impl Drop for Exporter {
 
 /// Runs the binary to completion: (exit code, stdout, stderr).
 pub fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ecs_exporter"));
+    let mut cmd = exporter_command();
     cmd.args(args)
         .env_remove("ECS_CONTAINER_METADATA_URI_V4")
         .stdin(Stdio::null());
