@@ -268,11 +268,7 @@ fn collect_container<'a>(
             (Metric::NetworkTxErrors, n.tx_errors),
             (Metric::NetworkTxDropped, n.tx_dropped),
         ];
-        for (metric, value) in counters {
-            if let Some(v) = value {
-                push(out, metric, &[interface], v as f64);
-            }
-        }
+        push_present(out, &counters, &[interface]);
     }
 }
 
@@ -297,13 +293,39 @@ fn collect_exporter<'a>(exporter: &Exporter<'a>, out: &mut Vec<Sample<'a>>) {
         (Metric::ProcessVirtual, p.virtual_bytes),
         (Metric::ProcessVirtualMax, p.virtual_max_bytes),
     ];
-    for (metric, value) in figures {
-        if let Some(v) = value {
-            push(out, metric, &[], v);
-        }
-    }
+    push_present(out, &figures, &[]);
     for &(code, count) in exporter.requests {
         push(out, Metric::ScrapeRequests, &[code], count as f64);
+    }
+}
+
+/// Go's `float64(x)`: the nearest f64 (ties to even), so counters past 2^53 round as Go's do.
+trait GoFloat: Copy {
+    fn go_float(self) -> f64;
+}
+
+impl GoFloat for u64 {
+    fn go_float(self) -> f64 {
+        self as f64
+    }
+}
+
+impl GoFloat for f64 {
+    fn go_float(self) -> f64 {
+        self
+    }
+}
+
+/// Pushes each value that is present, all with the same labels.
+fn push_present<'a, T: GoFloat>(
+    out: &mut Vec<Sample<'a>>,
+    metrics: &[(Metric, Option<T>)],
+    labels: &[&'a str],
+) {
+    for &(metric, value) in metrics {
+        if let Some(v) = value {
+            push(out, metric, labels, v.go_float());
+        }
     }
 }
 

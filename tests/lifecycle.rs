@@ -16,16 +16,24 @@ fn fixtures() -> String {
         .to_owned()
 }
 
-/// Waits up to `limit` for the process to exit; its exit code, or None if it is still running.
-fn wait_exit(child: &mut std::process::Child, limit: Duration) -> Option<i32> {
+/// Waits up to a second for the process to exit, and expects status 0 (killing it otherwise).
+fn expect_exit_0_within_a_second(child: &mut std::process::Child, what: &str) {
     let start = Instant::now();
-    while start.elapsed() < limit {
+    let mut code = None;
+    while code.is_none() && start.elapsed() < Duration::from_secs(1) {
         if let Ok(Some(status)) = child.try_wait() {
-            return Some(status.code().unwrap_or(-1));
+            code = Some(status.code().unwrap_or(-1));
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-    None
+    if code.is_none() {
+        let _ = child.kill();
+    }
+    assert_eq!(
+        code,
+        Some(0),
+        "{what} ends the exporter with status 0 within a second"
+    );
 }
 
 fn signal(pid: u32, sig: &str) {
@@ -53,15 +61,7 @@ fn sigterm_and_sigint_end_it_with_status_0_promptly() {
         let _ = BufReader::new(child.stderr.take().expect("stderr")).read_line(&mut first);
         assert!(first.contains("starting ecs_exporter"), "{first}");
         signal(child.id(), sig);
-        let code = wait_exit(&mut child, Duration::from_secs(1));
-        if code.is_none() {
-            let _ = child.kill();
-        }
-        assert_eq!(
-            code,
-            Some(0),
-            "SIG{sig} ends the exporter with status 0 within a second"
-        );
+        expect_exit_0_within_a_second(&mut child, &format!("SIG{sig}"));
     }
 }
 
@@ -105,15 +105,7 @@ fn as_pid_1_of_its_own_pid_namespace_sigterm_ends_it() {
     );
 
     signal(pid, "TERM");
-    let code = wait_exit(&mut child, Duration::from_secs(1));
-    if code.is_none() {
-        let _ = child.kill();
-    }
-    assert_eq!(
-        code,
-        Some(0),
-        "as PID 1, SIGTERM ends the exporter with status 0 within a second"
-    );
+    expect_exit_0_within_a_second(&mut child, "SIGTERM to PID 1");
 }
 
 fn skip_or_fail(why: &str) {
