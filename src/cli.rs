@@ -8,6 +8,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::collect::Options;
 use crate::log::{Format, Level, Logger};
 use crate::tmds::Source;
 
@@ -35,6 +36,14 @@ Flags:
                                  $ECS_CONTAINER_METADATA_URI_V4), or a directory holding
                                  task.json and stats.json, read on every scrape.
       --ecs.timeout=3s           Deadline for each metadata request, in whole seconds (1s-300s).
+      --[no-]collector.container Container info, known and health status, exit code, start time.
+      --[no-]collector.memory    Container memory working set, RSS, page faults.
+      --[no-]collector.cpu       Container user and system CPU time.
+      --[no-]collector.storage   Container bytes read from and written to block devices.
+                                 (All four on by default; off, only the Go exporter's families.)
+      --ecs.containers-exclude=PATTERN[,PATTERN...]
+                                 No container-level metrics for containers whose name matches
+                                 (`*` matches anything). Task and network metrics stay whole.
       --log.level=info           Only log messages of this severity or above: debug, info,
                                  warn, error.
       --log.format=logfmt        Log format on stderr: logfmt, json.
@@ -58,6 +67,7 @@ pub struct Config {
     pub metadata: Source,
     pub timeout: Duration,
     pub logger: Logger,
+    pub collect: Options,
 }
 
 /// `host:port`, as given to `--web.listen-address`.
@@ -126,6 +136,7 @@ pub fn parse(
     let mut exporter_metrics = true;
     let mut metadata_flag = None;
     let mut timeout = Duration::from_secs(3);
+    let mut collect = Options::default();
     let mut logger = Logger {
         level: Level::Info,
         format: Format::Logfmt,
@@ -173,6 +184,15 @@ pub fn parse(
                     "--ecs.metadata-uri",
                 )?)?);
             }
+            Long(flag) if collector_flag(flag, &mut collect).is_some() => {}
+            Long("ecs.containers-exclude") => {
+                let value = string_value(&mut parser, "--ecs.containers-exclude")?;
+                let patterns = value
+                    .split(',')
+                    .filter(|p| !p.is_empty())
+                    .map(str::to_owned);
+                collect.exclude.extend(patterns);
+            }
             Long("ecs.timeout") => {
                 timeout = parse_timeout(&string_value(&mut parser, "--ecs.timeout")?)?
             }
@@ -213,7 +233,25 @@ pub fn parse(
         metadata,
         timeout,
         logger,
+        collect,
     }))
+}
+
+/// `--collector.NAME` / `--no-collector.NAME` for the four groups, node_exporter style.
+fn collector_flag(flag: &str, options: &mut Options) -> Option<()> {
+    let (on, group) = match flag.strip_prefix("no-") {
+        Some(rest) => (false, rest.strip_prefix("collector.")?),
+        None => (true, flag.strip_prefix("collector.")?),
+    };
+    let switch = match group {
+        "container" => &mut options.container,
+        "memory" => &mut options.memory,
+        "cpu" => &mut options.cpu,
+        "storage" => &mut options.storage,
+        _ => return None,
+    };
+    *switch = on;
+    Some(())
 }
 
 fn string_value(parser: &mut lexopt::Parser, flag: &str) -> Result<String, CliError> {
@@ -422,6 +460,27 @@ mod tests {
             Source::Http("http://x/v4".into())
         );
         assert_eq!(config(&["--web.config.file="]).listen.port, 9779);
+        let c = config(&[
+            "--no-collector.memory",
+            "--no-collector.cpu",
+            "--no-collector.storage",
+            "--no-collector.container",
+            "--collector.cpu",
+            "--ecs.containers-exclude=ecs-*,,init",
+            "--ecs.containers-exclude",
+            "*~pause",
+        ]);
+        assert_eq!(
+            c.collect,
+            Options {
+                container: false,
+                memory: false,
+                cpu: true,
+                storage: false,
+                exclude: vec!["ecs-*".into(), "init".into(), "*~pause".into()],
+            }
+        );
+        assert_eq!(config(&[]).collect, Options::default());
     }
 
     #[test]
@@ -451,6 +510,10 @@ mod tests {
             (
                 &["--web.listen-addres=:1"],
                 "2 unknown flag '--web.listen-addres' (see --help for the flags)",
+            ),
+            (
+                &["--collector.network"],
+                "2 unknown flag '--collector.network' (see --help for the flags)",
             ),
             (
                 &["serve"],

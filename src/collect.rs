@@ -6,7 +6,7 @@
 
 use crate::exposition::Kind::{Counter, Gauge};
 use crate::exposition::{Family, Kind, MAX_LABELS, Sample};
-use crate::model::{Container, ContainerStats, TaskMetadata, TaskStats};
+use crate::model::{Container, ContainerStats, MemoryDetail, TaskMetadata, TaskStats};
 use crate::process::ProcessStats;
 use crate::version::BuildInfo;
 
@@ -48,16 +48,42 @@ macro_rules! metrics {
 }
 
 metrics! {
+    ContainerCpuSystem => family("ecs_container_cpu_system_seconds_total", Counter, CONTAINER,
+        "Cumulative container CPU time spent in kernel mode in seconds."),
     ContainerCpuUsage => family("ecs_container_cpu_usage_seconds_total", Counter, CONTAINER,
             "Cumulative total container CPU usage in seconds."),
+    ContainerCpuUser => family("ecs_container_cpu_user_seconds_total", Counter, CONTAINER,
+        "Cumulative container CPU time spent in user mode in seconds."),
+    ContainerExitCode => family("ecs_container_exit_code", Gauge, CONTAINER,
+        "Exit code of a container that has exited."),
+    ContainerHealth => family("ecs_container_health_status", Gauge, &["container_name", "status"],
+        "Container health check status (HEALTHY, UNHEALTHY or UNKNOWN) in the status label, for containers with a health check. The value is always 1."),
+    ContainerInfo => family("ecs_container_info", Gauge, &["container_name", "image", "image_id"],
+        "Container image, sourced from the task metadata endpoint version 4. The value is always 1."),
+    ContainerKnownStatus => family("ecs_container_known_status", Gauge, &["container_name", "status"],
+        "Container's last known status (PENDING, RUNNING, STOPPED, ...) in the status label. The value is always 1."),
     ContainerMemoryLimit => family("ecs_container_memory_limit_bytes", Gauge, CONTAINER,
             "Configured container memory limit in bytes, set from the container-level limit in the task definition if any, otherwise the task-level limit."),
+    ContainerMemoryMajorFaults => family("ecs_container_memory_major_page_faults_total", Counter, CONTAINER,
+        "Cumulative total count of container major page faults."),
     ContainerMemoryPageCache => family("ecs_container_memory_page_cache_size_bytes", Gauge, CONTAINER,
             "Current container memory page cache size in bytes. This is not a subset of used bytes."),
+    ContainerMemoryFaults => family("ecs_container_memory_page_faults_total", Counter, CONTAINER,
+        "Cumulative total count of container page faults."),
+    ContainerMemoryRss => family("ecs_container_memory_rss_bytes", Gauge, CONTAINER,
+        "Current container anonymous memory in bytes (rss on cgroup v1, anon on cgroup v2)."),
     ContainerMemoryUsage => family("ecs_container_memory_usage_bytes", Gauge, CONTAINER,
             "Current container memory usage in bytes."),
+    ContainerMemoryWorkingSet => family("ecs_container_memory_working_set_bytes", Gauge, CONTAINER,
+        "Current container memory working set in bytes: usage minus inactive file pages, as cAdvisor, Docker and the ECS agent compute it."),
     ContainerRestarts => family("ecs_container_restarts_total", Counter, CONTAINER,
             "Cumulative total count of container restarts. Only has a value if the container has been configured to restart on failure."),
+    ContainerStartTime => family("ecs_container_start_time_seconds", Gauge, CONTAINER,
+        "Time the container started, in seconds since the Unix epoch."),
+    ContainerStorageRead => family("ecs_container_storage_read_bytes_total", Counter, CONTAINER,
+        "Cumulative total bytes the container read from block devices, summed over devices."),
+    ContainerStorageWrite => family("ecs_container_storage_write_bytes_total", Counter, CONTAINER,
+        "Cumulative total bytes the container wrote to block devices, summed over devices."),
     BuildInfo => family("ecs_exporter_build_info", Gauge,
             &["goarch", "goos", "revision", "rustversion", "version"],
             "A metric with a constant '1' value labeled by version, revision and rustversion from which ecs_exporter was built, and the goos and goarch for the build."),
@@ -116,6 +142,72 @@ pub struct Scrape<'a> {
     pub stats: Option<&'a TaskStats>,
     pub exporter: Option<Exporter<'a>>,
     pub build: &'a BuildInfo,
+    pub options: &'a Options,
+}
+
+/// Which families beyond the Go exporter's to write, and for which containers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// Group `container`: info, known and health status, exit code, start time (from /task).
+    pub container: bool,
+    /// Group `memory`: working set, RSS, page faults.
+    pub memory: bool,
+    /// Group `cpu`: user and system CPU time.
+    pub cpu: bool,
+    /// Group `storage`: bytes read and written.
+    pub storage: bool,
+    /// Container name patterns (`*` matches any run of characters) whose containers get no
+    /// container-level samples.
+    pub exclude: Vec<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            container: true,
+            memory: true,
+            cpu: true,
+            storage: true,
+            exclude: Vec::new(),
+        }
+    }
+}
+
+impl Options {
+    fn excludes(&self, name: &str) -> bool {
+        self.exclude
+            .iter()
+            .any(|pattern| wildcard_match(pattern, name))
+    }
+}
+
+/// Whether `text` matches `pattern`, where `*` matches any run of characters (none included)
+/// and everything else matches itself. Greedy with one backtrack point: linear in practice.
+fn wildcard_match(pattern: &str, text: &str) -> bool {
+    let (p, t) = (pattern.as_bytes(), text.as_bytes());
+    let (mut pi, mut ti) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        match p.get(pi) {
+            Some(b'*') => {
+                star = Some((pi, ti));
+                pi += 1;
+            }
+            Some(&c) if c == t[ti] => {
+                pi += 1;
+                ti += 1;
+            }
+            _ => match star {
+                Some((sp, st)) => {
+                    pi = sp + 1;
+                    ti = st + 1;
+                    star = Some((sp, st + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    p[pi..].iter().all(|&c| c == b'*')
 }
 
 /// The exporter's own metrics.
@@ -139,7 +231,7 @@ pub fn collect<'a>(scrape: &Scrape<'a>, out: &mut Vec<Sample<'a>>) {
     if let Some(task) = scrape.task {
         collect_task(task, out);
         for container in task.containers.iter().flatten() {
-            collect_container(task, container, scrape.stats, out);
+            collect_container(task, container, scrape.stats, scrape.options, out);
         }
     }
     if let Some(exporter) = &scrape.exporter {
@@ -208,32 +300,47 @@ fn collect_container<'a>(
     task: &TaskMetadata,
     container: &'a Container,
     stats: Option<&'a TaskStats>,
+    options: &Options,
     out: &mut Vec<Sample<'a>>,
 ) {
     let name = container.name.as_deref().unwrap_or("");
-    // From /task, so it is served for every container, with or without stats: a container
-    // waiting to be restarted has none, and that is when its restart count matters.
+    let stats = container_stats(container, stats);
+    // Network series are per interface, not per container, so exclusion leaves them alone.
+    if let Some(s) = stats {
+        collect_networks(s, out);
+    }
+    if options.excludes(name) {
+        return;
+    }
+
+    // From /task, so served for every container, with or without stats: a container waiting
+    // to be restarted has none, and that is when its restart count matters.
     if let Some(restarts) = container.restart_count.filter(|&r| r >= 0) {
         push(out, Metric::ContainerRestarts, &[name], restarts as f64);
     }
+    if options.container {
+        collect_container_state(container, name, out);
+    }
 
-    let Some(s) = container_stats(container, stats) else {
+    let Some(s) = stats else {
         return;
     };
     let cpu = s.cpu_stats.as_ref().and_then(|c| c.cpu_usage.as_ref());
-    if let Some(ns) = cpu.and_then(|c| c.total_usage) {
-        push(
-            out,
-            Metric::ContainerCpuUsage,
-            &[name],
-            ns as f64 * NANOSECONDS,
-        );
+    if let Some(cpu) = cpu {
+        let mut times = vec![(Metric::ContainerCpuUsage, cpu.total_usage)];
+        if options.cpu {
+            times.push((Metric::ContainerCpuUser, cpu.usage_in_usermode));
+            times.push((Metric::ContainerCpuSystem, cpu.usage_in_kernelmode));
+        }
+        for (metric, ns) in times {
+            if let Some(ns) = ns {
+                push(out, metric, &[name], ns as f64 * NANOSECONDS);
+            }
+        }
     }
 
     let memory = s.memory_stats.as_ref();
-    if let Some(usage) = memory.and_then(|m| m.usage) {
-        push(out, Metric::ContainerMemoryUsage, &[name], usage as f64);
-    }
+    let usage = memory.and_then(|m| m.usage);
     // The container's own limit, else the task's: the rule ECS uses to set the cgroup limit.
     // With neither there is no limit to report (the Go exporter crashes here).
     let container_mib = container
@@ -241,22 +348,107 @@ fn collect_container<'a>(
         .as_ref()
         .and_then(|l| l.memory)
         .filter(|&m| m > 0);
-    if let Some(mib) = container_mib.or_else(|| task_memory_mib(task)) {
+    let limit = container_mib
+        .or_else(|| task_memory_mib(task))
+        .map(|mib| mib as f64 * MEBIBYTES);
+    let detail = memory.and_then(|m| m.stats.as_ref());
+    // Page cache is `cache` on cgroup v1 and `file` on cgroup v2.
+    let page_cache = detail.and_then(|d| d.cache.or(d.file));
+    push_present(out, &[(Metric::ContainerMemoryUsage, usage)], &[name]);
+    push_present(out, &[(Metric::ContainerMemoryLimit, limit)], &[name]);
+    push_present(
+        out,
+        &[(Metric::ContainerMemoryPageCache, page_cache)],
+        &[name],
+    );
+    if options.memory {
+        collect_memory_detail(usage, detail, name, out);
+    }
+    if options.storage {
+        collect_storage(s, name, out);
+    }
+}
+
+/// Group `container`: what /task says of the container itself.
+fn collect_container_state<'a>(c: &'a Container, name: &'a str, out: &mut Vec<Sample<'a>>) {
+    let s = |field: &'a Option<String>| field.as_deref().unwrap_or("");
+    push(
+        out,
+        Metric::ContainerInfo,
+        &[name, s(&c.image), s(&c.image_id)],
+        1.0,
+    );
+    if let Some(status) = &c.known_status {
+        push(out, Metric::ContainerKnownStatus, &[name, status], 1.0);
+    }
+    if let Some(status) = c.health.as_ref().and_then(|h| h.status.as_deref()) {
+        push(out, Metric::ContainerHealth, &[name, status], 1.0);
+    }
+    if let Some(code) = c.exit_code {
+        push(out, Metric::ContainerExitCode, &[name], code as f64);
+    }
+    // As the Go pull timestamps: UnixNano as f64, then scaled.
+    if let Some(t) = c.started_at {
         push(
             out,
-            Metric::ContainerMemoryLimit,
+            Metric::ContainerStartTime,
             &[name],
-            mib as f64 * MEBIBYTES,
+            t.0 as f64 * NANOSECONDS,
         );
     }
-    // Page cache is `cache` on cgroup v1 and `file` on cgroup v2.
-    let detail = memory.and_then(|m| m.stats.as_ref());
-    if let Some(cache) = detail.and_then(|d| d.cache.or(d.file)) {
-        push(out, Metric::ContainerMemoryPageCache, &[name], cache as f64);
-    }
+}
 
-    // Every container in awsvpc mode reports the task's one interface: the series is per
-    // interface, and where containers disagree the writer keeps the last one, as Go does.
+/// Group `memory`. cgroup v1 reports hierarchical `total_*` keys beside the cgroup's own; they
+/// are preferred where present, as cAdvisor does.
+fn collect_memory_detail<'a>(
+    usage: Option<u64>,
+    detail: Option<&MemoryDetail>,
+    name: &'a str,
+    out: &mut Vec<Sample<'a>>,
+) {
+    let d = detail;
+    let inactive_file = d
+        .and_then(|d| d.total_inactive_file.or(d.inactive_file))
+        .unwrap_or(0);
+    let working_set = usage.map(|u| u.saturating_sub(inactive_file));
+    let rss = d.and_then(|d| d.total_rss.or(d.rss).or(d.anon));
+    let faults = d.and_then(|d| d.total_pgfault.or(d.pgfault));
+    let major = d.and_then(|d| d.total_pgmajfault.or(d.pgmajfault));
+    let figures = [
+        (Metric::ContainerMemoryWorkingSet, working_set),
+        (Metric::ContainerMemoryRss, rss),
+        (Metric::ContainerMemoryFaults, faults),
+        (Metric::ContainerMemoryMajorFaults, major),
+    ];
+    push_present(out, &figures, &[name]);
+}
+
+/// Group `storage`: bytes per operation summed over devices. The sum is kept in u128 so that no
+/// number of devices can overflow it before the conversion to f64.
+fn collect_storage<'a>(s: &ContainerStats, name: &'a str, out: &mut Vec<Sample<'a>>) {
+    let entries = s
+        .blkio_stats
+        .as_ref()
+        .and_then(|b| b.io_service_bytes_recursive.as_ref());
+    let Some(entries) = entries.filter(|e| !e.is_empty()) else {
+        return;
+    };
+    let sum = |op: &str| -> f64 {
+        let matching = entries
+            .iter()
+            .filter(|e| e.op.as_deref().is_some_and(|o| o.eq_ignore_ascii_case(op)));
+        matching
+            .filter_map(|e| e.value)
+            .map(u128::from)
+            .sum::<u128>() as f64
+    };
+    push(out, Metric::ContainerStorageRead, &[name], sum("Read"));
+    push(out, Metric::ContainerStorageWrite, &[name], sum("Write"));
+}
+
+/// Every container in awsvpc mode reports the task's one interface: the series is per
+/// interface, and where containers disagree the writer keeps the last one, as Go does.
+fn collect_networks<'a>(s: &'a ContainerStats, out: &mut Vec<Sample<'a>>) {
     for (interface, n) in s.networks.iter().flat_map(|n| &n.0) {
         let counters = [
             (Metric::NetworkRxBytes, n.rx_bytes),
@@ -349,6 +541,33 @@ fn push<'a>(out: &mut Vec<Sample<'a>>, metric: Metric, values: &[&'a str], value
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wildcard_patterns() {
+        let rows: &[(&str, &str, bool)] = &[
+            ("ecs-exporter", "ecs-exporter", true),
+            ("ecs-exporter", "ecs-exporter2", false),
+            ("ecs-*", "ecs-exporter", true),
+            ("ecs-*", "ecs-", true),
+            ("ecs-*", "ecs", false),
+            ("*-sidecar", "envoy-sidecar", true),
+            ("*", "", true),
+            ("", "", true),
+            ("", "x", false),
+            ("a*b*c", "axxbyyc", true),
+            ("a*b*c", "axxbyy", false),
+            ("*~internal~*", "~internal~ecs~pause", true),
+            ("a**b", "ab", true),
+            ("*aab", "aaaab", true),
+        ];
+        for &(pattern, text, want) in rows {
+            assert_eq!(
+                wildcard_match(pattern, text),
+                want,
+                "{pattern:?} ~ {text:?}"
+            );
+        }
+    }
 
     #[test]
     fn table_is_sorted_unique_and_matches_the_enum() {

@@ -52,8 +52,20 @@ pub struct EphemeralStorage {
 pub struct Container {
     pub docker_id: Option<String>,
     pub name: Option<String>,
+    pub image: Option<String>,
+    pub image_id: Option<String>,
+    pub known_status: Option<String>,
     pub limits: Option<Limits>,
     pub restart_count: Option<i64>,
+    pub exit_code: Option<i64>,
+    pub started_at: Option<UnixNanos>,
+    pub health: Option<Health>,
+}
+
+/// A container's health check result; only present when the container has a health check.
+#[derive(Debug, Default)]
+pub struct Health {
+    pub status: Option<String>,
 }
 
 /// An RFC 3339 timestamp from the endpoint, as nanoseconds since the Unix epoch.
@@ -89,6 +101,7 @@ pub struct ContainerStats {
     pub reported: bool,
     pub cpu_stats: Option<CpuStats>,
     pub memory_stats: Option<MemoryStats>,
+    pub blkio_stats: Option<BlkioStats>,
     pub networks: Option<Keyed<NetworkStats>>,
 }
 
@@ -101,6 +114,8 @@ pub struct CpuStats {
 #[derive(Debug, Default)]
 pub struct CpuUsage {
     pub total_usage: Option<u64>,
+    pub usage_in_usermode: Option<u64>,
+    pub usage_in_kernelmode: Option<u64>,
 }
 
 #[derive(Debug, Default)]
@@ -109,13 +124,33 @@ pub struct MemoryStats {
     pub stats: Option<MemoryDetail>,
 }
 
-/// The keys of `memory_stats.stats` we use; they differ between cgroup v1 and v2.
+/// The keys of `memory_stats.stats` we use; they differ between cgroup v1 (`cache`, `rss`,
+/// `total_*`) and v2 (`file`, `anon`).
 #[derive(Debug, Default)]
 pub struct MemoryDetail {
-    /// cgroup v1 page cache.
     pub cache: Option<u64>,
-    /// cgroup v2 page cache.
     pub file: Option<u64>,
+    pub total_inactive_file: Option<u64>,
+    pub inactive_file: Option<u64>,
+    pub total_rss: Option<u64>,
+    pub rss: Option<u64>,
+    pub anon: Option<u64>,
+    pub total_pgfault: Option<u64>,
+    pub pgfault: Option<u64>,
+    pub total_pgmajfault: Option<u64>,
+    pub pgmajfault: Option<u64>,
+}
+
+#[derive(Debug, Default)]
+pub struct BlkioStats {
+    pub io_service_bytes_recursive: Option<Vec<BlkioEntry>>,
+}
+
+/// One device's count for one operation (`Read`, `Write`, ...; lower case on cgroup v2).
+#[derive(Debug, Default)]
+pub struct BlkioEntry {
+    pub op: Option<String>,
+    pub value: Option<u64>,
 }
 
 #[derive(Debug, Default)]
@@ -192,13 +227,38 @@ fields!(EphemeralStorage { "Utilized" => utilized, "Reserved" => reserved });
 fields!(Container {
     "DockerId" => docker_id,
     "Name" => name,
+    "Image" => image,
+    "ImageID" => image_id,
+    "KnownStatus" => known_status,
     "Limits" => limits,
     "RestartCount" => restart_count,
+    "ExitCode" => exit_code,
+    "StartedAt" => started_at,
+    "Health" => health,
 });
+fields!(Health { "status" => status });
 fields!(CpuStats { "cpu_usage" => cpu_usage });
-fields!(CpuUsage { "total_usage" => total_usage });
+fields!(CpuUsage {
+    "total_usage" => total_usage,
+    "usage_in_usermode" => usage_in_usermode,
+    "usage_in_kernelmode" => usage_in_kernelmode,
+});
 fields!(MemoryStats { "usage" => usage, "stats" => stats });
-fields!(MemoryDetail { "cache" => cache, "file" => file });
+fields!(MemoryDetail {
+    "cache" => cache,
+    "file" => file,
+    "total_inactive_file" => total_inactive_file,
+    "inactive_file" => inactive_file,
+    "total_rss" => total_rss,
+    "rss" => rss,
+    "anon" => anon,
+    "total_pgfault" => total_pgfault,
+    "pgfault" => pgfault,
+    "total_pgmajfault" => total_pgmajfault,
+    "pgmajfault" => pgmajfault,
+});
+fields!(BlkioStats { "io_service_bytes_recursive" => io_service_bytes_recursive });
+fields!(BlkioEntry { "op" => op, "value" => value });
 fields!(NetworkStats {
     "rx_bytes" => rx_bytes,
     "rx_packets" => rx_packets,
@@ -235,6 +295,7 @@ impl Fields for ContainerStats {
         Some(match key {
             "cpu_stats" => Place::new(&mut self.cpu_stats),
             "memory_stats" => Place::new(&mut self.memory_stats),
+            "blkio_stats" => Place::new(&mut self.blkio_stats),
             "networks" => Place::new(&mut self.networks),
             _ => return None,
         })

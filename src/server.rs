@@ -190,6 +190,7 @@ impl Server {
             stats: stats.as_ref(),
             exporter,
             build: &version::BUILD,
+            options: &self.config.collect,
         };
         let mut samples = Vec::with_capacity(64);
         collect::collect(&scrape, &mut samples);

@@ -1,6 +1,8 @@
 //! The real binary against a fake metadata endpoint serving each `fixtures/<case>/`, compared
-//! with `fixtures/<case>/metrics.prom`. `UPDATE_GOLDEN=1 cargo test` rewrites the expected files
-//! when a change is intended; read the diff before committing it.
+//! with `fixtures/<case>/metrics.prom`. A case may also have a `variants` file, one
+//! `NAME: FLAGS...` per line, each compared with `metrics.NAME.prom`. `UPDATE_GOLDEN=1 cargo
+//! test --test golden` rewrites the expected files when a change is intended; read the diff
+//! before committing it.
 
 mod common;
 
@@ -28,25 +30,38 @@ fn every_fixture_matches_its_golden_file() {
     );
     for case in &cases {
         let dir = project_dir().join("fixtures").join(case);
+        let mut runs = vec![("metrics.prom".to_owned(), Vec::new())];
+        let variants = std::fs::read_to_string(dir.join("variants")).unwrap_or_default();
+        for line in variants.lines() {
+            if let Some((name, flags)) = line.split_once(':') {
+                let flags: Vec<String> = flags.split_whitespace().map(str::to_owned).collect();
+                runs.push((format!("metrics.{}.prom", name.trim()), flags));
+            }
+        }
         let endpoint = FakeMetadata::files(dir.join("task.json"), dir.join("stats.json"));
-        let uri = format!("--ecs.metadata-uri={}", endpoint.base);
-        let exporter = Exporter::start(&[&uri, "--web.disable-exporter-metrics"]);
-        let got = mask_build_info(&exporter.metrics());
-        let golden = dir.join("metrics.prom");
-        if update {
-            std::fs::write(&golden, &got).expect("writing golden file");
-            continue;
+        for (golden, flags) in &runs {
+            let uri = format!("--ecs.metadata-uri={}", endpoint.base);
+            let mut args = vec![uri.as_str(), "--web.disable-exporter-metrics"];
+            args.extend(flags.iter().map(String::as_str));
+            let exporter = Exporter::start(&args);
+            let got = mask_build_info(&exporter.metrics());
+            let golden = dir.join(golden);
+            if update {
+                std::fs::write(&golden, &got).expect("writing golden file");
+                continue;
+            }
+            let want = std::fs::read_to_string(&golden).unwrap_or_default();
+            if got != want {
+                failures.push(format!(
+                    "{case} {flags:?}: output differs from {}:\n{got}",
+                    golden.display()
+                ));
+            }
         }
-        let want = std::fs::read_to_string(&golden).unwrap_or_default();
-        if got != want {
-            failures.push(format!(
-                "{case}: output differs from {}:\n{got}",
-                golden.display()
-            ));
-        }
+        let requests = 2 * runs.len();
         assert_eq!(
             endpoint.hits(),
-            2,
+            requests,
             "{case}: one scrape costs two metadata requests"
         );
     }
