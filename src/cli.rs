@@ -36,6 +36,9 @@ Flags:
                                  $ECS_CONTAINER_METADATA_URI_V4), or a directory holding
                                  task.json and stats.json, read on every scrape.
       --ecs.timeout=3s           Deadline for each metadata request, in whole seconds (1s-300s).
+      --ecs.min-refresh-interval=0
+                                 Scrapes within this long of the last metadata fetch reuse it
+                                 (0 to 300s, like 500ms or 5s; 0: every scrape fetches).
       --[no-]collector.container Container info, known and health status, exit code, start time.
       --[no-]collector.memory    Container memory working set, RSS, page faults.
       --[no-]collector.cpu       Container user and system CPU time.
@@ -66,6 +69,8 @@ pub struct Config {
     pub exporter_metrics: bool,
     pub metadata: Source,
     pub timeout: Duration,
+    /// Scrapes within this long of the last metadata fetch reuse it (0: every scrape fetches).
+    pub min_refresh_interval: Duration,
     pub logger: Logger,
     pub collect: Options,
 }
@@ -136,6 +141,7 @@ pub fn parse(
     let mut exporter_metrics = true;
     let mut metadata_flag = None;
     let mut timeout = Duration::from_secs(3);
+    let mut min_refresh_interval = Duration::ZERO;
     let mut collect = Options::default();
     let mut logger = Logger {
         level: Level::Info,
@@ -196,6 +202,10 @@ pub fn parse(
             Long("ecs.timeout") => {
                 timeout = parse_timeout(&string_value(&mut parser, "--ecs.timeout")?)?
             }
+            Long("ecs.min-refresh-interval") => {
+                let value = string_value(&mut parser, "--ecs.min-refresh-interval")?;
+                min_refresh_interval = parse_refresh_interval(&value)?;
+            }
             Long("log.level") => {
                 let value = string_value(&mut parser, "--log.level")?;
                 logger.level = Level::parse(&value).ok_or_else(|| {
@@ -232,6 +242,7 @@ pub fn parse(
         exporter_metrics,
         metadata,
         timeout,
+        min_refresh_interval,
         logger,
         collect,
     }))
@@ -329,31 +340,39 @@ fn source_from_env(env_uri: Option<OsString>) -> Result<Source, CliError> {
 }
 
 /// Whole seconds, as `3s`, `1m` or `3`: minreq's deadline counts in seconds.
-fn parse_timeout(value: &str) -> Result<Duration, CliError> {
-    let bad = || {
-        usage(format!(
-            "--ecs.timeout {value:?}: expected whole seconds from 1s to 300s, like 3s or 1m"
-        ))
-    };
-    let (number, scale) = if let Some(n) = value.strip_suffix("ms") {
-        (n, 0)
-    } else if let Some(n) = value.strip_suffix('s') {
+/// `3s`, `1m`, `500ms` or a bare number of seconds.
+fn parse_duration(value: &str) -> Option<Duration> {
+    let (number, millis_per_unit) = if let Some(n) = value.strip_suffix("ms") {
         (n, 1)
+    } else if let Some(n) = value.strip_suffix('s') {
+        (n, 1000)
     } else if let Some(n) = value.strip_suffix('m') {
-        (n, 60)
+        (n, 60_000)
     } else {
-        (value, 1)
+        (value, 1000)
     };
-    let n: u64 = number.parse().map_err(|_| bad())?;
-    let seconds = match scale {
-        0 if n.is_multiple_of(1000) => n / 1000,
-        0 => return Err(bad()),
-        s => n.checked_mul(s).ok_or_else(bad)?,
-    };
-    if !(1..=300).contains(&seconds) {
-        return Err(bad());
-    }
-    Ok(Duration::from_secs(seconds))
+    let n: u64 = number.parse().ok()?;
+    Some(Duration::from_millis(n.checked_mul(millis_per_unit)?))
+}
+
+/// Whole seconds from 1 to 300: minreq's deadline counts in seconds.
+fn parse_timeout(value: &str) -> Result<Duration, CliError> {
+    parse_duration(value)
+        .filter(|d| d.subsec_nanos() == 0 && (1..=300).contains(&d.as_secs()))
+        .ok_or_else(|| {
+            usage(format!(
+                "--ecs.timeout {value:?}: expected whole seconds from 1s to 300s, like 3s or 1m"
+            ))
+        })
+}
+
+/// 0 (off) to 300 s.
+fn parse_refresh_interval(value: &str) -> Result<Duration, CliError> {
+    parse_duration(value).filter(|d| d.as_secs() <= 300 && *d <= Duration::from_secs(300)).ok_or_else(|| {
+        usage(format!(
+            "--ecs.min-refresh-interval {value:?}: expected a duration from 0 to 300s, like 0, 500ms or 5s"
+        ))
+    })
 }
 
 #[cfg(test)]
@@ -481,6 +500,12 @@ mod tests {
             }
         );
         assert_eq!(config(&[]).collect, Options::default());
+        assert_eq!(config(&[]).min_refresh_interval, Duration::ZERO);
+        let refresh =
+            |v: &str| config(&[&format!("--ecs.min-refresh-interval={v}")]).min_refresh_interval;
+        assert_eq!(refresh("500ms"), Duration::from_millis(500));
+        assert_eq!(refresh("5s"), Duration::from_secs(5));
+        assert_eq!(refresh("0"), Duration::ZERO);
     }
 
     #[test]
@@ -510,6 +535,10 @@ mod tests {
             (
                 &["--web.listen-addres=:1"],
                 "2 unknown flag '--web.listen-addres' (see --help for the flags)",
+            ),
+            (
+                &["--ecs.min-refresh-interval=1h"],
+                "2 --ecs.min-refresh-interval \"1h\": expected a duration from 0 to 300s, like 0, 500ms or 5s",
             ),
             (
                 &["--collector.network"],

@@ -1,24 +1,9 @@
-//! ecs_exporter: a Prometheus exporter for Amazon ECS, a drop-in replacement for
-//! prometheus-community/ecs_exporter v0.4.0.
-//!
-//! Data flows one way: args -> config (`cli`) -> per request: fetch (`tmds`) -> decode (`model`)
-//! -> collect (`collect`) -> write (`exposition`) -> respond (`server`). `main` only acts on
-//! what the command line asked for and reports a startup error once.
-
-mod cli;
-mod collect;
-mod exposition;
-mod healthcheck;
-mod log;
-mod model;
-mod process;
-mod rfc3339;
-mod server;
-mod signals;
-mod tmds;
-mod version;
+//! The `ecs_exporter` binary: acts on what the command line asked for and reports a startup
+//! error once. The pipeline lives in the library (`lib.rs`).
 
 use std::process::ExitCode;
+
+use ecs_exporter::{cli, healthcheck, log, server, sys, tmds, version};
 
 fn main() -> ExitCode {
     let args = std::env::args_os().skip(1);
@@ -56,17 +41,26 @@ fn main() -> ExitCode {
         return fail(&msg, 2);
     }
     // Before any thread starts (tiny_http starts some), so that every thread inherits the mask.
-    let termination = match signals::block() {
+    let termination = match sys::block_termination() {
         Ok(t) => t,
         Err(e) => return fail(&format!("cannot block SIGTERM and SIGINT: {e}"), 1),
     };
     let logger = config.logger;
+    // Each client connection holds a descriptor until the client closes it; as Go's runtime
+    // does, use all the descriptors the hard limit allows rather than the often small soft one.
+    if let Err(e) = sys::raise_fd_limit() {
+        logger.log(
+            log::Level::Warn,
+            "cannot raise the open files limit",
+            &[("error", &e)],
+        );
+    }
     let server = match server::Server::bind(config) {
         Ok(server) => server,
         Err(e) => return fail(&e, 1),
     };
     let shutdown = server.shutdown_handle();
-    let waiter = signals::spawn_waiter(termination, move |signal| {
+    let waiter = sys::spawn_waiter(termination, move |signal| {
         logger.log(log::Level::Info, "shutting down", &[("signal", &signal)]);
         shutdown.shutdown();
     });

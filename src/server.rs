@@ -5,8 +5,9 @@
 //! is logged as a warning naming the endpoint and the failure. Nothing a client or the endpoint
 //! sends can end the loop.
 
-use std::sync::Arc;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use tiny_http::{Header, Method, Request, Response, StatusCode};
@@ -25,7 +26,8 @@ const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 const COUNTED_CODES: [&str; 3] = ["200", "500", "503"];
 
 pub struct Server {
-    http: Arc<tiny_http::Server>,
+    /// The server in use; replaced if tiny_http's accept thread dies (see [`Server::rebind`]).
+    http: Arc<Mutex<Arc<tiny_http::Server>>>,
     stop: Arc<AtomicBool>,
     config: Config,
     logger: Logger,
@@ -35,6 +37,15 @@ pub struct Server {
     requests: [u64; 3],
     /// The exposition text, reused from scrape to scrape.
     body: String,
+    /// The last metadata fetch, kept for `--ecs.min-refresh-interval`.
+    last: Option<Fetched>,
+}
+
+/// The documents one fetch got (`None` where fetching or decoding failed), and when.
+struct Fetched {
+    at: Instant,
+    task: Option<TaskMetadata>,
+    stats: Option<TaskStats>,
 }
 
 /// Listening failed.
@@ -67,7 +78,7 @@ impl Server {
             cause,
         })?;
         Ok(Server {
-            http: Arc::new(http),
+            http: Arc::new(Mutex::new(Arc::new(http))),
             stop: Arc::new(AtomicBool::new(false)),
             landing_page: landing_page(&config.telemetry_path),
             logger: config.logger,
@@ -75,6 +86,7 @@ impl Server {
             start_time_seconds: process::start_time_seconds(),
             requests: [0; 3],
             body: String::new(),
+            last: None,
         })
     }
 
@@ -89,7 +101,8 @@ impl Server {
     /// Serves requests until [`Shutdown::shutdown`] is called; the request in hand is answered
     /// first.
     pub fn run(mut self) {
-        let address = self.http.server_addr().to_string();
+        let http = self.current();
+        let address = http.server_addr().to_string();
         let b = &version::BUILD;
         self.logger.log(
             Level::Info,
@@ -102,16 +115,58 @@ impl Server {
                 ("metadata", &self.config.metadata),
             ],
         );
+        let mut http = http;
         while !self.stop.load(Ordering::SeqCst) {
-            match self.http.recv() {
+            match http.recv() {
                 Ok(request) => self.handle(request),
                 Err(_) if self.stop.load(Ordering::SeqCst) => break,
-                Err(e) => {
+                // tiny_http reports an accept error this way, and its accept thread has ended
+                // with it (say, out of file descriptors): nothing would be served again.
+                Err(e) => match http.server_addr().to_ip() {
+                    Some(address) => http = self.rebind(address, &e),
+                    None => break,
+                },
+            }
+        }
+        self.logger.log(Level::Info, "stopped", &[]);
+    }
+
+    fn current(&self) -> Arc<tiny_http::Server> {
+        Arc::clone(&self.http.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Listens again on `address` once the old listener is gone, retrying every 100 ms until it
+    /// works (descriptors free up as clients close) or the exporter is stopped.
+    fn rebind(&mut self, address: SocketAddr, cause: &std::io::Error) -> Arc<tiny_http::Server> {
+        self.logger.log(
+            Level::Warn,
+            "accepting connections failed; listening again",
+            &[("address", &address), ("error", cause)],
+        );
+        let mut attempts = 0u32;
+        while !self.stop.load(Ordering::SeqCst) {
+            match tiny_http::Server::http(address) {
+                Ok(server) => {
+                    let server = Arc::new(server);
+                    *self.http.lock().unwrap_or_else(PoisonError::into_inner) = Arc::clone(&server);
                     self.logger
-                        .log(Level::Warn, "accepting a request failed", &[("error", &e)])
+                        .log(Level::Info, "listening again", &[("address", &address)]);
+                    return server;
+                }
+                Err(e) => {
+                    attempts += 1;
+                    if attempts % 100 == 1 {
+                        self.logger.log(
+                            Level::Warn,
+                            "listening again failed; retrying",
+                            &[("error", &e)],
+                        );
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
                 }
             }
         }
+        self.current()
     }
 
     fn handle(&mut self, request: Request) {
@@ -172,7 +227,29 @@ impl Server {
     /// fetch -> decode -> collect -> write, into `self.body`.
     fn scrape(&mut self) {
         let started = Instant::now();
-        let (task, stats) = read_metadata(&self.config, &self.logger);
+        // Coalescing: within --ecs.min-refresh-interval of the last fetch, reuse what it got
+        // (failure included), so that HA Prometheus pairs and other sidecars sharing the task's
+        // metadata rate limit do not multiply the requests.
+        let interval = self.config.min_refresh_interval;
+        let reuse = self
+            .last
+            .as_ref()
+            .is_some_and(|l| l.at.elapsed() < interval);
+        if reuse {
+            self.logger
+                .log(Level::Debug, "reusing the last metadata fetch", &[]);
+        } else {
+            let (task, stats) = read_metadata(&self.config, &self.logger);
+            self.last = Some(Fetched {
+                at: Instant::now(),
+                task,
+                stats,
+            });
+        }
+        let (task, stats) = match &self.last {
+            Some(last) => (last.task.as_ref(), last.stats.as_ref()),
+            None => (None, None),
+        };
         let process;
         let requests: [(&str, u64); 3] =
             std::array::from_fn(|i| (COUNTED_CODES[i], self.requests[i]));
@@ -186,8 +263,8 @@ impl Server {
             None
         };
         let scrape = Scrape {
-            task: task.as_ref(),
-            stats: stats.as_ref(),
+            task,
+            stats,
             exporter,
             build: &version::BUILD,
             options: &self.config.collect,
@@ -214,14 +291,17 @@ impl Server {
 
 /// Ends the server loop: set the flag, then wake the loop if it waits for a request.
 pub struct Shutdown {
-    http: Arc<tiny_http::Server>,
+    http: Arc<Mutex<Arc<tiny_http::Server>>>,
     stop: Arc<AtomicBool>,
 }
 
 impl Shutdown {
     pub fn shutdown(&self) {
         self.stop.store(true, Ordering::SeqCst);
-        self.http.unblock();
+        self.http
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .unblock();
     }
 }
 

@@ -1,10 +1,10 @@
-//! SIGTERM and SIGINT, for a process that is often PID 1 of a scratch container.
+//! What std cannot do: waiting for SIGTERM and SIGINT, and raising the open files limit. The
+//! only user of the libc crate.
 //!
-//! The kernel ignores a signal sent to PID 1 unless PID 1 handles it, so without this ECS would
+//! The exporter is often PID 1 of a scratch container. The kernel ignores a signal sent to PID 1 unless PID 1 handles it, so without this ECS would
 //! wait out the stop timeout and then SIGKILL the exporter. Instead of a handler (which can do
 //! almost nothing safely), both signals are blocked in every thread and one thread waits for them
-//! with `sigwait`, then runs ordinary code. std offers no signal API; this is the only user of the
-//! libc crate.
+//! with `sigwait`, then runs ordinary code.
 
 use std::io;
 
@@ -13,7 +13,7 @@ pub struct Termination(libc::sigset_t);
 
 /// Blocks SIGTERM and SIGINT in the calling thread and so in every thread it starts afterwards.
 /// Call it before any thread exists.
-pub fn block() -> io::Result<Termination> {
+pub fn block_termination() -> io::Result<Termination> {
     // SAFETY: sigset_t is plain data that sigemptyset initialises; the calls only read and
     // write the set and this thread's mask.
     unsafe {
@@ -53,4 +53,23 @@ pub fn spawn_waiter(
             });
         })?;
     Ok(())
+}
+
+/// Raises the soft limit of open files to the hard limit (what Go's runtime does at start), and
+/// returns the new soft limit.
+pub fn raise_fd_limit() -> io::Result<u64> {
+    // SAFETY: getrlimit and setrlimit read and write one plain struct.
+    unsafe {
+        let mut limit: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        Ok(limit.rlim_cur as u64)
+    }
 }
