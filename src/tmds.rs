@@ -66,8 +66,9 @@ impl fmt::Display for Endpoint {
 pub enum FetchError {
     /// Connecting, sending or reading failed, or the deadline passed.
     Request(minreq::Error),
-    /// The endpoint answered with a status other than 200.
-    Status(u16),
+    /// The endpoint answered with a status other than 200, and this reason phrase. (minreq
+    /// reports a connection closed before any status line as 503 with a phrase saying so.)
+    Status(u16, String),
     /// The body was larger than [`MAX_BODY`].
     TooLarge,
     /// The body was not UTF-8 (so not JSON).
@@ -80,10 +81,11 @@ impl fmt::Display for FetchError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             FetchError::Request(e) => write!(f, "request failed: {e}"),
-            FetchError::Status(429) => f.write_str(
+            FetchError::Status(429, _) => f.write_str(
                 "HTTP 429: rate limited by the ECS agent (too many metadata requests in this task)",
             ),
-            FetchError::Status(code) => write!(f, "HTTP {code}"),
+            FetchError::Status(code, reason) if reason.is_empty() => write!(f, "HTTP {code}"),
+            FetchError::Status(code, reason) => write!(f, "HTTP {code} ({reason})"),
             FetchError::TooLarge => write!(f, "response body larger than {} MiB", MAX_BODY >> 20),
             FetchError::NotUtf8 => f.write_str("response body is not UTF-8"),
             FetchError::File(path, e) => write!(f, "cannot read {}: {e}", path.display()),
@@ -114,7 +116,10 @@ pub fn fetch(source: &Source, endpoint: Endpoint, timeout: Duration) -> Result<S
                 .send_lazy()
                 .map_err(FetchError::Request)?;
             if response.status_code != 200 {
-                return Err(FetchError::Status(response.status_code));
+                return Err(FetchError::Status(
+                    response.status_code,
+                    response.reason_phrase,
+                ));
             }
             read_capped(response, &mut body).map_err(|e| match e {
                 Capped::TooLarge => FetchError::TooLarge,

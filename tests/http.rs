@@ -224,7 +224,7 @@ fn failing_stats_keep_the_task_families_and_the_next_scrape_recovers() {
     );
     let log = e.log();
     assert!(
-        log.contains("endpoint=/task/stats error=\"HTTP 500\""),
+        log.contains("endpoint=/task/stats error=\"HTTP 500 (Internal Server Error)\""),
         "{log}"
     );
 

@@ -438,3 +438,170 @@ pub fn read_all(mut r: impl Read) -> String {
     let _ = r.read_to_string(&mut s);
     s
 }
+
+/// What the fault-injecting endpoint does with one request.
+#[derive(Clone, Debug)]
+pub enum Fault {
+    /// Serve the file.
+    None,
+    /// Close the connection at once, without a response (what a refused connection is to one
+    /// path when the other path on the same address works).
+    Reset,
+    Status(u16),
+    /// Answer correctly, but only after this long.
+    Slow(Duration),
+    /// Read the request and never answer.
+    Silent,
+    /// Promise the whole file, send half of it, close.
+    CutShort,
+    NotJson,
+    EmptyBody,
+    /// A 200 with a body of this many bytes, streamed until the client goes away.
+    Huge(usize),
+}
+
+/// A metadata endpoint on raw TCP that can misbehave per path, for fault injection.
+pub struct FaultyMetadata {
+    pub base: String,
+    pub hits: Arc<AtomicUsize>,
+    faults: Arc<Mutex<(Fault, Fault)>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    address: std::net::SocketAddr,
+}
+
+impl FaultyMetadata {
+    pub fn start(task: PathBuf, stats: PathBuf) -> FaultyMetadata {
+        use std::io::Write;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
+        let address = listener.local_addr().expect("address");
+        let faults = Arc::new(Mutex::new((Fault::None, Fault::None)));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let hits = Arc::new(AtomicUsize::new(0));
+        let (f, s, h) = (Arc::clone(&faults), Arc::clone(&stop), Arc::clone(&hits));
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if s.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(mut stream) = stream else { continue };
+                let (f, s, h) = (Arc::clone(&f), Arc::clone(&s), Arc::clone(&h));
+                let (task, stats) = (task.clone(), stats.clone());
+                std::thread::spawn(move || {
+                    let _ = stream.set_nodelay(true);
+                    let mut head = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") && head.len() < 65536 {
+                        match stream.read(&mut byte) {
+                            Ok(1) => head.push(byte[0]),
+                            _ => return,
+                        }
+                    }
+                    h.fetch_add(1, Ordering::SeqCst);
+                    let head = String::from_utf8_lossy(&head).into_owned();
+                    let path = head
+                        .split_whitespace()
+                        .nth(1)
+                        .unwrap_or("")
+                        .trim_start_matches("/v4/fake")
+                        .to_owned();
+                    let (fault, file) = {
+                        let faults = f.lock().expect("faults lock");
+                        match path.as_str() {
+                            "/task" => (faults.0.clone(), task),
+                            "/task/stats" => (faults.1.clone(), stats),
+                            _ => (Fault::Status(404), task),
+                        }
+                    };
+                    let body = std::fs::read(&file).unwrap_or_default();
+                    let respond = |stream: &mut std::net::TcpStream, status: u16, body: &[u8]| {
+                        let reason = match status {
+                            200 => "OK",
+                            404 => "Not Found",
+                            429 => "Too Many Requests",
+                            _ => "Internal Server Error",
+                        };
+                        let length = body.len();
+                        let head = format!(
+                            "HTTP/1.1 {status} {reason}\r\nContent-Length: {length}\r\nConnection: close\r\n\r\n"
+                        );
+                        let _ = stream.write_all(head.as_bytes());
+                        let _ = stream.write_all(body);
+                    };
+                    match fault {
+                        Fault::None => respond(&mut stream, 200, &body),
+                        Fault::Reset => {}
+                        Fault::Status(code) => {
+                            respond(&mut stream, code, b"{\"error\": \"injected\"}")
+                        }
+                        Fault::Slow(delay) => {
+                            std::thread::sleep(delay);
+                            respond(&mut stream, 200, &body);
+                        }
+                        Fault::Silent => {
+                            while !s.load(Ordering::SeqCst) {
+                                std::thread::sleep(Duration::from_millis(20));
+                            }
+                        }
+                        Fault::CutShort => {
+                            let head = format!(
+                                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n",
+                                body.len()
+                            );
+                            let _ = stream.write_all(head.as_bytes());
+                            let _ = stream.write_all(&body[..body.len() / 2]);
+                        }
+                        Fault::NotJson => respond(
+                            &mut stream,
+                            200,
+                            b"<html><body>502 Bad Gateway</body></html>",
+                        ),
+                        Fault::EmptyBody => respond(&mut stream, 200, b""),
+                        Fault::Huge(size) => {
+                            let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {size}\r\n\r\n");
+                            let _ = stream.write_all(head.as_bytes());
+                            let chunk = vec![b' '; 65536];
+                            let mut sent = 0;
+                            while sent < size
+                                && stream
+                                    .write_all(&chunk[..chunk.len().min(size - sent)])
+                                    .is_ok()
+                            {
+                                sent += chunk.len();
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        FaultyMetadata {
+            base: format!("http://{address}/v4/fake"),
+            hits,
+            faults,
+            stop,
+            address,
+        }
+    }
+
+    pub fn set(&self, task: Fault, stats: Fault) {
+        *self.faults.lock().expect("faults lock") = (task, stats);
+    }
+}
+
+impl Drop for FaultyMetadata {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = std::net::TcpStream::connect(self.address);
+    }
+}
+
+/// Whether the binary under test runs under an emulator (whose own memory would be counted).
+pub fn emulated() -> bool {
+    std::env::var("ECS_EXPORTER_TEST_RUNNER").is_ok_and(|r| !r.is_empty())
+}
+
+/// Peak resident memory (VmHWM) of a process, in bytes.
+pub fn vm_hwm(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?;
+    Some(line.trim().strip_suffix("kB")?.trim().parse::<u64>().ok()? * 1024)
+}
