@@ -77,7 +77,11 @@ impl Server {
             address: config.listen.clone(),
             cause,
         })?;
-        Ok(Server {
+        Ok(Server::with_http(http, config))
+    }
+
+    fn with_http(http: tiny_http::Server, config: Config) -> Server {
+        Server {
             http: Arc::new(Mutex::new(Arc::new(http))),
             stop: Arc::new(AtomicBool::new(false)),
             landing_page: landing_page(&config.telemetry_path),
@@ -87,7 +91,7 @@ impl Server {
             requests: [0; 3],
             body: String::new(),
             last: None,
-        })
+        }
     }
 
     /// A handle that ends [`Server::run`] from another thread.
@@ -412,4 +416,62 @@ fn landing_page(telemetry_path: &str) -> String {
          </body>\n</html>\n",
         b.version, b.revision, b.rustversion
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::os::fd::AsRawFd;
+
+    fn get_health(address: SocketAddr) -> Option<String> {
+        let mut stream = std::net::TcpStream::connect(address).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        stream.write_all(b"GET /health HTTP/1.0\r\n\r\n").ok()?;
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).ok()?;
+        Some(answer)
+    }
+
+    /// tiny_http's accept thread ends on an accept error and only reports it; the loop must
+    /// listen again. Shutting the listening socket down makes accept fail for real.
+    #[test]
+    fn an_accept_error_makes_it_listen_again() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
+        let address = listener.local_addr().expect("address");
+        let handle = listener.try_clone().expect("a second handle on the socket");
+        let http = tiny_http::Server::from_listener(listener, None).expect("serves");
+        let args = [
+            "--ecs.metadata-uri=http://127.0.0.1:9/v4",
+            "--log.level=error",
+        ]
+        .map(std::ffi::OsString::from);
+        let config = match crate::cli::parse(args, None) {
+            Ok(crate::cli::Command::Run(config)) => config,
+            other => panic!("{other:?}"),
+        };
+        let server = Server::with_http(http, config);
+        let shutdown = server.shutdown_handle();
+        let thread = std::thread::spawn(move || server.run());
+        assert!(get_health(address).is_some_and(|a| a.contains(" 200 ")));
+
+        // SAFETY: shutdown(2) on a socket we hold a handle to.
+        let rc = unsafe { libc::shutdown(handle.as_raw_fd(), libc::SHUT_RDWR) };
+        assert_eq!(rc, 0);
+        drop(handle);
+        let mut answered = false;
+        for _ in 0..50 {
+            std::thread::sleep(Duration::from_millis(50));
+            if get_health(address).is_some_and(|a| a.contains(" 200 ")) {
+                answered = true;
+                break;
+            }
+        }
+        shutdown.shutdown();
+        thread.join().expect("the loop ends");
+        assert!(
+            answered,
+            "/health is answered again after the accept thread died"
+        );
+    }
 }

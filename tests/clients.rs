@@ -1,0 +1,179 @@
+//! Hostile and numerous HTTP clients on the exporter's port, and the metadata request budget.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::{Exporter, FakeMetadata, emulated, parse_exposition, project_dir, value, vm_hwm};
+
+fn fixtures() -> String {
+    project_dir()
+        .join("fixtures/fargate")
+        .to_str()
+        .expect("UTF-8")
+        .to_owned()
+}
+
+fn connect(e: &Exporter) -> TcpStream {
+    let stream = TcpStream::connect(e.base.trim_start_matches("http://")).expect("connects");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    stream
+}
+
+/// Sends raw bytes and returns what comes back before the server closes (or 10 s pass).
+fn raw(e: &Exporter, request: &[u8]) -> String {
+    let mut stream = connect(e);
+    let _ = stream.write_all(request);
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[test]
+fn abuse_does_not_stop_well_behaved_scrapes() {
+    let e = Exporter::start(&["--ecs.metadata-uri", &fixtures()]);
+
+    // 200 connections that send half a request and wait.
+    let held: Vec<TcpStream> = (0..200)
+        .map(|_| {
+            let mut s = connect(&e);
+            s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+                .expect("half a request");
+            s
+        })
+        .collect();
+    let started = Instant::now();
+    let series = parse_exposition(&e.metrics());
+    let took = started.elapsed();
+    let limit = if emulated() {
+        Duration::from_secs(5)
+    } else {
+        Duration::from_secs(1)
+    };
+    assert!(
+        took < limit,
+        "a scrape took {took:?} with 200 half-open connections held"
+    );
+    assert_eq!(value(&series, "ecs_up", &[]), Some(1.0));
+
+    // A 1 MiB header, invalid request lines, unknown methods, a very long path.
+    let big = format!(
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\nConnection: close\r\n\r\n",
+        "a".repeat(1 << 20)
+    );
+    let answer = raw(&e, big.as_bytes());
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 "),
+        "{}",
+        &answer[..answer.len().min(200)]
+    );
+    for junk in [
+        &b"GARBAGE\r\n\r\n"[..],
+        b"GET\r\n\r\n",
+        b"GET /metrics HTTP/9.9\r\n\r\n",
+        b"\x00\x01\x02\xff\xfe\r\n\r\n",
+        b"GET /metrics HTTP/1.1\r\nNo-Colon-Header\r\n\r\n",
+        b"GET /metrics HTTP/1.1\r\nContent-Length: -5\r\n\r\n",
+    ] {
+        let answer = raw(&e, junk);
+        assert!(
+            answer.is_empty() || answer.starts_with("HTTP/1."),
+            "{junk:?}: {answer}"
+        );
+    }
+    let brew = raw(
+        &e,
+        b"BREW /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(brew.starts_with("HTTP/1.1 405"), "{brew}");
+    let long = format!(
+        "GET /{} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        "p".repeat(1 << 20)
+    );
+    let answer = raw(&e, long.as_bytes());
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 404"),
+        "{}",
+        &answer[..answer.len().min(200)]
+    );
+
+    // 40 clients scraping at once, while the half-open connections are still held.
+    let base = e.base.clone();
+    let scrapers: Vec<_> = (0..40)
+        .map(|_| {
+            let url = format!("{base}/metrics");
+            std::thread::spawn(move || {
+                minreq::get(url)
+                    .with_timeout(30)
+                    .send()
+                    .map(|r| (r.status_code, r.as_str().map(str::to_owned)))
+            })
+        })
+        .collect();
+    for scraper in scrapers {
+        let (status, body) = scraper
+            .join()
+            .expect("joins")
+            .expect("every concurrent scrape is answered");
+        assert_eq!(status, 200);
+        let series = parse_exposition(&body.expect("UTF-8"));
+        assert_eq!(value(&series, "ecs_up", &[]), Some(1.0));
+    }
+    assert_eq!(e.get("/health").status_code, 200);
+    drop(held);
+    if !emulated() {
+        let peak = vm_hwm(e.pid()).expect("VmHWM");
+        assert!(
+            peak < 32 << 20,
+            "peak resident memory {peak} bytes under abuse"
+        );
+    }
+}
+
+#[test]
+fn two_requests_per_scrape_and_coalescing_within_the_interval() {
+    let dir = project_dir().join("fixtures/fargate");
+    let endpoint = FakeMetadata::files(dir.join("task.json"), dir.join("stats.json"));
+    let uri = format!("--ecs.metadata-uri={}", endpoint.base);
+    let plain = Exporter::start(&[&uri]);
+    for _ in 0..5 {
+        plain.metrics();
+    }
+    assert_eq!(
+        endpoint.hits(),
+        10,
+        "two metadata requests per scrape, never more"
+    );
+    drop(plain);
+
+    let coalescing = Exporter::start(&[
+        &uri,
+        "--ecs.min-refresh-interval=2s",
+        "--web.disable-exporter-metrics",
+    ]);
+    let first = coalescing.metrics();
+    for _ in 0..4 {
+        assert_eq!(
+            coalescing.metrics(),
+            first,
+            "the reused fetch gives the same answer"
+        );
+    }
+    assert_eq!(
+        endpoint.hits(),
+        12,
+        "scrapes within the interval reuse the last fetch"
+    );
+    std::thread::sleep(Duration::from_millis(2100));
+    coalescing.metrics();
+    assert_eq!(
+        endpoint.hits(),
+        14,
+        "after the interval the next scrape fetches again"
+    );
+}
