@@ -66,13 +66,14 @@ impl std::error::Error for BindError {}
 impl Server {
     pub fn bind(config: Config) -> Result<Server, BindError> {
         let port = config.listen.port;
-        let http = if config.listen.host.is_empty() {
+        let listener = if config.listen.host.is_empty() {
             // All interfaces: IPv6 and IPv4 where the kernel has IPv6, else IPv4 alone.
-            tiny_http::Server::http(("::", port))
-                .or_else(|_| tiny_http::Server::http(("0.0.0.0", port)))
+            std::net::TcpListener::bind(("::", port))
+                .or_else(|_| std::net::TcpListener::bind(("0.0.0.0", port)))
         } else {
-            tiny_http::Server::http((config.listen.host.as_str(), port))
+            std::net::TcpListener::bind((config.listen.host.as_str(), port))
         };
+        let http = listener.map_err(Box::from).and_then(listen);
         let http = http.map_err(|cause| BindError {
             address: config.listen.clone(),
             cause,
@@ -149,7 +150,10 @@ impl Server {
         );
         let mut attempts = 0u32;
         while !self.stop.load(Ordering::SeqCst) {
-            match tiny_http::Server::http(address) {
+            match std::net::TcpListener::bind(address)
+                .map_err(Box::from)
+                .and_then(listen)
+            {
                 Ok(server) => {
                     let server = Arc::new(server);
                     *self.http.lock().unwrap_or_else(PoisonError::into_inner) = Arc::clone(&server);
@@ -291,6 +295,14 @@ impl Server {
             );
         }
     }
+}
+
+/// Serves on `listener`, with TCP_NODELAY for every connection (see [`crate::sys::set_nodelay`]).
+fn listen(
+    listener: std::net::TcpListener,
+) -> Result<tiny_http::Server, Box<dyn std::error::Error + Send + Sync>> {
+    crate::sys::set_nodelay(&listener)?;
+    tiny_http::Server::from_listener(listener, None)
 }
 
 /// Ends the server loop: set the flag, then wake the loop if it waits for a request.

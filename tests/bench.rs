@@ -1,0 +1,231 @@
+//! Benchmarks of the real binary, run on demand (they print figures; they assert nothing):
+//!
+//! ```sh
+//! cargo test --release --target x86_64-unknown-linux-musl --test bench -- --ignored --nocapture --test-threads 1
+//! ```
+//!
+//! - `soak`: `SOAK_SCRAPES` (default 100,000) sequential keep-alive scrapes; resident memory
+//!   after the first 1,000 and at the end.
+//! - `footprint`: the figures of the README's footprint table (see its doc).
+//!
+//! The fake metadata endpoint answers each request with one write on a socket without Nagle's
+//! delay, so that it does not dominate what is measured.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{exporter_command, project_dir, shared_dir};
+
+/// A metadata endpoint that answers from memory, one write per response, then closes.
+struct FastEndpoint {
+    base: String,
+    stop: Arc<AtomicBool>,
+    address: std::net::SocketAddr,
+}
+
+impl FastEndpoint {
+    fn start(task: &Path, stats: &Path) -> FastEndpoint {
+        let response = |path: &Path| {
+            let body = std::fs::read(path).expect("fixture");
+            let mut r = format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len()).into_bytes();
+            r.extend(body);
+            r
+        };
+        let (task, stats) = (response(task), response(stats));
+        let listener = TcpListener::bind("127.0.0.1:0").expect("binds");
+        let address = listener.local_addr().expect("address");
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let mut head = vec![0u8; 4096];
+            for stream in listener.incoming() {
+                if flag.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(mut stream) = stream else { continue };
+                let _ = stream.set_nodelay(true);
+                let mut n = 0;
+                while !head[..n].windows(4).any(|w| w == b"\r\n\r\n") && n < head.len() {
+                    match stream.read(&mut head[n..]) {
+                        Ok(0) | Err(_) => break,
+                        Ok(k) => n += k,
+                    }
+                }
+                let stats_path = head[..n].windows(11).any(|w| w == b"/task/stats");
+                let _ = stream.write_all(if stats_path { &stats } else { &task });
+            }
+        });
+        FastEndpoint {
+            base: format!("http://{address}/v4/bench"),
+            stop,
+            address,
+        }
+    }
+}
+
+impl Drop for FastEndpoint {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(self.address);
+    }
+}
+
+/// The exporter under test, and a keep-alive connection to it.
+struct Subject {
+    child: Child,
+    stream: BufReader<TcpStream>,
+    started: Instant,
+    first_health: Duration,
+}
+
+impl Subject {
+    fn start(metadata: &str, extra: &[&str]) -> Subject {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .expect("port")
+            .local_addr()
+            .expect("address")
+            .port();
+        let address = format!("127.0.0.1:{port}");
+        let started = Instant::now();
+        let child = exporter_command()
+            .arg(format!("--web.listen-address={address}"))
+            .arg(format!("--ecs.metadata-uri={metadata}"))
+            .args(extra)
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starts");
+        // Start to the first /health answer, polling the port.
+        let stream = loop {
+            if let Ok(s) = TcpStream::connect(&address) {
+                break s;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "the exporter did not start"
+            );
+            std::thread::sleep(Duration::from_micros(200));
+        };
+        stream.set_nodelay(true).expect("nodelay");
+        let mut subject = Subject {
+            child,
+            stream: BufReader::new(stream),
+            started,
+            first_health: Duration::ZERO,
+        };
+        let (status, _) = subject.get("/health");
+        assert_eq!(status, 200);
+        subject.first_health = subject.started.elapsed();
+        subject
+    }
+
+    /// One keep-alive GET: (status, body length).
+    fn get(&mut self, path: &str) -> (u16, usize) {
+        let request = format!("GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n");
+        self.stream
+            .get_mut()
+            .write_all(request.as_bytes())
+            .expect("request");
+        let mut line = String::new();
+        self.stream.read_line(&mut line).expect("status line");
+        let status = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let mut length = 0;
+        loop {
+            line.clear();
+            self.stream.read_line(&mut line).expect("header");
+            if line == "\r\n" {
+                break;
+            }
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap_or(0);
+            }
+        }
+        let mut body = vec![0u8; length];
+        self.stream.read_exact(&mut body).expect("body");
+        (status, length)
+    }
+
+    fn status_kib(&self, field: &str) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).expect("status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// utime + stime in seconds.
+    #[allow(dead_code)] // used by the footprint benchmark
+    fn cpu_seconds(&self) -> f64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).expect("stat");
+        let after = &stat[stat.rfind(')').expect(")") + 2..];
+        let fields: Vec<u64> = after.split(' ').map(|f| f.parse().unwrap_or(0)).collect();
+        (fields[11] + fields[12]) as f64 / 100.0
+    }
+}
+
+impl Drop for Subject {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn fargate_fixture() -> (PathBuf, PathBuf) {
+    match shared_dir("bench") {
+        Some(shared) => {
+            let go = shared.join("conformance/ecs_exporter-v0.4.0/fixtures");
+            (
+                go.join("fargate_task_metadata.json"),
+                go.join("fargate_task_stats.json"),
+            )
+        }
+        None => {
+            let ours = project_dir().join("fixtures/fargate");
+            (ours.join("task.json"), ours.join("stats.json"))
+        }
+    }
+}
+
+#[test]
+#[ignore]
+fn soak() {
+    let scrapes: usize = std::env::var("SOAK_SCRAPES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let (task, stats) = fargate_fixture();
+    let endpoint = FastEndpoint::start(&task, &stats);
+    let mut e = Subject::start(&endpoint.base, &["--web.disable-exporter-metrics"]);
+    let mut rss_at_1000 = 0;
+    let started = Instant::now();
+    for i in 1..=scrapes {
+        let (status, _) = e.get("/metrics");
+        assert_eq!(status, 200);
+        if i == 1000 {
+            rss_at_1000 = e.status_kib("VmRSS:");
+        }
+        if i % 20_000 == 0 {
+            println!("soak: scrape {i}: VmRSS {} KiB", e.status_kib("VmRSS:"));
+        }
+    }
+    let rss_end = e.status_kib("VmRSS:");
+    println!(
+        "soak: {scrapes} scrapes in {:?}; VmRSS {rss_at_1000} KiB after 1000, {rss_end} KiB at the end: growth {} KiB; VmHWM {} KiB",
+        started.elapsed(),
+        rss_end as i64 - rss_at_1000 as i64,
+        e.status_kib("VmHWM:")
+    );
+}

@@ -1,0 +1,298 @@
+//! A seeded fuzzer over the in-process pipeline, decode -> collect -> write: documents from our
+//! fixtures and ../shared's payloads, mutated (values swapped for values of other types, keys
+//! duplicated, spans cut, copied and garbled, documents truncated), then decoded and written
+//! with random collector switches. Every input must give output that parses as valid
+//! exposition, and nothing may panic.
+//!
+//! `FUZZ_ITERATIONS` (default 20,000, for CI) and `FUZZ_SEED` set the run; the long run is
+//! `FUZZ_ITERATIONS=1000000 cargo test --release --test fuzz -- --nocapture`. A failing input is
+//! written under `target/fuzz-failures/`.
+
+mod common;
+
+use std::panic::AssertUnwindSafe;
+
+use common::{parse_exposition, project_dir, shared_dir};
+use ecs_exporter::collect::{self, Exporter, FAMILIES, Options, Scrape};
+use ecs_exporter::exposition;
+use ecs_exporter::model;
+use ecs_exporter::process::ProcessStats;
+use ecs_exporter::version::BUILD;
+
+/// xorshift64*: small, seeded, good enough to pick mutations.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+const VALUES: &[&str] = &[
+    "null",
+    "true",
+    "-1",
+    "0",
+    "1.5",
+    "-0.0",
+    "1e308",
+    "18446744073709551615",
+    "18446744073709551616",
+    "9007199254740993",
+    "\"\"",
+    "\"None\"",
+    "\"x\\\"y\\\\z\\n\"",
+    "\"ü✓\\u0000\"",
+    "[]",
+    "{}",
+    "[1, \"a\", null]",
+    "{\"a\": [1, {\"b\": null}]}",
+    "\"2025-02-27T05:06:03.714437592Z\"",
+    "\"2025-13-45T99:99:99Z\"",
+    "\"1970-01-01T00:00:00+23:59\"",
+    "{\"status\": \"HEALTHY\"}",
+    "[{\"op\": \"read\", \"value\": 5}]",
+];
+
+const KEYS: &[&str] = &[
+    "Name",
+    "DockerId",
+    "Limits",
+    "Memory",
+    "CPU",
+    "Containers",
+    "RestartCount",
+    "ExitCode",
+    "Health",
+    "StartedAt",
+    "PullStartedAt",
+    "cpu_stats",
+    "memory_stats",
+    "usage",
+    "stats",
+    "cache",
+    "file",
+    "networks",
+    "eth1",
+    "rx_bytes",
+    "blkio_stats",
+    "io_service_bytes_recursive",
+    "op",
+    "value",
+];
+
+/// Byte offsets of scalar tokens (strings, numbers, literals) in a JSON text.
+fn scalars(text: &[u8]) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < text.len() {
+        let start = i;
+        match text[i] {
+            b'"' => {
+                i += 1;
+                while i < text.len() && text[i] != b'"' {
+                    i += if text[i] == b'\\' { 2 } else { 1 };
+                }
+                i += 1;
+                out.push((start, i.min(text.len())));
+            }
+            b'-' | b'0'..=b'9' | b't' | b'f' | b'n' => {
+                while i < text.len() && !b",]} \n\t\r:".contains(&text[i]) {
+                    i += 1;
+                }
+                out.push((start, i));
+            }
+            _ => i += 1,
+        }
+    }
+    out
+}
+
+fn mutate(rng: &mut Rng, doc: &str) -> String {
+    let mut text = doc.as_bytes().to_vec();
+    for _ in 0..1 + rng.below(4) {
+        let len = text.len().max(1);
+        match rng.below(8) {
+            0..=2 => {
+                let tokens = scalars(&text);
+                if let Some(&(a, b)) = tokens.get(rng.below(tokens.len())) {
+                    let v = VALUES[rng.below(VALUES.len())];
+                    text.splice(a..b, v.bytes());
+                }
+            }
+            3 => {
+                // A duplicate (or new) key right after an opening brace.
+                let braces: Vec<usize> = text
+                    .iter()
+                    .enumerate()
+                    .filter(|&(_, &c)| c == b'{')
+                    .map(|(i, _)| i)
+                    .collect();
+                if let Some(&at) = braces.get(rng.below(braces.len())) {
+                    let pair = format!(
+                        "\"{}\": {},",
+                        KEYS[rng.below(KEYS.len())],
+                        VALUES[rng.below(VALUES.len())]
+                    );
+                    text.splice(at + 1..at + 1, pair.bytes());
+                }
+            }
+            4 => {
+                let a = rng.below(len);
+                let b = (a + rng.below(64)).min(text.len());
+                text.drain(a.min(b)..b);
+            }
+            5 => {
+                let a = rng.below(len);
+                let b = (a + rng.below(256)).min(text.len());
+                let span: Vec<u8> = text[a.min(b)..b].to_vec();
+                let at = rng.below(text.len() + 1);
+                text.splice(at..at, span);
+            }
+            6 => {
+                let at = rng.below(text.len() + 1);
+                const JUNK: &[u8] = b"{}[]\",:\\0-e.";
+                let junk: Vec<u8> = (0..rng.below(8))
+                    .map(|_| JUNK[rng.below(JUNK.len())])
+                    .collect();
+                text.splice(at..at, junk);
+            }
+            _ => text.truncate(rng.below(len)),
+        }
+    }
+    String::from_utf8_lossy(&text).into_owned()
+}
+
+/// Decode -> collect -> write, as a scrape does, then check the output.
+fn pipeline(task: &str, stats: &str, options: &Options) {
+    let task = model::decode_task(task).ok();
+    let stats = model::decode_stats(stats).ok();
+    let process = ProcessStats {
+        cpu_seconds: Some(0.5),
+        resident_bytes: Some(1e6),
+        ..ProcessStats::default()
+    };
+    let requests = [("200", 3), ("500", 0), ("503", 0)];
+    let scrape = Scrape {
+        task: task.as_ref(),
+        stats: if task.is_some() { stats.as_ref() } else { None },
+        exporter: Some(Exporter {
+            process: &process,
+            requests: &requests,
+        }),
+        build: &BUILD,
+        options,
+    };
+    let mut samples = Vec::new();
+    collect::collect(&scrape, &mut samples);
+    let mut out = String::new();
+    exposition::write(&mut out, FAMILIES, &mut samples);
+    let series = parse_exposition(&out);
+    let up = series.iter().find(|(n, _, _)| n == "ecs_up").map(|s| s.2);
+    assert_eq!(
+        up,
+        Some(if scrape.task.is_some() && scrape.stats.is_some() {
+            1.0
+        } else {
+            0.0
+        })
+    );
+}
+
+fn seeds() -> Vec<(String, String)> {
+    let mut seeds = Vec::new();
+    let fixtures = project_dir().join("fixtures");
+    for entry in std::fs::read_dir(&fixtures).expect("fixtures").flatten() {
+        let dir = entry.path();
+        if let (Ok(t), Ok(s)) = (
+            std::fs::read_to_string(dir.join("task.json")),
+            std::fs::read_to_string(dir.join("stats.json")),
+        ) {
+            seeds.push((t, s));
+        }
+    }
+    if let Some(shared) = shared_dir("fuzz seeds") {
+        let go = shared.join("conformance/ecs_exporter-v0.4.0/fixtures");
+        for case in ["fargate", "ec2"] {
+            let read = |f: String| std::fs::read_to_string(go.join(f)).unwrap_or_default();
+            seeds.push((
+                read(format!("{case}_task_metadata.json")),
+                read(format!("{case}_task_stats.json")),
+            ));
+        }
+        let payloads = shared.join("payloads");
+        for (t, s) in [
+            (
+                "otelcontrib-ec2-bridge.task.json",
+                "otelcontrib-ec2-bridge.stats.json",
+            ),
+            (
+                "ddintegrations-fargate-v2.task.json",
+                "ddintegrations-windows.stats.json",
+            ),
+            (
+                "datadogagent-managedinstances-cgroupv2.task.json",
+                "datadogagent-managedinstances-cgroupv2.stats.json",
+            ),
+        ] {
+            let read = |f: &str| std::fs::read_to_string(payloads.join(f)).unwrap_or_default();
+            seeds.push((read(t), read(s)));
+        }
+    }
+    seeds
+}
+
+#[test]
+fn mutated_documents_never_panic_and_always_give_valid_exposition() {
+    let iterations: u64 = std::env::var("FUZZ_ITERATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
+    let seed: u64 = std::env::var("FUZZ_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0x5eed_ec5);
+    let seeds = seeds();
+    let mut rng = Rng(seed | 1);
+    let started = std::time::Instant::now();
+    for i in 0..iterations {
+        let (task, stats) = &seeds[rng.below(seeds.len())];
+        let (task, stats) = match rng.below(3) {
+            0 => (mutate(&mut rng, task), stats.clone()),
+            1 => (task.clone(), mutate(&mut rng, stats)),
+            _ => (mutate(&mut rng, task), mutate(&mut rng, stats)),
+        };
+        let options = Options {
+            container: rng.below(4) != 0,
+            memory: rng.below(4) != 0,
+            cpu: rng.below(4) != 0,
+            storage: rng.below(4) != 0,
+            exclude: if rng.below(4) == 0 {
+                vec!["*e*".into()]
+            } else {
+                Vec::new()
+            },
+        };
+        let result =
+            std::panic::catch_unwind(AssertUnwindSafe(|| pipeline(&task, &stats, &options)));
+        if result.is_err() {
+            let dir = project_dir().join("target/fuzz-failures");
+            let _ = std::fs::create_dir_all(&dir);
+            let _ = std::fs::write(dir.join(format!("{i}.task.json")), &task);
+            let _ = std::fs::write(dir.join(format!("{i}.stats.json")), &stats);
+            panic!("input {i} (seed {seed}) failed; it is in {}", dir.display());
+        }
+    }
+    eprintln!(
+        "fuzz: {iterations} inputs from {} seeds, 0 failures, in {:?}",
+        seeds.len(),
+        started.elapsed()
+    );
+}
