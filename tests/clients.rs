@@ -125,9 +125,16 @@ fn abuse_does_not_stop_well_behaved_scrapes() {
         assert_eq!(value(&series, "ecs_up", &[]), Some(1.0));
     }
     assert_eq!(e.get("/health").status_code, 200);
+    if !emulated() {
+        eprintln!(
+            "clients: VmRSS {} bytes with 200 connections held",
+            common::vm_rss(e.pid()).unwrap_or(0)
+        );
+    }
     drop(held);
     if !emulated() {
         let peak = vm_hwm(e.pid()).expect("VmHWM");
+        eprintln!("clients: VmHWM {peak} bytes after the abuse");
         assert!(
             peak < 32 << 20,
             "peak resident memory {peak} bytes under abuse"
