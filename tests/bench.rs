@@ -229,3 +229,122 @@ fn soak() {
         e.status_kib("VmHWM:")
     );
 }
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+fn percentile(values: &mut [f64], p: f64) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let i = ((values.len() as f64 - 1.0) * p).round() as usize;
+    values.get(i).copied().unwrap_or(f64::NAN)
+}
+
+/// One run: 5000 sequential keep-alive scrapes.
+struct Run {
+    hwm_kib: u64,
+    rss_growth_kib: i64,
+    cpu_per_1000: f64,
+    median_ms: f64,
+    p99_ms: f64,
+    start_ms: f64,
+}
+
+fn run(endpoint: &FastEndpoint, exporter_metrics: bool) -> Run {
+    let flags: &[&str] = if exporter_metrics { &[] } else { &["--web.disable-exporter-metrics"] };
+    let mut e = Subject::start(&endpoint.base, flags);
+    let start_ms = e.first_health.as_secs_f64() * 1e3;
+    let cpu_before = e.cpu_seconds();
+    let mut latencies = Vec::with_capacity(5000);
+    let mut rss_at_1000 = 0;
+    for i in 1..=5000 {
+        let t = Instant::now();
+        let (status, _) = e.get("/metrics");
+        latencies.push(t.elapsed().as_secs_f64() * 1e3);
+        assert_eq!(status, 200);
+        if i == 1000 {
+            rss_at_1000 = e.status_kib("VmRSS:");
+        }
+    }
+    let cpu = e.cpu_seconds() - cpu_before;
+    let mut first_2000 = latencies[..2000].to_vec();
+    Run {
+        hwm_kib: e.status_kib("VmHWM:"),
+        rss_growth_kib: e.status_kib("VmRSS:") as i64 - rss_at_1000 as i64,
+        cpu_per_1000: cpu / 5.0,
+        median_ms: median(&mut first_2000),
+        p99_ms: percentile(&mut first_2000, 0.99),
+        start_ms,
+    }
+}
+
+/// The README's footprint figures, medians of 3 runs: VmHWM after 5000 scrapes, RSS growth from
+/// scrape 1000 to 5000, CPU seconds per 1000 scrapes, scrape median and p99 (first 2000), start
+/// to the first /health answer; and the fetch floor: this client GETting /task and /task/stats
+/// from the same endpoint over fresh connections.
+#[test]
+#[ignore]
+fn footprint() {
+    let (task, stats) = fargate_fixture();
+    let endpoint = FastEndpoint::start(&task, &stats);
+    for exporter_metrics in [false, true] {
+        let runs: Vec<Run> = (0..3).map(|_| run(&endpoint, exporter_metrics)).collect();
+        let m = |f: &dyn Fn(&Run) -> f64| median(&mut runs.iter().map(f).collect::<Vec<_>>());
+        println!(
+            "footprint (exporter metrics {}): VmHWM {:.0} KiB, RSS growth {:.0} KiB, {:.4} CPU-s per 1000 scrapes, scrape median {:.3} ms, p99 {:.3} ms, start to /health {:.2} ms",
+            if exporter_metrics { "on" } else { "off" },
+            m(&|r| r.hwm_kib as f64),
+            m(&|r| r.rss_growth_kib as f64),
+            m(&|r| r.cpu_per_1000),
+            m(&|r| r.median_ms),
+            m(&|r| r.p99_ms),
+            m(&|r| r.start_ms),
+        );
+    }
+    let address = endpoint.base.trim_start_matches("http://").split('/').next().unwrap_or("").to_owned();
+    let fetch = |path: &str| {
+        let mut s = TcpStream::connect(&address).expect("connects");
+        s.set_nodelay(true).expect("nodelay");
+        write!(s, "GET /v4/bench{path} HTTP/1.1\r\nHost: bench\r\n\r\n").expect("request");
+        let mut body = Vec::new();
+        s.read_to_end(&mut body).expect("response");
+    };
+    let mut floor: Vec<f64> = (0..2000)
+        .map(|_| {
+            let t = Instant::now();
+            fetch("/task");
+            fetch("/task/stats");
+            t.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    println!("footprint: fetch floor (GET /task + /task/stats, fresh connections) median {:.3} ms", median(&mut floor));
+}
+
+/// decode -> collect -> write `PIPELINE_ITERATIONS` times (default 1000) on the Fargate fixture,
+/// in process, for instruction counts: run it under callgrind with 0 and with N iterations and
+/// divide the difference by N (`.ci/instructions.sh` does that).
+#[test]
+#[ignore]
+fn pipeline() {
+    use ecs_exporter::collect::{self, FAMILIES, Options, Scrape};
+    use ecs_exporter::{exposition, model, version};
+    let iterations: usize = std::env::var("PIPELINE_ITERATIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
+    let (task, stats) = fargate_fixture();
+    let task = std::fs::read_to_string(task).expect("task");
+    let stats = std::fs::read_to_string(stats).expect("stats");
+    let options = Options::default();
+    let mut out = String::new();
+    let mut total = 0;
+    for _ in 0..iterations {
+        let task = model::decode_task(&task).ok();
+        let stats = model::decode_stats(&stats).ok();
+        let scrape = Scrape { task: task.as_ref(), stats: stats.as_ref(), exporter: None, build: &version::BUILD, options: &options };
+        let mut samples = Vec::with_capacity(64);
+        collect::collect(&scrape, &mut samples);
+        out.clear();
+        exposition::write(&mut out, FAMILIES, &mut samples);
+        total += out.len();
+    }
+    println!("pipeline: {iterations} iterations, {total} bytes written");
+}
