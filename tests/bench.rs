@@ -252,7 +252,11 @@ struct Run {
 }
 
 fn run(endpoint: &FastEndpoint, exporter_metrics: bool) -> Run {
-    let flags: &[&str] = if exporter_metrics { &[] } else { &["--web.disable-exporter-metrics"] };
+    let flags: &[&str] = if exporter_metrics {
+        &[]
+    } else {
+        &["--web.disable-exporter-metrics"]
+    };
     let mut e = Subject::start(&endpoint.base, flags);
     let start_ms = e.first_health.as_secs_f64() * 1e3;
     let cpu_before = e.cpu_seconds();
@@ -302,7 +306,13 @@ fn footprint() {
             m(&|r| r.start_ms),
         );
     }
-    let address = endpoint.base.trim_start_matches("http://").split('/').next().unwrap_or("").to_owned();
+    let address = endpoint
+        .base
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap_or("")
+        .to_owned();
     let fetch = |path: &str| {
         let mut s = TcpStream::connect(&address).expect("connects");
         s.set_nodelay(true).expect("nodelay");
@@ -318,7 +328,10 @@ fn footprint() {
             t.elapsed().as_secs_f64() * 1e3
         })
         .collect();
-    println!("footprint: fetch floor (GET /task + /task/stats, fresh connections) median {:.3} ms", median(&mut floor));
+    println!(
+        "footprint: fetch floor (GET /task + /task/stats, fresh connections) median {:.3} ms",
+        median(&mut floor)
+    );
 }
 
 /// decode -> collect -> write `PIPELINE_ITERATIONS` times (default 1000) on the Fargate fixture,
@@ -329,7 +342,10 @@ fn footprint() {
 fn pipeline() {
     use ecs_exporter::collect::{self, FAMILIES, Options, Scrape};
     use ecs_exporter::{exposition, model, version};
-    let iterations: usize = std::env::var("PIPELINE_ITERATIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
+    let iterations: usize = std::env::var("PIPELINE_ITERATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
     let (task, stats) = fargate_fixture();
     let task = std::fs::read_to_string(task).expect("task");
     let stats = std::fs::read_to_string(stats).expect("stats");
@@ -339,7 +355,13 @@ fn pipeline() {
     for _ in 0..iterations {
         let task = model::decode_task(&task).ok();
         let stats = model::decode_stats(&stats).ok();
-        let scrape = Scrape { task: task.as_ref(), stats: stats.as_ref(), exporter: None, build: &version::BUILD, options: &options };
+        let scrape = Scrape {
+            task: task.as_ref(),
+            stats: stats.as_ref(),
+            exporter: None,
+            build: &version::BUILD,
+            options: &options,
+        };
         let mut samples = Vec::with_capacity(64);
         collect::collect(&scrape, &mut samples);
         out.clear();
