@@ -6,15 +6,9 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{Exporter, FakeMetadata, emulated, parse_exposition, project_dir, value, vm_hwm};
-
-fn fixtures() -> String {
-    project_dir()
-        .join("fixtures/fargate")
-        .to_str()
-        .expect("UTF-8")
-        .to_owned()
-}
+use common::{
+    Exporter, FakeMetadata, emulated, fixture, parse_exposition, project_dir, value, vm_hwm,
+};
 
 fn connect(e: &Exporter) -> TcpStream {
     let stream = TcpStream::connect(e.base.trim_start_matches("http://")).expect("connects");
@@ -36,7 +30,7 @@ fn raw(e: &Exporter, request: &[u8]) -> String {
 
 #[test]
 fn abuse_does_not_stop_well_behaved_scrapes() {
-    let e = Exporter::start(&["--ecs.metadata-uri", &fixtures()]);
+    let e = Exporter::start(&["--ecs.metadata-uri", &fixture("fargate")]);
 
     // 200 connections that send half a request and wait.
     let held: Vec<TcpStream> = (0..200)

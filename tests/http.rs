@@ -3,16 +3,7 @@
 
 mod common;
 
-use common::{Exporter, FakeMetadata, Reply, parse_exposition, project_dir, value};
-
-fn fixture(case: &str) -> String {
-    project_dir()
-        .join("fixtures")
-        .join(case)
-        .to_str()
-        .expect("UTF-8")
-        .to_owned()
-}
+use common::{Exporter, FakeMetadata, Reply, fixture, parse_exposition, project_dir, value};
 
 #[test]
 fn endpoints_methods_and_content_types() {

@@ -6,14 +6,28 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Exporter, exporter_command, exporter_command_with, project_dir, run};
+use common::{Exporter, exporter_command, exporter_command_with, fixture, run};
 
-fn fixtures() -> String {
-    project_dir()
-        .join("fixtures/fargate")
-        .to_str()
-        .expect("UTF-8")
-        .to_owned()
+/// Starts the exporter with `command`, waiting for its start-up line; None if it did not start.
+fn start(mut command: std::process::Command) -> Option<std::process::Child> {
+    let mut child = command
+        .args([
+            "--web.listen-address=127.0.0.1:0",
+            "--ecs.metadata-uri",
+            &fixture("fargate"),
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .ok()?;
+    let mut first = String::new();
+    let _ = BufReader::new(child.stderr.take()?).read_line(&mut first);
+    if !first.contains("starting ecs_exporter") {
+        let _ = child.kill();
+        let _ = child.wait();
+        eprintln!("the exporter did not start: {first}");
+        return None;
+    }
+    Some(child)
 }
 
 /// Waits up to a second for the process to exit, and expects status 0 (killing it otherwise).
@@ -48,18 +62,7 @@ fn signal(pid: u32, sig: &str) {
 #[test]
 fn sigterm_and_sigint_end_it_with_status_0_promptly() {
     for sig in ["TERM", "INT"] {
-        let mut child = exporter_command()
-            .args([
-                "--web.listen-address=127.0.0.1:0",
-                "--ecs.metadata-uri",
-                &fixtures(),
-            ])
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("starts");
-        let mut first = String::new();
-        let _ = BufReader::new(child.stderr.take().expect("stderr")).read_line(&mut first);
-        assert!(first.contains("starting ecs_exporter"), "{first}");
+        let mut child = start(exporter_command()).expect("the exporter starts");
         signal(child.id(), sig);
         expect_exit_0_within_a_second(&mut child, &format!("SIG{sig}"));
     }
@@ -67,24 +70,14 @@ fn sigterm_and_sigint_end_it_with_status_0_promptly() {
 
 #[test]
 fn as_pid_1_of_its_own_pid_namespace_sigterm_ends_it() {
-    let mut child = match exporter_command_with(&["unshare", "--pid", "--fork", "--kill-child"])
-        .args([
-            "--web.listen-address=127.0.0.1:0",
-            "--ecs.metadata-uri",
-            &fixtures(),
-        ])
-        .stderr(Stdio::piped())
-        .spawn()
-    {
-        Ok(child) => child,
-        Err(e) => return skip_or_fail(&format!("unshare cannot run: {e}")),
+    let Some(mut child) = start(exporter_command_with(&[
+        "unshare",
+        "--pid",
+        "--fork",
+        "--kill-child",
+    ])) else {
+        return skip_or_fail("no PID namespace here (see the line above)");
     };
-    let mut first = String::new();
-    let _ = BufReader::new(child.stderr.take().expect("stderr")).read_line(&mut first);
-    if !first.contains("starting ecs_exporter") {
-        let _ = child.kill();
-        return skip_or_fail(&format!("no PID namespace here (unshare said: {first})"));
-    }
     // The exporter is unshare's only child; in its namespace it is PID 1.
     let children = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", child.id()))
         .expect("children");
@@ -115,7 +108,7 @@ fn skip_or_fail(why: &str) {
 
 #[test]
 fn health_check_answers_for_a_running_server_and_fails_for_none() {
-    let e = Exporter::start(&["--ecs.metadata-uri", &fixtures()]);
+    let e = Exporter::start(&["--ecs.metadata-uri", &fixture("fargate")]);
     let listen = format!(
         "--web.listen-address={}",
         e.base.trim_start_matches("http://")

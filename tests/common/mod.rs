@@ -14,6 +14,16 @@ pub fn project_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// `fixtures/<case>` as a string, for `--ecs.metadata-uri`.
+pub fn fixture(case: &str) -> String {
+    project_dir()
+        .join("fixtures")
+        .join(case)
+        .to_str()
+        .expect("UTF-8 path")
+        .to_owned()
+}
+
 /// `../shared`, if present. With `CI` set its absence is a failure, otherwise a skip.
 pub fn shared_dir(test: &str) -> Option<PathBuf> {
     let dir = project_dir().join("../shared");
