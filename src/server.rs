@@ -106,7 +106,7 @@ impl Server {
     /// Serves requests until [`Shutdown::shutdown`] is called; the request in hand is answered
     /// first.
     pub fn run(mut self) {
-        let http = self.current();
+        let mut http = self.current();
         let address = http.server_addr().to_string();
         let b = &version::BUILD;
         self.logger.log(
@@ -120,7 +120,6 @@ impl Server {
                 ("metadata", &self.config.metadata),
             ],
         );
-        let mut http = http;
         while !self.stop.load(Ordering::SeqCst) {
             match http.recv() {
                 Ok(request) => self.handle(request),
