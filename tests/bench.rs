@@ -202,10 +202,7 @@ fn fargate_fixture() -> (PathBuf, PathBuf) {
 #[test]
 #[ignore]
 fn soak() {
-    let scrapes: usize = std::env::var("SOAK_SCRAPES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(100_000);
+    let scrapes: usize = common::env_or("SOAK_SCRAPES", 100_000);
     let (task, stats) = fargate_fixture();
     let endpoint = FastEndpoint::start(&task, &stats);
     let mut e = Subject::start(&endpoint.base, &["--web.disable-exporter-metrics"]);
@@ -342,10 +339,7 @@ fn footprint() {
 fn pipeline() {
     use ecs_exporter::collect::{self, FAMILIES, Options, Scrape};
     use ecs_exporter::{exposition, model, version};
-    let iterations: usize = std::env::var("PIPELINE_ITERATIONS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1000);
+    let iterations: usize = common::env_or("PIPELINE_ITERATIONS", 1000);
     let (task, stats) = fargate_fixture();
     let task = std::fs::read_to_string(task).expect("task");
     let stats = std::fs::read_to_string(stats).expect("stats");

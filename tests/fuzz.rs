@@ -251,14 +251,8 @@ fn seeds() -> Vec<(String, String)> {
 
 #[test]
 fn mutated_documents_never_panic_and_always_give_valid_exposition() {
-    let iterations: u64 = std::env::var("FUZZ_ITERATIONS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20_000);
-    let seed: u64 = std::env::var("FUZZ_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0x05ee_dec5);
+    let iterations: u64 = common::env_or("FUZZ_ITERATIONS", 20_000);
+    let seed: u64 = common::env_or("FUZZ_SEED", 0x05ee_dec5);
     let seeds = seeds();
     let mut rng = Rng(seed | 1);
     let started = std::time::Instant::now();

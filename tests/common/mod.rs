@@ -14,6 +14,14 @@ pub fn project_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// A number from the environment variable `name` (for benchmark and fuzzer sizes), or `default`.
+pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// `fixtures/<case>` as a string, for `--ecs.metadata-uri`.
 pub fn fixture(case: &str) -> String {
     project_dir()
