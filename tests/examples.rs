@@ -133,11 +133,11 @@ fn promtool_accepts_the_prometheus_configs_it_understands() {
             .expect("promtool runs");
         let said = String::from_utf8_lossy(&out.stdout).into_owned()
             + &String::from_utf8_lossy(&out.stderr);
-        let uses_ecs_sd = std::fs::read_to_string(&path)
+        let uses_aws_sd = std::fs::read_to_string(&path)
             .unwrap_or_default()
-            .contains("ecs_sd_configs:");
-        if uses_ecs_sd && said.contains("field ecs_sd_configs not found") {
-            // Prometheus's ECS service discovery is newer than this promtool (Debian's 2.42).
+            .contains("aws_sd_configs:");
+        if uses_aws_sd && said.contains("field aws_sd_configs not found") {
+            // Prometheus's AWS (ECS) service discovery is newer than this promtool (Debian's 2.42).
             continue;
         }
         assert!(
