@@ -248,13 +248,13 @@ struct Run {
     start_ms: f64,
 }
 
-fn run(endpoint: &FastEndpoint, exporter_metrics: bool) -> Run {
+fn run(metadata: &str, exporter_metrics: bool) -> Run {
     let flags: &[&str] = if exporter_metrics {
         &[]
     } else {
         &["--web.disable-exporter-metrics"]
     };
-    let mut e = Subject::start(&endpoint.base, flags);
+    let mut e = Subject::start(metadata, flags);
     let start_ms = e.first_health.as_secs_f64() * 1e3;
     let cpu_before = e.cpu_seconds();
     let mut latencies = Vec::with_capacity(5000);
@@ -290,7 +290,9 @@ fn footprint() {
     let (task, stats) = fargate_fixture();
     let endpoint = FastEndpoint::start(&task, &stats);
     for exporter_metrics in [false, true] {
-        let runs: Vec<Run> = (0..3).map(|_| run(&endpoint, exporter_metrics)).collect();
+        let runs: Vec<Run> = (0..3)
+            .map(|_| run(&endpoint.base, exporter_metrics))
+            .collect();
         let m = |f: &dyn Fn(&Run) -> f64| median(&mut runs.iter().map(f).collect::<Vec<_>>());
         println!(
             "footprint (exporter metrics {}): VmHWM {:.0} KiB, RSS growth {:.0} KiB, {:.4} CPU-s per 1000 scrapes, scrape median {:.3} ms, p99 {:.3} ms, start to /health {:.2} ms",
@@ -303,6 +305,17 @@ fn footprint() {
             m(&|r| r.start_ms),
         );
     }
+    // The same documents from a directory: the exporter's own share, without the network client.
+    let dir = common::TempDir::new("bench");
+    let read = |p: &Path| std::fs::read_to_string(p).expect("fixture");
+    dir.documents(&read(&task), &read(&stats));
+    let mut cpu: Vec<f64> = (0..3)
+        .map(|_| run(dir.0.to_str().expect("UTF-8"), false).cpu_per_1000)
+        .collect();
+    println!(
+        "footprint: the same documents read from a directory: {:.4} CPU-s per 1000 scrapes",
+        median(&mut cpu)
+    );
     let address = endpoint
         .base
         .trim_start_matches("http://")
