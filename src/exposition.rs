@@ -43,16 +43,21 @@ pub struct Sample<'a> {
 /// network series per interface is kept when several containers report the same interface (the
 /// Go exporter's "last container in /task's order wins"), and it keeps the output valid should
 /// the endpoint ever repeat a container name.
-pub fn write(out: &mut String, families: &[Family], samples: &mut [Sample<'_>]) {
-    // Stable, so equal keys keep collection order and "later wins" below means "collected later".
-    samples.sort_by(|a, b| {
+pub fn write(out: &mut String, families: &[Family], samples: &[Sample<'_>]) {
+    // Sort positions rather than the samples themselves: a sample is 144 bytes and moving them
+    // was most of the sort's cost. The sort is stable, so equal keys keep collection order and
+    // "later wins" below means "collected later". Labels past a family's own count are empty.
+    let label_count = |s: &Sample<'_>| families.get(s.family).map_or(0, |f| f.labels.len());
+    let mut order: Vec<&Sample<'_>> = samples.iter().collect();
+    order.sort_by(|a, b| {
+        let n = label_count(a);
         a.family
             .cmp(&b.family)
-            .then_with(|| a.labels.cmp(&b.labels))
+            .then_with(|| a.labels[..n].cmp(&b.labels[..n]))
     });
     let mut current = usize::MAX;
-    for (i, sample) in samples.iter().enumerate() {
-        if let Some(next) = samples.get(i + 1)
+    for (i, sample) in order.iter().enumerate() {
+        if let Some(next) = order.get(i + 1)
             && next.family == sample.family
             && next.labels == sample.labels
         {
@@ -372,14 +377,14 @@ mod tests {
 
     #[test]
     fn sorts_samples_skips_empty_families_and_keeps_the_last_duplicate() {
-        let mut samples = vec![
+        let samples = vec![
             sample(0, "z", 1.0),
             sample(0, "a", 2.0),
             sample(0, "z", 3.0),
             sample(0, "m", 4.0),
         ];
         let mut out = String::new();
-        write(&mut out, TABLE, &mut samples);
+        write(&mut out, TABLE, &samples);
         assert_eq!(
             out,
             "# HELP a_total A.\n# TYPE a_total counter\n\

@@ -279,7 +279,7 @@ impl Server {
         let mut samples = Vec::with_capacity(64);
         collect::collect(&scrape, &mut samples);
         self.body.clear();
-        exposition::write(&mut self.body, FAMILIES, &mut samples);
+        exposition::write(&mut self.body, FAMILIES, &samples);
         if self.logger.enabled(Level::Debug) {
             let up = task.is_some() && stats.is_some();
             self.logger.log(

@@ -372,7 +372,7 @@ fn pipeline() {
         let mut samples = Vec::with_capacity(64);
         collect::collect(&scrape, &mut samples);
         out.clear();
-        exposition::write(&mut out, FAMILIES, &mut samples);
+        exposition::write(&mut out, FAMILIES, &samples);
         total += out.len();
     }
     println!("pipeline: {iterations} iterations, {total} bytes written");

@@ -193,7 +193,7 @@ fn pipeline(task: &str, stats: &str, options: &Options) {
     let mut samples = Vec::new();
     collect::collect(&scrape, &mut samples);
     let mut out = String::new();
-    exposition::write(&mut out, FAMILIES, &mut samples);
+    exposition::write(&mut out, FAMILIES, &samples);
     let series = parse_exposition(&out);
     let up = series.iter().find(|(n, _, _)| n == "ecs_up").map(|s| s.2);
     assert_eq!(
