@@ -22,8 +22,15 @@ fn golden() -> String {
         .expect("golden file")
 }
 
+/// Injects `fault` on `/task`, then on `/task/stats`, checking each as [`check_on`] does.
+fn check(fault: Fault, log_says: &str) {
+    for on_stats in [false, true] {
+        check_on(fault.clone(), on_stats, log_says);
+    }
+}
+
 /// Injects `fault` on one endpoint, scrapes, checks, clears it, scrapes again.
-fn check(fault: Fault, on_stats: bool, log_says: &str) {
+fn check_on(fault: Fault, on_stats: bool, log_says: &str) {
     let dir = project_dir().join("fixtures/fargate");
     let endpoint = FaultyMetadata::start(dir.join("task.json"), dir.join("stats.json"));
     let uri = format!("--ecs.metadata-uri={}", endpoint.base);
@@ -101,68 +108,53 @@ fn check(fault: Fault, on_stats: bool, log_says: &str) {
 fn http_500() {
     check(
         Fault::Status(500),
-        false,
-        "error=\"HTTP 500 (Internal Server Error)\"",
-    );
-    check(
-        Fault::Status(500),
-        true,
         "error=\"HTTP 500 (Internal Server Error)\"",
     );
 }
 
 #[test]
 fn http_429_is_named_as_rate_limiting() {
-    check(Fault::Status(429), false, "rate limited by the ECS agent");
-    check(Fault::Status(429), true, "rate limited by the ECS agent");
+    check(Fault::Status(429), "rate limited by the ECS agent");
 }
 
 #[test]
 fn http_404() {
-    check(Fault::Status(404), false, "error=\"HTTP 404 (Not Found)\"");
-    check(Fault::Status(404), true, "error=\"HTTP 404 (Not Found)\"");
+    check(Fault::Status(404), "error=\"HTTP 404 (Not Found)\"");
 }
 
 #[test]
 fn slower_than_the_timeout() {
-    check(Fault::Slow(Duration::from_secs(3)), false, "timeout");
-    check(Fault::Slow(Duration::from_secs(3)), true, "timeout");
+    check(Fault::Slow(Duration::from_secs(3)), "timeout");
 }
 
 #[test]
 fn no_response_at_all() {
-    check(Fault::Silent, false, "timeout");
-    check(Fault::Silent, true, "timeout");
+    check(Fault::Silent, "timeout");
 }
 
 #[test]
 fn connection_closed_without_a_response() {
-    check(Fault::Reset, false, "request failed");
-    check(Fault::Reset, true, "request failed");
+    check(Fault::Reset, "request failed");
 }
 
 #[test]
 fn body_cut_short() {
-    check(Fault::CutShort, false, "error=");
-    check(Fault::CutShort, true, "error=");
+    check(Fault::CutShort, "error=");
 }
 
 #[test]
 fn not_json() {
-    check(Fault::NotJson, false, "not a JSON object");
-    check(Fault::NotJson, true, "not a JSON object");
+    check(Fault::NotJson, "not a JSON object");
 }
 
 #[test]
 fn empty_body() {
-    check(Fault::EmptyBody, false, "not a JSON object");
-    check(Fault::EmptyBody, true, "not a JSON object");
+    check(Fault::EmptyBody, "not a JSON object");
 }
 
 #[test]
 fn a_100_mib_body_is_cut_at_the_cap() {
-    check(Fault::Huge(100 << 20), false, "larger than 4 MiB");
-    check(Fault::Huge(100 << 20), true, "larger than 4 MiB");
+    check(Fault::Huge(100 << 20), "larger than 4 MiB");
 }
 
 #[test]
