@@ -327,15 +327,18 @@ fn collect_container<'a>(
     };
     let cpu = s.cpu_stats.as_ref().and_then(|c| c.cpu_usage.as_ref());
     if let Some(cpu) = cpu {
-        let mut times = vec![(Metric::ContainerCpuUsage, cpu.total_usage)];
+        let seconds = |ns: Option<u64>| ns.map(|ns| ns as f64 * NANOSECONDS);
+        push_present(
+            out,
+            &[(Metric::ContainerCpuUsage, seconds(cpu.total_usage))],
+            &[name],
+        );
         if options.cpu {
-            times.push((Metric::ContainerCpuUser, cpu.usage_in_usermode));
-            times.push((Metric::ContainerCpuSystem, cpu.usage_in_kernelmode));
-        }
-        for (metric, ns) in times {
-            if let Some(ns) = ns {
-                push(out, metric, &[name], ns as f64 * NANOSECONDS);
-            }
+            let times = [
+                (Metric::ContainerCpuUser, seconds(cpu.usage_in_usermode)),
+                (Metric::ContainerCpuSystem, seconds(cpu.usage_in_kernelmode)),
+            ];
+            push_present(out, &times, &[name]);
         }
     }
 
@@ -354,13 +357,15 @@ fn collect_container<'a>(
     let detail = memory.and_then(|m| m.stats.as_ref());
     // Page cache is `cache` on cgroup v1 and `file` on cgroup v2.
     let page_cache = detail.and_then(|d| d.cache.or(d.file));
-    push_present(out, &[(Metric::ContainerMemoryUsage, usage)], &[name]);
-    push_present(out, &[(Metric::ContainerMemoryLimit, limit)], &[name]);
-    push_present(
-        out,
-        &[(Metric::ContainerMemoryPageCache, page_cache)],
-        &[name],
-    );
+    let memory_figures = [
+        (Metric::ContainerMemoryUsage, usage.map(|u| u as f64)),
+        (Metric::ContainerMemoryLimit, limit),
+        (
+            Metric::ContainerMemoryPageCache,
+            page_cache.map(|c| c as f64),
+        ),
+    ];
+    push_present(out, &memory_figures, &[name]);
     if options.memory {
         collect_memory_detail(usage, detail, name, out);
     }
