@@ -13,7 +13,7 @@ b() { buildah --root "$store/root" --runroot "$store/run" --storage-driver vfs "
 for arch in amd64 arm64; do
   b build --quiet --isolation chroot --platform "linux/$arch" -f Containerfile -t "localhost/ecs_exporter:$arch" . >/dev/null
   config=$(b inspect --type image --format '{{.OCIv1.Architecture}} {{.OCIv1.OS}} {{.OCIv1.Config.User}} {{.OCIv1.Config.Entrypoint}} {{.OCIv1.Config.ExposedPorts}}' "localhost/ecs_exporter:$arch")
-  want="$arch linux 65534:65534 [/ecs_exporter] map[9779/tcp:{}]"
+  want="$arch linux 65534:65534 [/bin/ecs_exporter] map[9779/tcp:{}]"
   if [ "$config" != "$want" ]; then
     echo "image $arch: config is '$config', want '$want'" >&2
     exit 1
@@ -21,25 +21,25 @@ for arch in amd64 arm64; do
   container=$(b from "localhost/ecs_exporter:$arch")
   root=$(b mount "$container")
   files=$(cd "$root" && find . -mindepth 1 | sort | tr '\n' ' ')
-  [ "$files" = "./ecs_exporter " ] || { echo "image $arch holds more than the binary: $files" >&2; exit 1; }
+  [ "$files" = "./bin ./bin/ecs_exporter " ] || { echo "image $arch holds more than the binary: $files" >&2; exit 1; }
   if [ "$arch" = amd64 ]; then
-    version=$(chroot --userspec=65534:65534 "$root" /ecs_exporter --version)
+    version=$(chroot --userspec=65534:65534 "$root" /bin/ecs_exporter --version)
   else
-    version=$(qemu-aarch64-static "$root/ecs_exporter" --version)
+    version=$(qemu-aarch64-static "$root/bin/ecs_exporter" --version)
   fi
   case "$version" in
-    *"platform:         linux/$arch"*) echo "image $arch: ok, $(stat -c %s "$root/ecs_exporter") byte binary: ${version%%$'\n'*}" ;;
+    *"platform:         linux/$arch"*) echo "image $arch: ok, $(stat -c %s "$root/bin/ecs_exporter") byte binary: ${version%%$'\n'*}" ;;
     *) echo "image $arch: --version said: $version" >&2; exit 1 ;;
   esac
   if [ "$arch" = amd64 ]; then
     # Start it from the image as nobody, health-check it with its own --health-check, stop it.
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    chroot --userspec=65534:65534 "$root" /ecs_exporter --web.listen-address="127.0.0.1:$port" \
+    chroot --userspec=65534:65534 "$root" /bin/ecs_exporter --web.listen-address="127.0.0.1:$port" \
       --ecs.metadata-uri=http://127.0.0.1:9/v4/none 2>/dev/null &
     pid=$!
     ok=""
     for _ in $(seq 50); do
-      if chroot --userspec=65534:65534 "$root" /ecs_exporter --health-check --web.listen-address="127.0.0.1:$port" >/dev/null; then ok=1; break; fi
+      if chroot --userspec=65534:65534 "$root" /bin/ecs_exporter --health-check --web.listen-address="127.0.0.1:$port" >/dev/null; then ok=1; break; fi
       sleep 0.1
     done
     kill -TERM "$pid"; wait "$pid"; status=$?

@@ -23,15 +23,22 @@ metrics. Runs as a sidecar inside an ECS task, where ECS sets ECS_CONTAINER_META
 Flags:
   -h, --help                     Show this help and exit.
       --version                  Show the version and exit.
-      --health-check             GET /health on the listen address below, print one line, and
+      --health-check             GET /health on the (first) listen address, print one line, and
                                  exit 0 if it answered 200, else 1 (for ECS healthCheck).
-      --web.listen-address=\":9779\"
-                                 Address to listen on (host:port; an empty host means all
-                                 interfaces).
+      --web.listen-address=:9779 ...
+                                 Address to listen on (host:port, [ipv6]:port, or :port for all
+                                 interfaces). Repeatable for multiple addresses.
+      --[no-]web.systemd-socket  Use systemd socket activation listeners (LISTEN_FDS) instead
+                                 of port listeners.
       --web.telemetry-path=\"/metrics\"
                                  Path under which to expose metrics.
       --[no-]web.disable-exporter-metrics
                                  Leave out the exporter's own process_* and promhttp_* metrics.
+      --web.max-requests=40      Metrics requests waiting or in progress beyond this many are
+                                 answered 503 at once (0: no limit).
+      --web.idle-timeout=2m      Close a client connection that sends or takes nothing for this
+                                 long, idle keep-alive included (1s to 1h).
+      --web.config.file=\"\"       TLS and basic auth: not supported; only empty is accepted.
       --ecs.metadata-uri=URI     Task metadata endpoint base URL (default: the value of
                                  $ECS_CONTAINER_METADATA_URI_V4), or a directory holding
                                  task.json and stats.json, read on every scrape.
@@ -44,13 +51,18 @@ Flags:
       --[no-]collector.cpu       Container user and system CPU time.
       --[no-]collector.storage   Container bytes read from and written to block devices.
                                  (All four on by default; off, only the Go exporter's families.)
-      --ecs.containers-exclude=PATTERN[,PATTERN...]
+      --ecs.containers-exclude=PATTERN[,PATTERN...] ...
                                  No container-level metrics for containers whose name matches
                                  (`*` matches anything). Task and network metrics stay whole.
+                                 Repeatable.
       --log.level=info           Only log messages of this severity or above: debug, info,
                                  warn, error.
       --log.format=logfmt        Log format on stderr: logfmt, json.
 ";
+
+/// The flags that may be given more than once; every other flag given twice (in either of its
+/// `--x`/`--no-x` spellings) is a usage error, as in the Go exporter's kingpin.
+const REPEATABLE: [&str; 2] = ["web.listen-address", "ecs.containers-exclude"];
 
 /// What the command line asks for.
 #[derive(Debug, PartialEq)]
@@ -64,7 +76,14 @@ pub enum Command {
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
-    pub listen: ListenAddress,
+    /// Every address to listen on, in the order given (never empty).
+    pub listen: Vec<ListenAddress>,
+    /// Take the listeners systemd passed (LISTEN_FDS) instead of binding `listen`.
+    pub systemd_socket: bool,
+    /// Metrics requests waiting or in progress beyond this many get 503 (0: no limit).
+    pub max_requests: usize,
+    /// A client connection that sends or takes nothing for this long is closed.
+    pub idle_timeout: Duration,
     pub telemetry_path: String,
     pub exporter_metrics: bool,
     pub metadata: Source,
@@ -97,15 +116,16 @@ impl fmt::Display for ListenAddress {
 pub enum CliError {
     /// A flag or value is wrong (exit status 2).
     Usage(String),
-    /// No metadata endpoint is known (exit status 1, as the Go exporter).
-    NoMetadata(String),
+    /// No usable metadata endpoint is known (exit status 1, as the Go exporter). Logged as
+    /// a start-up failure in the format the command line chose.
+    NoMetadata(Logger, String),
 }
 
 impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::Usage(_) => 2,
-            CliError::NoMetadata(_) => 1,
+            CliError::NoMetadata(..) => 1,
         }
     }
 }
@@ -113,7 +133,7 @@ impl CliError {
 impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CliError::Usage(msg) | CliError::NoMetadata(msg) => f.write_str(msg),
+            CliError::Usage(msg) | CliError::NoMetadata(_, msg) => f.write_str(msg),
         }
     }
 }
@@ -132,11 +152,11 @@ pub fn parse(
 ) -> Result<Command, CliError> {
     use lexopt::prelude::*;
 
-    let mut listen = ListenAddress {
-        host: String::new(),
-        port: 9779,
-    };
-    let mut listen_given = false;
+    let mut listen = Vec::new();
+    let mut systemd_socket = false;
+    let mut max_requests = 40;
+    let mut idle_timeout = Duration::from_secs(120);
+    let mut seen: Vec<String> = Vec::new();
     let mut telemetry_path = "/metrics".to_owned();
     let mut exporter_metrics = true;
     let mut metadata_flag = None;
@@ -151,26 +171,48 @@ pub fn parse(
 
     let mut parser = lexopt::Parser::from_args(args);
     while let Some(arg) = parser.next().map_err(describe)? {
+        if let Long(flag) = &arg {
+            let name = flag.strip_prefix("no-").unwrap_or(flag);
+            if !REPEATABLE.contains(&name) {
+                if seen.iter().any(|s| s == name) {
+                    return Err(usage(format!("flag '{name}' cannot be repeated")));
+                }
+                seen.push(name.to_owned());
+            }
+        }
         match arg {
             Short('h') | Long("help") => return Ok(Command::Help),
             Long("version") => return Ok(Command::Version),
             Long("health-check") => health_check = true,
             Long("web.listen-address") => {
-                if listen_given {
-                    return Err(usage(
-                        "--web.listen-address given twice: one listen address is supported",
-                    ));
-                }
-                listen_given = true;
-                listen = parse_listen(&string_value(&mut parser, "--web.listen-address")?)?;
+                listen.push(parse_listen(&string_value(
+                    &mut parser,
+                    "--web.listen-address",
+                )?)?);
+            }
+            Long("web.systemd-socket") => systemd_socket = true,
+            Long("no-web.systemd-socket") => systemd_socket = false,
+            Long("web.max-requests") => {
+                let value = string_value(&mut parser, "--web.max-requests")?;
+                max_requests = value.parse().map_err(|_| {
+                    usage(format!(
+                        "--web.max-requests {value:?}: expected a whole number (0: no limit)"
+                    ))
+                })?;
+            }
+            Long("web.idle-timeout") => {
+                let value = string_value(&mut parser, "--web.idle-timeout")?;
+                idle_timeout = parse_duration(&value)
+                    .filter(|d| (1..=3600).contains(&d.as_secs()) && d.subsec_nanos() == 0)
+                    .ok_or_else(|| {
+                        usage(format!(
+                            "--web.idle-timeout {value:?}: expected whole seconds from 1s to 1h, like 30s or 2m"
+                        ))
+                    })?;
             }
             Long("web.telemetry-path") => {
                 telemetry_path = string_value(&mut parser, "--web.telemetry-path")?;
-                if !telemetry_path.starts_with('/') {
-                    return Err(usage(format!(
-                        "--web.telemetry-path {telemetry_path:?}: must start with '/'"
-                    )));
-                }
+                check_telemetry_path(&telemetry_path)?;
             }
             Long("web.disable-exporter-metrics") => exporter_metrics = false,
             Long("no-web.disable-exporter-metrics") => exporter_metrics = true,
@@ -228,16 +270,25 @@ pub fn parse(
         }
     }
 
+    if listen.is_empty() {
+        listen.push(ListenAddress {
+            host: String::new(),
+            port: 9779,
+        });
+    }
     if health_check {
         // The check only needs the address; it runs where the metadata variable may be unset.
-        return Ok(Command::HealthCheck(listen));
+        return Ok(Command::HealthCheck(listen.swap_remove(0)));
     }
     let metadata = match metadata_flag {
         Some(source) => source,
-        None => source_from_env(env_uri)?,
+        None => source_from_env(env_uri).map_err(|msg| CliError::NoMetadata(logger, msg))?,
     };
     Ok(Command::Run(Config {
         listen,
+        systemd_socket,
+        max_requests,
+        idle_timeout,
         telemetry_path,
         exporter_metrics,
         metadata,
@@ -292,6 +343,11 @@ fn parse_listen(value: &str) -> Result<ListenAddress, CliError> {
             "--web.listen-address {value:?}: expected host:port, [ipv6]:port or :port with a port from 0 to 65535"
         ))
     };
+    if value.starts_with("vsock://") {
+        return Err(usage(format!(
+            "--web.listen-address {value:?}: vsock is not supported; listen on TCP (host:port)"
+        )));
+    }
     let (host, port) = value.rsplit_once(':').ok_or_else(bad)?;
     let port: u16 = port.parse().map_err(|_| bad())?;
     let host = match host.strip_prefix('[') {
@@ -306,37 +362,74 @@ fn parse_listen(value: &str) -> Result<ListenAddress, CliError> {
 }
 
 fn parse_source_flag(value: &str) -> Result<Source, CliError> {
-    if value.starts_with("https://") {
-        return Err(usage(format!(
-            "--ecs.metadata-uri {value:?}: https is not supported; the ECS metadata endpoint is plain http"
-        )));
-    }
-    if value.starts_with("http://") {
-        return Ok(Source::Http(value.trim_end_matches('/').to_owned()));
-    }
     if value.is_empty() {
         return Err(usage(
             "--ecs.metadata-uri is empty: give an http:// URL or a directory",
         ));
     }
-    Ok(Source::Dir(PathBuf::from(value)))
+    match parse_url(value) {
+        Some(Ok(url)) => Ok(Source::Http(url)),
+        Some(Err(scheme)) => Err(usage(format!(
+            "--ecs.metadata-uri {value:?}: unsupported scheme {scheme:?}; the ECS metadata endpoint is plain http://"
+        ))),
+        None => Ok(Source::Dir(PathBuf::from(value))),
+    }
 }
 
-fn source_from_env(env_uri: Option<OsString>) -> Result<Source, CliError> {
-    let Some(uri) = env_uri.filter(|v| !v.is_empty()) else {
-        return Err(CliError::NoMetadata(format!(
+/// `Some(Ok(base))` for an http:// URL (trailing slashes trimmed), `Some(Err(scheme))` for a
+/// URL of another scheme, `None` for something that is not a URL.
+fn parse_url(value: &str) -> Option<Result<String, &str>> {
+    let (scheme, _) = value.split_once("://")?;
+    let is_scheme = scheme
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b));
+    if scheme.is_empty() || !is_scheme {
+        return None;
+    }
+    if scheme.eq_ignore_ascii_case("http") {
+        Some(Ok(value.trim_end_matches('/').to_owned()))
+    } else {
+        Some(Err(scheme))
+    }
+}
+
+/// The variable ECS sets; anything wrong with it is a start-up failure (exit 1), as in Go.
+fn source_from_env(env_uri: Option<OsString>) -> Result<Source, String> {
+    let Some(uri) = env_uri else {
+        return Err(format!(
             "{METADATA_ENV} is not set: ecs_exporter runs inside an ECS task, where ECS sets it \
              (elsewhere, pass --ecs.metadata-uri with a URL or a fixtures directory)"
-        )));
+        ));
     };
-    match uri.to_str() {
-        Some(uri) if uri.starts_with("http://") => {
-            Ok(Source::Http(uri.trim_end_matches('/').to_owned()))
-        }
-        _ => Err(CliError::NoMetadata(format!(
-            "{METADATA_ENV} is {uri:?}, not an http:// URL: ecs_exporter expects the value ECS sets"
-        ))),
+    if uri.is_empty() {
+        return Err(format!(
+            "{METADATA_ENV} is empty: ecs_exporter expects the URL ECS sets \
+             (elsewhere, pass --ecs.metadata-uri with a URL or a fixtures directory)"
+        ));
     }
+    match uri.to_str().and_then(parse_url) {
+        Some(Ok(url)) => Ok(Source::Http(url)),
+        Some(Err(scheme)) => Err(format!(
+            "{METADATA_ENV} is {uri:?}: unsupported scheme {scheme:?}; the ECS metadata endpoint is plain http://"
+        )),
+        None => Err(format!(
+            "{METADATA_ENV} is {uri:?}, not an http:// URL: ecs_exporter expects the value ECS sets"
+        )),
+    }
+}
+
+/// A path the router can match exactly and that hides neither `/` nor `/health`.
+fn check_telemetry_path(path: &str) -> Result<(), CliError> {
+    let why = if !path.starts_with('/') {
+        "must start with '/'"
+    } else if path.contains(['?', '#']) || path.chars().any(char::is_whitespace) {
+        "must not hold '?', '#' or whitespace (the path is matched without the query string)"
+    } else if path == "/" || path == "/health" {
+        "would hide the landing page or /health; pick another path"
+    } else {
+        return Ok(());
+    };
+    Err(usage(format!("--web.telemetry-path {path:?}: {why}")))
 }
 
 /// Whole seconds, as `3s`, `1m` or `3`: minreq's deadline counts in seconds.
@@ -404,11 +497,14 @@ mod tests {
         let c = config(&[]);
         assert_eq!(
             c.listen,
-            ListenAddress {
+            [ListenAddress {
                 host: String::new(),
                 port: 9779
-            }
+            }]
         );
+        assert!(!c.systemd_socket);
+        assert_eq!(c.max_requests, 40);
+        assert_eq!(c.idle_timeout, Duration::from_secs(120));
         assert_eq!(c.telemetry_path, "/metrics");
         assert!(c.exporter_metrics);
         assert_eq!(
@@ -441,10 +537,10 @@ mod tests {
         ]);
         assert_eq!(
             c.listen,
-            ListenAddress {
+            [ListenAddress {
                 host: "127.0.0.1".into(),
                 port: 9000
-            }
+            }]
         );
         assert_eq!(c.telemetry_path, "/m");
         assert!(!c.exporter_metrics);
@@ -457,19 +553,23 @@ mod tests {
         );
         assert_eq!(c.timeout, Duration::from_secs(60));
         assert_eq!(c.metadata, Source::Dir("fixtures/fargate".into()));
-        assert!(
-            config(&[
-                "--web.disable-exporter-metrics",
-                "--no-web.disable-exporter-metrics"
-            ])
-            .exporter_metrics
-        );
-        assert_eq!(
-            config(&["--web.listen-address=[::1]:80"])
-                .listen
-                .to_string(),
-            "[::1]:80"
-        );
+        assert!(config(&["--no-web.disable-exporter-metrics"]).exporter_metrics);
+        let listen = config(&[
+            "--web.listen-address=[::1]:80",
+            "--web.listen-address",
+            ":81",
+        ])
+        .listen;
+        let listen: Vec<String> = listen.iter().map(ToString::to_string).collect();
+        assert_eq!(listen, ["[::1]:80", ":81"]);
+        let c = config(&[
+            "--web.systemd-socket",
+            "--web.max-requests=0",
+            "--web.idle-timeout=30s",
+        ]);
+        assert!(c.systemd_socket);
+        assert_eq!(c.max_requests, 0);
+        assert_eq!(c.idle_timeout, Duration::from_secs(30));
         assert_eq!(
             config(&["--ecs.timeout=2000ms"]).timeout,
             Duration::from_secs(2)
@@ -478,13 +578,12 @@ mod tests {
             config(&["--ecs.metadata-uri=http://x/v4/"]).metadata,
             Source::Http("http://x/v4".into())
         );
-        assert_eq!(config(&["--web.config.file="]).listen.port, 9779);
+        assert_eq!(config(&["--web.config.file="]).listen[0].port, 9779);
         let c = config(&[
             "--no-collector.memory",
-            "--no-collector.cpu",
+            "--collector.cpu",
             "--no-collector.storage",
             "--no-collector.container",
-            "--collector.cpu",
             "--ecs.containers-exclude=ecs-*,,init",
             "--ecs.containers-exclude",
             "*~pause",
@@ -574,8 +673,40 @@ mod tests {
                 "2 --web.listen-address \"::1:80\": expected host:port, [ipv6]:port or :port with a port from 0 to 65535",
             ),
             (
-                &["--web.listen-address=:1", "--web.listen-address=:2"],
-                "2 --web.listen-address given twice: one listen address is supported",
+                &["--web.listen-address=vsock://:9100"],
+                "2 --web.listen-address \"vsock://:9100\": vsock is not supported; listen on TCP (host:port)",
+            ),
+            (
+                &["--web.telemetry-path=/a", "--web.telemetry-path=/b"],
+                "2 flag 'web.telemetry-path' cannot be repeated",
+            ),
+            (
+                &["--collector.cpu", "--no-collector.cpu"],
+                "2 flag 'collector.cpu' cannot be repeated",
+            ),
+            (
+                &["--web.telemetry-path=/m?x=1"],
+                "2 --web.telemetry-path \"/m?x=1\": must not hold '?', '#' or whitespace (the path is matched without the query string)",
+            ),
+            (
+                &["--web.telemetry-path=/health"],
+                "2 --web.telemetry-path \"/health\": would hide the landing page or /health; pick another path",
+            ),
+            (
+                &["--web.telemetry-path=/"],
+                "2 --web.telemetry-path \"/\": would hide the landing page or /health; pick another path",
+            ),
+            (
+                &["--web.max-requests=-1"],
+                "2 --web.max-requests \"-1\": expected a whole number (0: no limit)",
+            ),
+            (
+                &["--web.idle-timeout=0s"],
+                "2 --web.idle-timeout \"0s\": expected whole seconds from 1s to 1h, like 30s or 2m",
+            ),
+            (
+                &["--ecs.metadata-uri=ftp://x/v4"],
+                "2 --ecs.metadata-uri \"ftp://x/v4\": unsupported scheme \"ftp\"; the ECS metadata endpoint is plain http://",
             ),
             (
                 &["--web.telemetry-path=metrics"],
@@ -595,7 +726,7 @@ mod tests {
             ),
             (
                 &["--ecs.metadata-uri=https://x"],
-                "2 --ecs.metadata-uri \"https://x\": https is not supported; the ECS metadata endpoint is plain http",
+                "2 --ecs.metadata-uri \"https://x\": unsupported scheme \"https\"; the ECS metadata endpoint is plain http://",
             ),
         ];
         for &(args, want) in rows {
@@ -617,7 +748,10 @@ mod tests {
             ),
             "{missing}"
         );
-        assert!(error(&[], Some("")).starts_with("1 ECS_CONTAINER_METADATA_URI_V4 is not set"));
+        assert!(error(&[], Some("")).starts_with("1 ECS_CONTAINER_METADATA_URI_V4 is empty"));
+        assert!(error(&[], Some("unix:///run/x")).starts_with(
+            "1 ECS_CONTAINER_METADATA_URI_V4 is \"unix:///run/x\": unsupported scheme \"unix\""
+        ));
         assert!(error(&[], Some("169.254.170.2/v4")).starts_with(
             "1 ECS_CONTAINER_METADATA_URI_V4 is \"169.254.170.2/v4\", not an http:// URL"
         ));
@@ -630,5 +764,71 @@ mod tests {
             Source::Dir("fixtures/ec2".into()),
             "the flag overrides the variable"
         );
+    }
+
+    /// The help and the parser cannot drift: every flag the help shows parses, and every flag
+    /// the parser takes is in the help.
+    #[test]
+    fn every_flag_in_the_help_parses_and_every_parsed_flag_is_in_the_help() {
+        let mut shown = Vec::new();
+        for line in HELP.lines().filter(|l| l.starts_with("  ")) {
+            for word in line.split_whitespace() {
+                let word = word.trim_end_matches(',');
+                if let Some(rest) = word.strip_prefix("--") {
+                    let name = rest.split('=').next().unwrap_or(rest);
+                    match name.strip_prefix("[no-]") {
+                        Some(base) => {
+                            shown.push(base.to_owned());
+                            shown.push(format!("no-{base}"));
+                        }
+                        None => shown.push(name.to_owned()),
+                    }
+                }
+            }
+        }
+        let value = |flag: &str| match flag {
+            "web.listen-address" => Some(":1"),
+            "web.telemetry-path" => Some("/m"),
+            "web.max-requests" => Some("1"),
+            "web.idle-timeout" | "ecs.timeout" => Some("1s"),
+            "web.config.file" => Some(""),
+            "ecs.metadata-uri" => Some("http://x"),
+            "ecs.min-refresh-interval" => Some("1s"),
+            "ecs.containers-exclude" => Some("x"),
+            "log.level" => Some("warn"),
+            "log.format" => Some("json"),
+            _ => None,
+        };
+        assert!(shown.len() > 20, "{shown:?}");
+        for flag in &shown {
+            let arg = match value(flag) {
+                Some(v) => format!("--{flag}={v}"),
+                None => format!("--{flag}"),
+            };
+            assert!(
+                run(&[&arg], ENV).is_ok(),
+                "{arg} is in --help but does not parse"
+            );
+        }
+        // Every `Long("...")` arm of the parser, read from this file's source.
+        let source = include_str!("cli.rs");
+        let parsed = source
+            .split("Long(\"")
+            .skip(1)
+            .filter_map(|rest| rest.split('"').next())
+            .filter(|name| name.starts_with(|c: char| c.is_ascii_lowercase()))
+            .filter(|name| {
+                name.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b"-.".contains(&b))
+            });
+        for name in parsed {
+            assert!(
+                shown.iter().any(|s| s == name),
+                "--{name} parses but --help does not show it"
+            );
+        }
+        for group in ["container", "memory", "cpu", "storage"] {
+            assert!(shown.contains(&format!("collector.{group}")), "{group}");
+        }
     }
 }

@@ -124,6 +124,10 @@ metrics! {
     ProcessCpu => family("process_cpu_seconds_total", Counter, NONE,
             "Total user and system CPU time spent in seconds."),
     ProcessMaxFds => family("process_max_fds", Gauge, NONE, "Maximum number of open file descriptors."),
+    ProcessNetworkRx => family("process_network_receive_bytes_total", Counter, NONE,
+            "Number of bytes received by the process over the network."),
+    ProcessNetworkTx => family("process_network_transmit_bytes_total", Counter, NONE,
+            "Number of bytes sent by the process over the network."),
     ProcessOpenFds => family("process_open_fds", Gauge, NONE, "Number of open file descriptors."),
     ProcessResident => family("process_resident_memory_bytes", Gauge, NONE, "Resident memory size in bytes."),
     ProcessStartTime => family("process_start_time_seconds", Gauge, NONE,
@@ -131,6 +135,8 @@ metrics! {
     ProcessVirtual => family("process_virtual_memory_bytes", Gauge, NONE, "Virtual memory size in bytes."),
     ProcessVirtualMax => family("process_virtual_memory_max_bytes", Gauge, NONE,
             "Maximum amount of virtual memory available in bytes."),
+    ScrapesInFlight => family("promhttp_metric_handler_requests_in_flight", Gauge, NONE,
+            "Current number of scrapes being served."),
     ScrapeRequests => family("promhttp_metric_handler_requests_total", Counter, &["code"],
             "Total number of scrapes by HTTP status code."),
 }
@@ -215,6 +221,8 @@ pub struct Exporter<'a> {
     pub process: &'a ProcessStats,
     /// Metrics requests served so far, by HTTP status code.
     pub requests: &'a [(&'static str, u64)],
+    /// Metrics requests received and not yet answered, this one included.
+    pub in_flight: u64,
 }
 
 /// Appends the samples of one scrape to `out` (in no particular order; the writer sorts).
@@ -484,6 +492,8 @@ fn collect_exporter<'a>(exporter: &Exporter<'a>, out: &mut Vec<Sample<'a>>) {
     let figures = [
         (Metric::ProcessCpu, p.cpu_seconds),
         (Metric::ProcessMaxFds, p.max_fds),
+        (Metric::ProcessNetworkRx, p.network_receive_bytes),
+        (Metric::ProcessNetworkTx, p.network_transmit_bytes),
         (Metric::ProcessOpenFds, p.open_fds),
         (Metric::ProcessResident, p.resident_bytes),
         (Metric::ProcessStartTime, p.start_time_seconds),
@@ -491,6 +501,7 @@ fn collect_exporter<'a>(exporter: &Exporter<'a>, out: &mut Vec<Sample<'a>>) {
         (Metric::ProcessVirtualMax, p.virtual_max_bytes),
     ];
     push_present(out, &figures, &[]);
+    push(out, Metric::ScrapesInFlight, &[], exporter.in_flight as f64);
     for &(code, count) in exporter.requests {
         push(out, Metric::ScrapeRequests, &[code], count as f64);
     }

@@ -1,15 +1,28 @@
 //! The `ecs_exporter` binary: acts on what the command line asked for and reports a startup
 //! error once. The pipeline lives in the library (`lib.rs`).
+//!
+//! Exit statuses: 0 after `--help`, `--version`, a healthy `--health-check` or SIGTERM/SIGINT;
+//! 2 for a usage error (one plain line on stderr); 1 for a start-up failure (one log line in
+//! the chosen format, as Go's "Error starting server") or an unhealthy `--health-check`.
 
 use std::process::ExitCode;
 
+use ecs_exporter::log::Logger;
 use ecs_exporter::{cli, healthcheck, log, server, sys, tmds, version};
 
 fn main() -> ExitCode {
     let args = std::env::args_os().skip(1);
     let command = match cli::parse(args, std::env::var_os(cli::METADATA_ENV)) {
         Ok(command) => command,
-        Err(e) => return fail(&e, e.exit_code()),
+        Err(cli::CliError::NoMetadata(logger, msg)) => {
+            // Go's own words for this failure.
+            log!(logger, Error, "Error creating client", "error" = &msg);
+            return ExitCode::FAILURE;
+        }
+        Err(e) => {
+            eprintln!("ecs_exporter: error: {e}");
+            return ExitCode::from(e.exit_code());
+        }
     };
     let config = match command {
         cli::Command::Help => {
@@ -34,44 +47,69 @@ fn main() -> ExitCode {
         }
         cli::Command::Run(config) => config,
     };
-    if let tmds::Source::Dir(dir) = &config.metadata
-        && !dir.is_dir()
-    {
-        let msg = format!("--ecs.metadata-uri {}: no such directory", dir.display());
-        return fail(&msg, 2);
+    let logger = config.logger;
+    if let tmds::Source::Dir(dir) = &config.metadata {
+        let problem = match std::fs::metadata(dir) {
+            Err(e) => Some(format!("--ecs.metadata-uri {}: {e}", dir.display())),
+            Ok(m) if !m.is_dir() => Some(format!(
+                "--ecs.metadata-uri {}: not a directory (give the directory that holds task.json and stats.json)",
+                dir.display()
+            )),
+            Ok(_) => None,
+        };
+        if let Some(problem) = problem {
+            return start_failure(logger, &problem);
+        }
+        for file in ["task.json", "stats.json"] {
+            let path = dir.join(file);
+            if !path.is_file() {
+                log!(
+                    logger,
+                    Warn,
+                    "metadata file missing: scrapes will report ecs_up 0 until it exists",
+                    "file" = &path.display()
+                );
+            }
+        }
     }
     // Before any thread starts (tiny_http starts some), so that every thread inherits the mask.
     let termination = match sys::block_termination() {
         Ok(t) => t,
-        Err(e) => return fail(&format!("cannot block SIGTERM and SIGINT: {e}"), 1),
+        Err(e) => return start_failure(logger, &format!("cannot block SIGTERM and SIGINT: {e}")),
     };
-    let logger = config.logger;
     // Each client connection holds a descriptor until the client closes it; as Go's runtime
     // does, use all the descriptors the hard limit allows rather than the often small soft one.
     if let Err(e) = sys::raise_fd_limit() {
-        logger.log(
-            log::Level::Warn,
+        log!(
+            logger,
+            Warn,
             "cannot raise the open files limit",
-            &[("error", &e)],
+            "error" = &e
         );
     }
     let server = match server::Server::bind(config) {
         Ok(server) => server,
-        Err(e) => return fail(&e, 1),
+        Err(e) => return start_failure(logger, &e),
     };
     let shutdown = server.shutdown_handle();
     let waiter = sys::spawn_waiter(termination, move |signal| {
-        logger.log(log::Level::Info, "shutting down", &[("signal", &signal)]);
+        log!(logger, Info, "shutting down", "signal" = signal);
         shutdown.shutdown();
     });
     if let Err(e) = waiter {
-        return fail(&format!("cannot start the signal thread: {e}"), 1);
+        return start_failure(logger, &format!("cannot start the signal thread: {e}"));
     }
     server.run();
     ExitCode::SUCCESS
 }
 
-fn fail(error: &dyn std::fmt::Display, code: u8) -> ExitCode {
-    eprintln!("ecs_exporter: error: {error}");
-    ExitCode::from(code)
+/// One log line in the chosen format, as Go's `msg="Error starting server" err=...`, and exit 1.
+fn start_failure(logger: Logger, error: &dyn std::fmt::Display) -> ExitCode {
+    log!(
+        logger,
+        Error,
+        "Error starting server",
+        "err" = log::Value::Text(error)
+    );
+    ExitCode::FAILURE
 }

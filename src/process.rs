@@ -17,6 +17,10 @@ pub struct ProcessStats {
     pub open_fds: Option<f64>,
     pub max_fds: Option<f64>,
     pub start_time_seconds: Option<f64>,
+    /// IP bytes received and sent in the process's network namespace (a whole task in awsvpc
+    /// mode), as client_golang 1.21 reports them.
+    pub network_receive_bytes: Option<f64>,
+    pub network_transmit_bytes: Option<f64>,
 }
 
 /// Reads the figures that change; `start_time_seconds` is the one read at start-up by
@@ -27,6 +31,8 @@ pub fn read(start_time_seconds: Option<f64>) -> ProcessStats {
     let status = fs::read_to_string("/proc/self/status").ok();
     let limits = fs::read_to_string("/proc/self/limits").ok();
     let limit = |name| limits.as_deref().and_then(|l| parse_limit(l, name));
+    let netstat = fs::read_to_string("/proc/self/net/netstat").ok();
+    let netstat = netstat.as_deref().map(parse_ip_octets);
     ProcessStats {
         cpu_seconds: stat.map(|s| (s.utime + s.stime) as f64 / USER_HZ),
         resident_bytes: status.as_deref().and_then(parse_vm_rss),
@@ -35,6 +41,8 @@ pub fn read(start_time_seconds: Option<f64>) -> ProcessStats {
         open_fds: fs::read_dir("/proc/self/fd").ok().map(|d| d.count() as f64),
         max_fds: limit("Max open files"),
         start_time_seconds,
+        network_receive_bytes: netstat.map(|n| n.0),
+        network_transmit_bytes: netstat.map(|n| n.1),
     }
 }
 
@@ -94,6 +102,25 @@ fn parse_limit(limits: &str, name: &str) -> Option<f64> {
     soft.parse::<u64>().ok().map(|v| v as f64)
 }
 
+/// `InOctets` and `OutOctets` of the `IpExt` lines of `/proc/self/net/netstat` (a line of
+/// names, then a line of values). As client_golang's procfs, a missing field counts as 0.
+fn parse_ip_octets(netstat: &str) -> (f64, f64) {
+    let mut lines = netstat.lines().filter_map(|l| l.strip_prefix("IpExt:"));
+    let (Some(names), Some(values)) = (lines.next(), lines.next()) else {
+        return (0.0, 0.0);
+    };
+    let mut octets = (0.0, 0.0);
+    for (name, value) in names.split_whitespace().zip(values.split_whitespace()) {
+        let value = value.parse::<u64>().map_or(0.0, |v| v as f64);
+        match name {
+            "InOctets" => octets.0 = value,
+            "OutOctets" => octets.1 = value,
+            _ => {}
+        }
+    }
+    octets
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,6 +159,16 @@ mod tests {
             Some(1.8446744073709552e19)
         );
         assert_eq!(parse_limit(limits, "Max processes"), None);
+    }
+
+    #[test]
+    fn parses_ip_octets_from_netstat() {
+        let netstat = "TcpExt: SyncookiesSent SyncookiesRecv\nTcpExt: 0 0\n\
+                       IpExt: InNoRoutes InOctets OutOctets InMcastOctets\n\
+                       IpExt: 0 188748188 188800 12\n";
+        assert_eq!(parse_ip_octets(netstat), (188_748_188.0, 188_800.0));
+        assert_eq!(parse_ip_octets("IpExt: InOctets\nIpExt: 5\n"), (5.0, 0.0));
+        assert_eq!(parse_ip_octets("garbage"), (0.0, 0.0));
     }
 
     #[test]

@@ -69,19 +69,40 @@ pub fn parse_unix_nanos(s: &str) -> Option<i128> {
     Some(i128::from(seconds) * 1_000_000_000 + i128::from(nanos))
 }
 
-/// Formats Unix milliseconds as `YYYY-MM-DDTHH:MM:SS.mmmZ` (for log lines).
-pub fn format_utc_millis(unix_millis: i64) -> String {
-    let millis = unix_millis.rem_euclid(1000);
-    let seconds = unix_millis.div_euclid(1000);
+/// How many fractional digits a log timestamp has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fraction {
+    /// Exactly three (promslog's logfmt: `2026-11-26T07:34:46.306Z`).
+    Millis,
+    /// Up to nine with trailing zeros trimmed, none when whole (Go's `time.RFC3339Nano`, which
+    /// promslog's JSON uses: `2026-11-26T07:34:47.324764815Z`).
+    NanosTrimmed,
+}
+
+/// Formats Unix nanoseconds as an RFC 3339 UTC timestamp (for log lines).
+pub fn format_utc(unix_nanos: i128, fraction: Fraction) -> String {
+    let nanos = unix_nanos.rem_euclid(1_000_000_000) as u32;
+    let seconds = i64::try_from(unix_nanos.div_euclid(1_000_000_000)).unwrap_or(0);
     let days = seconds.div_euclid(86_400);
     let rem = seconds.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+    let mut out = format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
         rem / 3600,
         rem / 60 % 60,
         rem % 60
-    )
+    );
+    match fraction {
+        Fraction::Millis => out.push_str(&format!(".{:03}", nanos / 1_000_000)),
+        Fraction::NanosTrimmed if nanos > 0 => {
+            let digits = format!("{nanos:09}");
+            out.push('.');
+            out.push_str(digits.trim_end_matches('0'));
+        }
+        Fraction::NanosTrimmed => {}
+    }
+    out.push('Z');
+    out
 }
 
 fn is_leap(year: i64) -> bool {
@@ -176,16 +197,27 @@ mod tests {
     }
 
     #[test]
-    fn formats_log_timestamps() {
-        assert_eq!(format_utc_millis(0), "1970-01-01T00:00:00.000Z");
+    fn formats_log_timestamps_as_promslog_does() {
+        let ms = |n: i128| format_utc(n * 1_000_000, Fraction::Millis);
+        assert_eq!(ms(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(ms(1_740_632_763_714), "2025-02-27T05:06:03.714Z");
+        assert_eq!(ms(1_709_164_800_001), "2024-02-29T00:00:00.001Z");
+        assert_eq!(ms(-1), "1969-12-31T23:59:59.999Z");
+        // logfmt truncates to milliseconds, as Go's "2006-01-02T15:04:05.000Z07:00" does.
         assert_eq!(
-            format_utc_millis(1_740_632_763_714),
+            format_utc(1_740_632_763_714_999_999, Fraction::Millis),
             "2025-02-27T05:06:03.714Z"
         );
+        let ns = |n: i128| format_utc(n, Fraction::NanosTrimmed);
         assert_eq!(
-            format_utc_millis(1_709_164_800_001),
-            "2024-02-29T00:00:00.001Z"
+            ns(1_740_632_763_714_437_592),
+            "2025-02-27T05:06:03.714437592Z"
         );
-        assert_eq!(format_utc_millis(-1), "1969-12-31T23:59:59.999Z");
+        assert_eq!(ns(1_740_632_763_714_400_000), "2025-02-27T05:06:03.7144Z");
+        assert_eq!(ns(1_740_632_763_000_000_000), "2025-02-27T05:06:03Z");
+        assert_eq!(
+            ns(1_740_632_763_000_000_001),
+            "2025-02-27T05:06:03.000000001Z"
+        );
     }
 }

@@ -1,44 +1,103 @@
-//! The HTTP side: one tiny_http server answered by one loop on the main thread.
+//! The HTTP side: tiny_http servers, one per listen address, answered by one loop on the main
+//! thread.
 //!
 //! The failure policy, stated once: a scrape always answers 200 with whatever the metadata that
 //! did arrive supports, `ecs_up` says whether all of it arrived, and each failed metadata request
 //! is logged as a warning naming the endpoint and the failure. Nothing a client or the endpoint
-//! sends can end the loop.
+//! sends can end the loop. Metrics requests beyond `--web.max-requests` waiting or in progress
+//! are answered 503 at once, so a slow endpoint cannot pile up scrapes behind it.
+//!
+//! Each tiny_http server reads requests on threads of its own; a small forwarder thread per
+//! server hands complete requests to the loop over a channel (tiny_http cannot wait on several
+//! servers at once), applies the in-flight limit, and listens again if the accept thread dies.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use tiny_http::{Header, Method, Request, Response, StatusCode};
 
-use crate::cli::{Config, ListenAddress};
+use crate::cli::Config;
 use crate::collect::{self, Exporter, FAMILIES, Scrape};
-use crate::log::{Level, Logger};
+use crate::log::{self as logging, Level, Logger};
 use crate::model::{self, DecodeError, TaskMetadata, TaskStats};
 use crate::tmds::{self, Endpoint, FetchError};
-use crate::{exposition, process, version};
+use crate::{exposition, log, process, version};
 
-const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// As client_golang 1.21's promhttp sends it (the escaping parameter says that names outside
+/// the legacy character set would be escaped with underscores; ours never are).
+const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8; escaping=underscores";
 
 /// The status codes client_golang's promhttp counts from the start, so that dashboards which
-/// select `code="500"` find a series (always 0 here: a scrape never fails as a whole).
+/// select `code="500"` find a series. 200 and 503 (over `--web.max-requests`) occur; 500 never:
+/// a scrape never fails as a whole.
 const COUNTED_CODES: [&str; 3] = ["200", "500", "503"];
 
 pub struct Server {
-    /// The server in use; replaced if tiny_http's accept thread dies (see [`Server::rebind`]).
-    http: Arc<Mutex<Arc<tiny_http::Server>>>,
-    stop: Arc<AtomicBool>,
+    shared: Arc<Shared>,
     config: Config,
     logger: Logger,
     landing_page: String,
     start_time_seconds: Option<f64>,
-    /// Metrics requests answered so far, by [`COUNTED_CODES`].
-    requests: [u64; 3],
     /// The exposition text, reused from scrape to scrape.
     body: String,
     /// The last metadata fetch, kept for `--ecs.min-refresh-interval`.
     last: Option<Fetched>,
+}
+
+/// What the loop, the forwarders and the shutdown handle share.
+struct Shared {
+    stop: AtomicBool,
+    /// The servers in use, one per listener; an entry is replaced when its accept thread dies
+    /// (see [`forward`]).
+    servers: Mutex<Vec<Arc<tiny_http::Server>>>,
+    /// Metrics requests received and not yet answered.
+    in_flight: AtomicUsize,
+    /// Metrics requests answered so far, by [`COUNTED_CODES`].
+    answered: [AtomicU64; 3],
+    /// What the forwarders and the shutdown handle hand to the loop, in order. (A Mutex and a
+    /// Condvar, which tiny_http links anyway, rather than std's channel: 12 KB smaller.)
+    events: Mutex<VecDeque<Event>>,
+    ready: Condvar,
+}
+
+impl Shared {
+    fn server(&self, index: usize) -> Option<Arc<tiny_http::Server>> {
+        let servers = self.servers.lock().unwrap_or_else(PoisonError::into_inner);
+        servers.get(index).map(Arc::clone)
+    }
+
+    fn stopping(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+
+    fn send(&self, event: Event) {
+        let mut events = self.events.lock().unwrap_or_else(PoisonError::into_inner);
+        events.push_back(event);
+        self.ready.notify_one();
+    }
+
+    fn next(&self) -> Event {
+        let mut events = self.events.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            match events.pop_front() {
+                Some(event) => return event,
+                None => {
+                    events = self
+                        .ready
+                        .wait(events)
+                        .unwrap_or_else(PoisonError::into_inner)
+                }
+            }
+        }
+    }
+}
+
+enum Event {
+    Request(Request),
+    Stop,
 }
 
 /// The documents one fetch got (`None` where fetching or decoding failed), and when.
@@ -51,7 +110,8 @@ struct Fetched {
 /// Listening failed.
 #[derive(Debug)]
 pub struct BindError {
-    pub address: ListenAddress,
+    /// The address, or what stood for it (socket activation).
+    pub address: String,
     pub cause: Box<dyn std::error::Error + Send + Sync>,
 }
 
@@ -64,32 +124,56 @@ impl std::fmt::Display for BindError {
 impl std::error::Error for BindError {}
 
 impl Server {
+    /// Listens on every address of the configuration, or takes the sockets systemd passed.
     pub fn bind(config: Config) -> Result<Server, BindError> {
-        let port = config.listen.port;
-        let listener = if config.listen.host.is_empty() {
-            // All interfaces: IPv6 and IPv4 where the kernel has IPv6, else IPv4 alone.
-            std::net::TcpListener::bind(("::", port))
-                .or_else(|_| std::net::TcpListener::bind(("0.0.0.0", port)))
+        let timeout = config.idle_timeout;
+        let mut servers = Vec::new();
+        if config.systemd_socket {
+            let pid = std::env::var("LISTEN_PID").ok();
+            let fds = std::env::var("LISTEN_FDS").ok();
+            let fail = |cause| BindError {
+                address: "systemd socket activation listeners".into(),
+                cause,
+            };
+            let listeners = crate::sys::systemd_listeners(pid.as_deref(), fds.as_deref())
+                .map_err(|e| fail(Box::new(e)))?;
+            for listener in listeners {
+                servers.push(listen(listener, timeout).map_err(fail)?);
+            }
         } else {
-            std::net::TcpListener::bind((config.listen.host.as_str(), port))
-        };
-        let http = listener.map_err(Box::from).and_then(listen);
-        let http = http.map_err(|cause| BindError {
-            address: config.listen.clone(),
-            cause,
-        })?;
-        Ok(Server::with_http(http, config))
+            for address in &config.listen {
+                let port = address.port;
+                let listener = if address.host.is_empty() {
+                    // All interfaces: IPv6 and IPv4 where the kernel has IPv6, else IPv4 alone.
+                    std::net::TcpListener::bind(("::", port))
+                        .or_else(|_| std::net::TcpListener::bind(("0.0.0.0", port)))
+                } else {
+                    std::net::TcpListener::bind((address.host.as_str(), port))
+                };
+                let http = listener.map_err(Box::from).and_then(|l| listen(l, timeout));
+                servers.push(http.map_err(|cause| BindError {
+                    address: address.to_string(),
+                    cause,
+                })?);
+            }
+        }
+        Ok(Server::with_servers(servers, config))
     }
 
-    fn with_http(http: tiny_http::Server, config: Config) -> Server {
+    fn with_servers(servers: Vec<tiny_http::Server>, config: Config) -> Server {
         Server {
-            http: Arc::new(Mutex::new(Arc::new(http))),
-            stop: Arc::new(AtomicBool::new(false)),
+            shared: Arc::new(Shared {
+                stop: AtomicBool::new(false),
+                servers: Mutex::new(servers.into_iter().map(Arc::new).collect()),
+                in_flight: AtomicUsize::new(0),
+                answered: Default::default(),
+                events: Mutex::new(VecDeque::new()),
+                ready: Condvar::new(),
+            }),
             landing_page: landing_page(&config.telemetry_path),
             logger: config.logger,
             config,
             start_time_seconds: process::start_time_seconds(),
-            requests: [0; 3],
             body: String::new(),
             last: None,
         }
@@ -98,82 +182,70 @@ impl Server {
     /// A handle that ends [`Server::run`] from another thread.
     pub fn shutdown_handle(&self) -> Shutdown {
         Shutdown {
-            http: Arc::clone(&self.http),
-            stop: Arc::clone(&self.stop),
+            shared: Arc::clone(&self.shared),
         }
     }
 
     /// Serves requests until [`Shutdown::shutdown`] is called; the request in hand is answered
     /// first.
     pub fn run(mut self) {
-        let mut http = self.current();
-        let address = http.server_addr().to_string();
+        let servers = self
+            .shared
+            .servers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        // The two lines the Go exporter starts with (exporter-toolkit's), per listener, so that
+        // log-based start-up checks keep working.
+        for server in &servers {
+            let address = server.server_addr().to_string();
+            log!(self.logger, Info, "Listening on", "address" = &address);
+            log!(
+                self.logger,
+                Info,
+                "TLS is disabled.",
+                "http2" = false,
+                "address" = &address
+            );
+        }
         let b = &version::BUILD;
-        self.logger.log(
-            Level::Info,
-            "starting ecs_exporter",
-            &[
-                ("version", &b.version),
-                ("revision", &b.revision),
-                ("address", &address),
-                ("telemetry_path", &self.config.telemetry_path),
-                ("metadata", &self.config.metadata),
-            ],
+        log!(
+            self.logger,
+            Info,
+            "Starting ecs_exporter",
+            "version" = b.version,
+            "revision" = b.revision,
+            "telemetry_path" = &self.config.telemetry_path,
+            "metadata" = &self.config.metadata,
         );
-        while !self.stop.load(Ordering::SeqCst) {
-            match http.recv() {
-                Ok(request) => self.handle(request),
-                Err(_) if self.stop.load(Ordering::SeqCst) => break,
-                // tiny_http reports an accept error this way, and its accept thread has ended
-                // with it (say, out of file descriptors): nothing would be served again.
-                Err(e) => match http.server_addr().to_ip() {
-                    Some(address) => http = self.rebind(address, &e),
-                    None => break,
-                },
+        for index in 0..servers.len() {
+            let forwarder = Forwarder {
+                index,
+                shared: Arc::clone(&self.shared),
+                logger: self.logger,
+                telemetry_path: self.config.telemetry_path.clone(),
+                max_requests: self.config.max_requests,
+                idle_timeout: self.config.idle_timeout,
+            };
+            let spawned = std::thread::Builder::new()
+                .name(format!("listener-{index}"))
+                .stack_size(128 * 1024)
+                .spawn(move || forwarder.run());
+            if let Err(e) = spawned {
+                log!(
+                    self.logger,
+                    Error,
+                    "cannot start a listener thread",
+                    "error" = &e
+                );
+                return;
             }
         }
-        self.logger.log(Level::Info, "stopped", &[]);
-    }
-
-    fn current(&self) -> Arc<tiny_http::Server> {
-        Arc::clone(&self.http.lock().unwrap_or_else(PoisonError::into_inner))
-    }
-
-    /// Listens again on `address` once the old listener is gone, retrying every 100 ms until it
-    /// works (descriptors free up as clients close) or the exporter is stopped.
-    fn rebind(&mut self, address: SocketAddr, cause: &std::io::Error) -> Arc<tiny_http::Server> {
-        self.logger.log(
-            Level::Warn,
-            "accepting connections failed; listening again",
-            &[("address", &address), ("error", cause)],
-        );
-        let mut attempts = 0u32;
-        while !self.stop.load(Ordering::SeqCst) {
-            match std::net::TcpListener::bind(address)
-                .map_err(Box::from)
-                .and_then(listen)
-            {
-                Ok(server) => {
-                    let server = Arc::new(server);
-                    *self.http.lock().unwrap_or_else(PoisonError::into_inner) = Arc::clone(&server);
-                    self.logger
-                        .log(Level::Info, "listening again", &[("address", &address)]);
-                    return server;
-                }
-                Err(e) => {
-                    attempts += 1;
-                    if attempts % 100 == 1 {
-                        self.logger.log(
-                            Level::Warn,
-                            "listening again failed; retrying",
-                            &[("error", &e)],
-                        );
-                    }
-                    std::thread::sleep(Duration::from_millis(100));
-                }
-            }
+        drop(servers);
+        while let Event::Request(request) = self.shared.next() {
+            self.handle(request);
         }
-        self.current()
+        log!(self.logger, Info, "stopped");
     }
 
     fn handle(&mut self, request: Request) {
@@ -221,13 +293,18 @@ impl Server {
                     &[],
                 );
                 // Counted after answering, as promhttp does: a scrape sees the ones before it.
-                self.requests[0] += 1;
+                self.shared.answered[0].fetch_add(1, Ordering::SeqCst);
+                self.shared.in_flight.fetch_sub(1, Ordering::SeqCst);
                 result
             }
         };
         if let Err(e) = result {
-            self.logger
-                .log(Level::Debug, "writing a response failed", &[("error", &e)]);
+            log!(
+                self.logger,
+                Debug,
+                "writing a response failed",
+                "error" = &e
+            );
         }
     }
 
@@ -243,8 +320,7 @@ impl Server {
             .as_ref()
             .is_some_and(|l| l.at.elapsed() < interval);
         if reuse {
-            self.logger
-                .log(Level::Debug, "reusing the last metadata fetch", &[]);
+            log!(self.logger, Debug, "reusing the last metadata fetch");
         } else {
             let (task, stats) = read_metadata(&self.config, &self.logger);
             self.last = Some(Fetched {
@@ -258,13 +334,16 @@ impl Server {
             None => (None, None),
         };
         let process;
-        let requests: [(&str, u64); 3] =
-            std::array::from_fn(|i| (COUNTED_CODES[i], self.requests[i]));
+        let requests: [(&str, u64); 3] = std::array::from_fn(|i| {
+            let answered = self.shared.answered[i].load(Ordering::SeqCst);
+            (COUNTED_CODES[i], answered)
+        });
         let exporter = if self.config.exporter_metrics {
             process = process::read(self.start_time_seconds);
             Some(Exporter {
                 process: &process,
                 requests: &requests,
+                in_flight: self.shared.in_flight.load(Ordering::SeqCst) as u64,
             })
         } else {
             None
@@ -282,41 +361,158 @@ impl Server {
         exposition::write(&mut self.body, FAMILIES, &samples);
         if self.logger.enabled(Level::Debug) {
             let up = task.is_some() && stats.is_some();
-            self.logger.log(
-                Level::Debug,
+            log!(
+                self.logger,
+                Debug,
                 "scrape done",
-                &[
-                    ("up", &up),
-                    ("samples", &samples.len()),
-                    ("bytes", &self.body.len()),
-                    ("duration", &format_args!("{:?}", started.elapsed())),
-                ],
+                "up" = up,
+                "samples" = samples.len(),
+                "bytes" = self.body.len(),
+                "duration" = &logging::Debug(started.elapsed()),
             );
         }
     }
 }
 
-/// Serves on `listener`, with TCP_NODELAY for every connection (see [`crate::sys::set_nodelay`]).
+/// Serves on `listener`. TCP_NODELAY and the idle timeout are set on the listening socket,
+/// which every accepted connection inherits (see [`crate::sys`]).
 fn listen(
     listener: std::net::TcpListener,
+    idle_timeout: Duration,
 ) -> Result<tiny_http::Server, Box<dyn std::error::Error + Send + Sync>> {
     crate::sys::set_nodelay(&listener)?;
+    crate::sys::set_timeouts(&listener, idle_timeout)?;
     tiny_http::Server::from_listener(listener, None)
 }
 
-/// Ends the server loop: set the flag, then wake the loop if it waits for a request.
+/// Hands one server's requests to the loop.
+struct Forwarder {
+    index: usize,
+    shared: Arc<Shared>,
+    logger: Logger,
+    telemetry_path: String,
+    max_requests: usize,
+    idle_timeout: Duration,
+}
+
+impl Forwarder {
+    fn run(self) {
+        let Some(mut http) = self.shared.server(self.index) else {
+            return;
+        };
+        loop {
+            match http.recv() {
+                Ok(request) => {
+                    if self.is_metrics(&request) && !self.admit() {
+                        self.shared.answered[2].fetch_add(1, Ordering::SeqCst);
+                        let body = b"503 too many metrics requests in flight\n";
+                        let _ = respond(request, 503, "text/plain; charset=utf-8", body, &[]);
+                        continue;
+                    }
+                    self.shared.send(Event::Request(request));
+                }
+                Err(_) if self.shared.stopping() => return,
+                // tiny_http reports an accept error this way, and its accept thread has ended
+                // with it (say, out of file descriptors): nothing would be served again.
+                Err(e) => match http.server_addr().to_ip() {
+                    Some(address) => match self.rebind(address, &e) {
+                        Some(server) => http = server,
+                        None => return,
+                    },
+                    None => return,
+                },
+            }
+        }
+    }
+
+    /// A metrics request the loop will answer (GET or HEAD on the telemetry path).
+    fn is_metrics(&self, request: &Request) -> bool {
+        let path = request.url().split('?').next().unwrap_or("");
+        path == self.telemetry_path && matches!(request.method(), Method::Get | Method::Head)
+    }
+
+    /// Counts one more metrics request in flight, unless that would pass the limit.
+    fn admit(&self) -> bool {
+        let max = self.max_requests;
+        let in_flight = &self.shared.in_flight;
+        in_flight
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (max == 0 || n < max).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    /// Listens again on `address` once the old listener is gone, retrying every 100 ms until it
+    /// works (descriptors free up as clients close) or the exporter is stopped.
+    fn rebind(
+        &self,
+        address: SocketAddr,
+        cause: &std::io::Error,
+    ) -> Option<Arc<tiny_http::Server>> {
+        log!(
+            self.logger,
+            Warn,
+            "accepting connections failed; listening again",
+            "address" = &address,
+            "error" = cause
+        );
+        let mut attempts = 0u32;
+        while !self.shared.stopping() {
+            let bound = std::net::TcpListener::bind(address)
+                .map_err(Box::from)
+                .and_then(|l| listen(l, self.idle_timeout));
+            match bound {
+                Ok(server) => {
+                    let server = Arc::new(server);
+                    let mut servers = self
+                        .shared
+                        .servers
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner);
+                    if let Some(slot) = servers.get_mut(self.index) {
+                        *slot = Arc::clone(&server);
+                    }
+                    drop(servers);
+                    log!(self.logger, Info, "listening again", "address" = &address);
+                    return Some(server);
+                }
+                Err(e) => {
+                    attempts += 1;
+                    if attempts % 100 == 1 {
+                        log!(
+                            self.logger,
+                            Warn,
+                            "listening again failed; retrying",
+                            "error" = &e
+                        );
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        }
+        None
+    }
+}
+
+/// Ends the server loop: set the flag, wake the forwarders, and tell the loop after the
+/// requests already handed to it.
 pub struct Shutdown {
-    http: Arc<Mutex<Arc<tiny_http::Server>>>,
-    stop: Arc<AtomicBool>,
+    shared: Arc<Shared>,
 }
 
 impl Shutdown {
     pub fn shutdown(&self) {
-        self.stop.store(true, Ordering::SeqCst);
-        self.http
+        self.shared.stop.store(true, Ordering::SeqCst);
+        let servers = self
+            .shared
+            .servers
             .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .unblock();
+            .unwrap_or_else(PoisonError::into_inner);
+        for server in servers.iter() {
+            server.unblock();
+        }
+        drop(servers);
+        self.shared.send(Event::Stop);
     }
 }
 
@@ -351,26 +547,23 @@ fn read_document<T>(
         .and_then(|body| decode(&body).map_err(ReadError::Decode));
     match result {
         Ok(document) => {
-            logger.log(
-                Level::Debug,
+            log!(
+                logger,
+                Debug,
                 "metadata read",
-                &[
-                    ("endpoint", &endpoint),
-                    ("duration", &format_args!("{:?}", started.elapsed())),
-                ],
+                "endpoint" = &endpoint,
+                "duration" = &logging::Debug(started.elapsed()),
             );
             Some(document)
         }
         Err(e) => {
-            let elapsed: Duration = started.elapsed();
-            logger.log(
-                Level::Warn,
+            log!(
+                logger,
+                Warn,
                 "metadata request failed",
-                &[
-                    ("endpoint", &endpoint),
-                    ("error", &e),
-                    ("duration", &format_args!("{elapsed:?}")),
-                ],
+                "endpoint" = &endpoint,
+                "error" = &e,
+                "duration" = &logging::Debug(started.elapsed()),
             );
             None
         }
@@ -461,7 +654,7 @@ mod tests {
             Ok(crate::cli::Command::Run(config)) => config,
             other => panic!("{other:?}"),
         };
-        let server = Server::with_http(http, config);
+        let server = Server::with_servers(vec![http], config);
         let shutdown = server.shutdown_handle();
         let thread = std::thread::spawn(move || server.run());
         assert!(get_health(address).is_some_and(|a| a.contains(" 200 ")));

@@ -1,5 +1,6 @@
-//! What std cannot do: waiting for SIGTERM and SIGINT, and raising the open files limit. The
-//! only user of the libc crate.
+//! What std cannot do: waiting for SIGTERM and SIGINT, raising the open files limit, socket
+//! options that accepted connections inherit, and systemd's socket activation. The only user
+//! of the libc crate.
 //!
 //! The exporter is often PID 1 of a scratch container. The kernel ignores a signal sent to PID 1 unless PID 1 handles it, so without this ECS would
 //! wait out the stop timeout and then SIGKILL the exporter. Instead of a handler (which can do
@@ -78,16 +79,79 @@ pub fn raise_fd_limit() -> io::Result<u64> {
 /// Without it, a response written in more than one piece (tiny_http writes headers and body
 /// through a 1 KiB buffer) waits for the client's delayed ACK: 40 ms per scrape.
 pub fn set_nodelay(listener: &std::net::TcpListener) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
     let on: libc::c_int = 1;
-    // SAFETY: setsockopt reads one int from a valid pointer for the given length.
+    setsockopt(listener, libc::IPPROTO_TCP, libc::TCP_NODELAY, &on)
+}
+
+/// Sets SO_RCVTIMEO and SO_SNDTIMEO on a listening socket; Linux copies both to every
+/// connection accepted from it. tiny_http has no timeouts of its own: without these, a client
+/// that sends half a request, or never reads its answer, holds a thread and a descriptor for
+/// ever. With them, a read or write that waits longer fails and tiny_http closes the connection.
+pub fn set_timeouts(
+    listener: &std::net::TcpListener,
+    timeout: std::time::Duration,
+) -> io::Result<()> {
+    let tv = libc::timeval {
+        // The CLI caps the timeout at an hour, so the cast cannot truncate.
+        tv_sec: timeout.as_secs().min(86_400) as _,
+        tv_usec: timeout.subsec_micros().into(),
+    };
+    for option in [libc::SO_RCVTIMEO, libc::SO_SNDTIMEO] {
+        setsockopt(listener, libc::SOL_SOCKET, option, &tv)?;
+    }
+    Ok(())
+}
+
+/// The listening sockets systemd passed to this process (`LISTEN_PID` is ours, `LISTEN_FDS`
+/// of them from descriptor 3 on), as sd_listen_fds(3) hands them over.
+pub fn systemd_listeners(
+    listen_pid: Option<&str>,
+    listen_fds: Option<&str>,
+) -> io::Result<Vec<std::net::TcpListener>> {
+    use std::os::fd::FromRawFd;
+    let none = || io::Error::other("no socket activation file descriptors found");
+    if listen_pid.and_then(|p| p.parse::<u32>().ok()) != Some(std::process::id()) {
+        return Err(none());
+    }
+    let count: i32 = listen_fds.and_then(|n| n.parse().ok()).ok_or_else(none)?;
+    if count < 1 {
+        return Err(none());
+    }
+    let mut listeners = Vec::new();
+    for fd in 3..3 + count {
+        // SAFETY: fstat on a descriptor number only reads; it fails if nothing is open there.
+        let open = unsafe {
+            let mut st: libc::stat = std::mem::zeroed();
+            libc::fstat(fd, &mut st) == 0 && (st.st_mode & libc::S_IFMT) == libc::S_IFSOCK
+        };
+        if !open {
+            return Err(io::Error::other(format!(
+                "socket activation descriptor {fd} is not an open socket"
+            )));
+        }
+        // SAFETY: systemd passed this open socket to us and nothing else in the process owns it.
+        let listener = unsafe { std::net::TcpListener::from_raw_fd(fd) };
+        listener.local_addr()?;
+        listeners.push(listener);
+    }
+    Ok(listeners)
+}
+
+fn setsockopt<T>(
+    listener: &std::net::TcpListener,
+    level: libc::c_int,
+    option: libc::c_int,
+    value: &T,
+) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: setsockopt reads size_of::<T>() bytes from a valid reference.
     let rc = unsafe {
         libc::setsockopt(
             listener.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_NODELAY,
-            (&on as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            level,
+            option,
+            (value as *const T).cast(),
+            std::mem::size_of::<T>() as libc::socklen_t,
         )
     };
     if rc != 0 {
@@ -109,6 +173,38 @@ mod tests {
         let _client = std::net::TcpStream::connect(address).expect("connects");
         let (accepted, _) = listener.accept().expect("accepts");
         assert!(accepted.nodelay().expect("reads TCP_NODELAY"));
+    }
+
+    /// The idle timeout relies on Linux handing the listener's timeouts to accepted sockets.
+    #[test]
+    fn accepted_connections_inherit_the_timeouts() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
+        let timeout = std::time::Duration::from_millis(1500);
+        set_timeouts(&listener, timeout).expect("sets the timeouts");
+        let address = listener.local_addr().expect("address");
+        let _client = std::net::TcpStream::connect(address).expect("connects");
+        let (accepted, _) = listener.accept().expect("accepts");
+        assert_eq!(accepted.read_timeout().expect("reads"), Some(timeout));
+        assert_eq!(accepted.write_timeout().expect("reads"), Some(timeout));
+    }
+
+    #[test]
+    fn socket_activation_needs_our_pid_and_a_count() {
+        let ours = std::process::id().to_string();
+        let none = |pid: Option<&str>, fds: Option<&str>| {
+            systemd_listeners(pid, fds)
+                .map(|l| l.len())
+                .map_err(|e| e.to_string())
+        };
+        let missing = Err("no socket activation file descriptors found".to_owned());
+        assert_eq!(none(None, None), missing);
+        assert_eq!(
+            none(Some("1"), Some("1")),
+            missing,
+            "another process's sockets"
+        );
+        assert_eq!(none(Some(&ours), Some("0")), missing);
+        assert_eq!(none(Some(&ours), Some("x")), missing);
     }
 
     #[test]

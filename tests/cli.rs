@@ -67,10 +67,6 @@ fn bad_flags_exit_2_with_one_line() {
             &["--web.config.file=web.yml"],
             "--web.config.file (TLS and basic auth) is not supported yet",
         ),
-        (
-            &["--ecs.metadata-uri=/does/not/exist"],
-            "--ecs.metadata-uri /does/not/exist: no such directory",
-        ),
         (&["--ecs.timeout=fast"], "--ecs.timeout \"fast\""),
     ];
     for &(args, want) in rows {

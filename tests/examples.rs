@@ -112,7 +112,11 @@ fn task_definitions_run_the_sidecar_as_documented() {
             panic!("{name}: healthCheck")
         };
         let words: Vec<&str> = command.iter().filter_map(|w| text(Some(w))).collect();
-        assert_eq!(words, ["CMD", "/ecs_exporter", "--health-check"], "{name}");
+        assert_eq!(
+            words,
+            ["CMD", "/bin/ecs_exporter", "--health-check"],
+            "{name}"
+        );
     }
 }
 

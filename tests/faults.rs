@@ -84,7 +84,7 @@ fn check_on(fault: Fault, on_stats: bool, log_says: &str) {
     let log = e.log();
     let warning = log
         .lines()
-        .find(|l| l.contains("level=warn") && l.contains(endpoint_name));
+        .find(|l| l.contains("level=WARN") && l.contains(endpoint_name));
     let warning =
         warning.unwrap_or_else(|| panic!("{what}: no warning naming the endpoint in:\n{log}"));
     assert!(

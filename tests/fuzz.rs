@@ -186,6 +186,7 @@ fn pipeline(task: &str, stats: &str, options: &Options) {
         exporter: Some(Exporter {
             process: &process,
             requests: &requests,
+            in_flight: 1,
         }),
         build: &BUILD,
         options,

@@ -47,7 +47,7 @@ fn endpoints_methods_and_content_types() {
     assert_eq!(head.status_code, 200);
     assert_eq!(
         head.header("content-type"),
-        Some("text/plain; version=0.0.4; charset=utf-8")
+        Some("text/plain; version=0.0.4; charset=utf-8; escaping=underscores")
     );
     assert!(head.as_bytes().is_empty(), "HEAD has no body");
 }
@@ -176,7 +176,7 @@ fn a_down_endpoint_still_answers_with_ecs_up_0_and_a_warning() {
     let log = e.log();
     let warn = log
         .lines()
-        .find(|l| l.contains("level=warn"))
+        .find(|l| l.contains("level=WARN"))
         .unwrap_or_else(|| panic!("a warning: {log}"));
     assert!(
         warn.contains("msg=\"metadata request failed\" endpoint=/task "),
@@ -248,14 +248,19 @@ fn json_logs_and_debug_lines_per_scrape() {
     );
     for line in &lines {
         assert!(
-            line.starts_with("{\"ts\":\"") && line.ends_with('}'),
+            line.starts_with("{\"time\":\"") && line.ends_with('}'),
             "{line}"
         );
     }
     assert!(
-        lines[0].contains("\"msg\":\"starting ecs_exporter\""),
+        lines[0].contains("\"msg\":\"Listening on\""),
         "{}",
         lines[0]
     );
+    assert!(
+        log.contains("\"msg\":\"TLS is disabled.\",\"http2\":false,"),
+        "{log}"
+    );
+    assert!(log.contains("\"up\":true,\"samples\":"), "{log}");
     assert!(log.contains("\"msg\":\"scrape done\""), "{log}");
 }

@@ -21,7 +21,7 @@ fn start(mut command: std::process::Command) -> Option<std::process::Child> {
         .ok()?;
     let mut first = String::new();
     let _ = BufReader::new(child.stderr.take()?).read_line(&mut first);
-    if !first.contains("starting ecs_exporter") {
+    if !first.contains("msg=\"Listening on\"") {
         let _ = child.kill();
         let _ = child.wait();
         eprintln!("the exporter did not start: {first}");

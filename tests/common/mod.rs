@@ -173,7 +173,7 @@ impl Exporter {
                     .strip_prefix("address=")
                     .or_else(|| field.strip_prefix("\"address\":"))
             })
-            .map(|a| a.trim_matches('"'))
+            .map(|a| a.trim().trim_end_matches('}').trim_matches('"'))
             .unwrap_or_else(|| {
                 let _ = child.kill();
                 panic!("the exporter did not start; it said: {first}")
@@ -221,7 +221,7 @@ impl Exporter {
         assert_eq!(response.status_code, 200);
         assert_eq!(
             response.header("content-type"),
-            Some("text/plain; version=0.0.4; charset=utf-8")
+            Some("text/plain; version=0.0.4; charset=utf-8; escaping=underscores")
         );
         let text = response.as_str().expect("UTF-8").to_owned();
         parse_exposition(&text);
