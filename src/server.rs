@@ -242,6 +242,21 @@ impl Server {
             }
         }
         drop(servers);
+        let shared = Arc::clone(&self.shared);
+        let period = (self.config.idle_timeout / 2).max(Duration::from_millis(500));
+        let keeper = std::thread::Builder::new()
+            .name("keep-accepting".into())
+            .stack_size(64 * 1024)
+            .spawn(move || keep_accepting(&shared, period));
+        if let Err(e) = keeper {
+            log!(
+                self.logger,
+                Error,
+                "cannot start a listener thread",
+                "error" = &e
+            );
+            return;
+        }
         while let Event::Request(request) = self.shared.next() {
             self.handle(request);
         }
@@ -383,6 +398,33 @@ fn listen(
     crate::sys::set_nodelay(&listener)?;
     crate::sys::set_timeouts(&listener, idle_timeout)?;
     tiny_http::Server::from_listener(listener, None)
+}
+
+/// Keeps every listener's accept from timing out. SO_RCVTIMEO, set on the listening socket so
+/// that accepted connections inherit it, also bounds how long `accept` waits, and tiny_http's
+/// accept thread ends on that error. A connection to ourselves every half timeout starts a new
+/// wait; tiny_http reads its end of file and closes it.
+fn keep_accepting(shared: &Shared, period: Duration) {
+    while !shared.stopping() {
+        std::thread::sleep(period);
+        let servers = shared
+            .servers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        for server in servers {
+            if let Some(mut address) = server.server_addr().to_ip() {
+                if address.ip().is_unspecified() {
+                    let loopback: std::net::IpAddr = match address {
+                        SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                        SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+                    };
+                    address.set_ip(loopback);
+                }
+                let _ = std::net::TcpStream::connect_timeout(&address, Duration::from_secs(1));
+            }
+        }
+    }
 }
 
 /// Hands one server's requests to the loop.

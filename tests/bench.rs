@@ -7,6 +7,9 @@
 //! - `soak`: `SOAK_SCRAPES` (default 100,000) sequential keep-alive scrapes; resident memory
 //!   after the first 1,000 and at the end.
 //! - `footprint`: the figures of the README's footprint table (see its doc).
+//! - `idle_connections`: `IDLE_CONNECTIONS` (default 1000) clients that connect, send half a
+//!   request and go silent; RSS, threads and a scrape's time while they are held, and again
+//!   after `--web.idle-timeout=5s` has closed them.
 //!
 //! The fake metadata endpoint answers each request with one write on a socket without Nagle's
 //! delay, so that it does not dominate what is measured.
@@ -79,6 +82,7 @@ impl Drop for FastEndpoint {
 
 /// The exporter under test, and a keep-alive connection to it.
 struct Subject {
+    port: u16,
     child: Child,
     stream: BufReader<TcpStream>,
     started: Instant,
@@ -114,6 +118,7 @@ impl Subject {
         };
         stream.set_nodelay(true).expect("nodelay");
         let mut subject = Subject {
+            port,
             child,
             stream: BufReader::new(stream),
             started,
@@ -223,6 +228,66 @@ fn soak() {
         "soak: {scrapes} scrapes in {:?}; VmRSS {rss_at_1000} KiB after 1000, {rss_end} KiB at the end: growth {} KiB; VmHWM {} KiB",
         started.elapsed(),
         rss_end as i64 - rss_at_1000 as i64,
+        e.status_kib("VmHWM:")
+    );
+}
+
+#[test]
+#[ignore]
+fn idle_connections() {
+    let held: usize = common::env_or("IDLE_CONNECTIONS", 1000);
+    let (task, stats) = fargate_fixture();
+    let endpoint = FastEndpoint::start(&task, &stats);
+    let mut e = Subject::start(
+        &endpoint.base,
+        &["--web.disable-exporter-metrics", "--web.idle-timeout=5s"],
+    );
+    let address = format!("127.0.0.1:{}", e.port);
+    let threads = |e: &Subject| e.status_kib("Threads:");
+    let scrape_ms = |e: &mut Subject| {
+        let mut ms: Vec<f64> = (0..200)
+            .map(|_| {
+                let t = Instant::now();
+                assert_eq!(e.get("/metrics").0, 200);
+                t.elapsed().as_secs_f64() * 1e3
+            })
+            .collect();
+        median(&mut ms)
+    };
+    println!(
+        "idle_connections: before: VmRSS {} KiB, {} threads, scrape median {:.3} ms",
+        e.status_kib("VmRSS:"),
+        threads(&e),
+        scrape_ms(&mut e)
+    );
+    let mut clients = Vec::with_capacity(held);
+    for _ in 0..held {
+        let mut s = TcpStream::connect(&address).expect("connects");
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+            .expect("half a request");
+        clients.push(s);
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    println!(
+        "idle_connections: {held} held: VmRSS {} KiB, {} threads, scrape median {:.3} ms",
+        e.status_kib("VmRSS:"),
+        threads(&e),
+        scrape_ms(&mut e)
+    );
+    // The timeout (5 s) closes them; tiny_http's spare threads end 5 s after they go idle.
+    std::thread::sleep(Duration::from_secs(12));
+    let closed = clients
+        .iter_mut()
+        .map(|c| {
+            c.set_read_timeout(Some(Duration::from_millis(10))).is_ok()
+                && matches!(c.read(&mut [0u8; 256]), Ok(_))
+        })
+        .filter(|&closed| closed)
+        .count();
+    println!(
+        "idle_connections: 12 s later, {closed} of {held} closed by the exporter: VmRSS {} KiB, {} threads, VmHWM {} KiB",
+        e.status_kib("VmRSS:"),
+        threads(&e),
         e.status_kib("VmHWM:")
     );
 }

@@ -163,22 +163,32 @@ impl Exporter {
             .spawn()
             .expect("the exporter starts");
         let mut stderr = BufReader::new(child.stderr.take().expect("stderr piped"));
-        let mut first = String::new();
-        let _ = stderr.read_line(&mut first);
+        // Up to the first "Listening on" line (warnings may come before it), with its
         // logfmt `address=HOST:PORT` or JSON `"address":"HOST:PORT"`.
-        let address = first
-            .split([' ', ','])
-            .find_map(|field| {
-                field
-                    .strip_prefix("address=")
-                    .or_else(|| field.strip_prefix("\"address\":"))
-            })
-            .map(|a| a.trim().trim_end_matches('}').trim_matches('"'))
-            .unwrap_or_else(|| {
-                let _ = child.kill();
-                panic!("the exporter did not start; it said: {first}")
-            })
-            .to_owned();
+        let mut first = String::new();
+        let mut address = None;
+        while address.is_none() {
+            let mut line = String::new();
+            if !stderr.read_line(&mut line).is_ok_and(|n| n > 0) {
+                break;
+            }
+            first.push_str(&line);
+            if line.contains("Listening on") {
+                address = line
+                    .split([' ', ','])
+                    .find_map(|field| {
+                        field
+                            .strip_prefix("address=")
+                            .or_else(|| field.strip_prefix("\"address\":"))
+                    })
+                    .map(|a| a.trim().trim_end_matches('}').trim_matches('"').to_owned());
+            }
+        }
+        let Some(address) = address else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the exporter did not start; it said: {first}")
+        };
         let log = Arc::new(Mutex::new(first));
         let sink = Arc::clone(&log);
         std::thread::spawn(move || {
@@ -243,6 +253,17 @@ impl Drop for Exporter {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A child process that is killed and reaped when the guard goes, a failing test included, so
+/// that no exporter outlives its test (and no `cargo test | ...` hangs on its open stderr).
+pub struct ChildGuard(pub Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 

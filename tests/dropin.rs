@@ -1,0 +1,564 @@
+//! What a user who swaps the Go image for ours meets at the process boundary: log lines,
+//! headers, exporter families, flags, listeners, start-up failures, stalled clients. Where the
+//! Go binary in `../shared/reference/` can show the expected behaviour, it is run and compared.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Exporter, FakeMetadata, Reply, fixture, parse_exposition, project_dir, run, value};
+
+const GO: &str = "reference/ecs_exporter-v0.4.0-linux-amd64";
+
+/// The Go exporter v0.4.0, if `../shared/reference/` has it (it is amd64 only).
+fn go_binary(test: &str) -> Option<PathBuf> {
+    let shared = common::shared_dir(test)?;
+    let go = shared.join(GO);
+    if go.is_file() && cfg!(target_os = "linux") && std::env::consts::ARCH == "x86_64" {
+        return Some(go);
+    }
+    if std::env::var_os("CI").is_some() && std::env::consts::ARCH == "x86_64" {
+        panic!("{test}: {} is missing and CI is set", go.display());
+    }
+    eprintln!("{test}: SKIPPED the Go side, {GO} cannot run here");
+    None
+}
+
+/// A running Go exporter against `metadata`, and what it logged before it listened.
+struct Go {
+    child: Child,
+    base: String,
+    first_lines: Vec<String>,
+}
+
+impl Go {
+    fn start(binary: &PathBuf, metadata: &str, args: &[&str]) -> Go {
+        let port = free_port();
+        let mut child = Command::new(binary)
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .args(args)
+            .env("ECS_CONTAINER_METADATA_URI_V4", metadata)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the Go exporter starts");
+        let mut stderr = BufReader::new(child.stderr.take().expect("piped"));
+        let mut first_lines = Vec::new();
+        for _ in 0..2 {
+            let mut line = String::new();
+            let _ = stderr.read_line(&mut line);
+            first_lines.push(line);
+        }
+        // Keep draining so that Go never blocks on a full pipe.
+        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+        Go {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            first_lines,
+        }
+    }
+
+    fn get(&self, path: &str) -> minreq::Response {
+        let url = format!("{}{path}", self.base);
+        for _ in 0..50 {
+            if let Ok(r) = minreq::get(&url).with_timeout(10).send() {
+                return r;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("the Go exporter does not answer {url}");
+    }
+}
+
+impl Drop for Go {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
+    listener.local_addr().expect("address").port()
+}
+
+fn fargate() -> FakeMetadata {
+    let dir = project_dir().join("fixtures/fargate");
+    FakeMetadata::files(dir.join("task.json"), dir.join("stats.json"))
+}
+
+/// A log line with its time and source masked: `time=T level=INFO source=S msg=...`.
+fn masked(line: &str) -> String {
+    let mut out = Vec::new();
+    for field in line.trim_end().split(' ') {
+        if field.starts_with("time=") {
+            out.push("time=T".to_owned());
+        } else if field.starts_with("source=") {
+            out.push("source=S".to_owned());
+        } else {
+            out.push(field.to_owned());
+        }
+    }
+    out.join(" ")
+}
+
+/// JSON's `"time":"..."` and `"source":"..."` masked the same way.
+fn masked_json(line: &str) -> String {
+    let mut out = String::new();
+    let mut rest = line.trim_end();
+    for key in ["\"time\":\"", "\"source\":\""] {
+        if let Some(at) = rest.find(key) {
+            out.push_str(&rest[..at + key.len()]);
+            out.push('X');
+            rest = &rest[at + key.len()..];
+            rest = &rest[rest.find('"').unwrap_or(0)..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `address=127.0.0.1:PORT` (or JSON's) replaced by `address=A`.
+fn without_address(line: &str, address: &str) -> String {
+    line.replace(address, "A")
+}
+
+#[test]
+fn start_up_lines_are_the_go_exporters_in_both_formats() {
+    let endpoint = fargate();
+    for format in ["logfmt", "json"] {
+        let format_flag = format!("--log.format={format}");
+        let ours = Exporter::start(&["--ecs.metadata-uri", &endpoint.base, &format_flag]);
+        let log = ours.log();
+        let our_address = ours.base.trim_start_matches("http://").to_owned();
+        let ours_first: Vec<String> = log
+            .lines()
+            .take(2)
+            .map(|l| without_address(l, &our_address))
+            .collect();
+        let mask = |l: &str| {
+            if format == "json" {
+                masked_json(l)
+            } else {
+                masked(l)
+            }
+        };
+        // Our own third line says what runs and where metadata comes from.
+        let third = log.lines().nth(2).unwrap_or("");
+        assert!(third.contains("Starting ecs_exporter"), "{third}");
+        assert!(third.contains(&endpoint.base), "{third}");
+        // The shape, checked without Go too: keys in promslog's order, UTC, 3 or up to 9 digits.
+        let first = log.lines().next().unwrap_or("");
+        if format == "logfmt" {
+            let time = first.split(' ').next().unwrap_or("");
+            assert_eq!(time.len(), "time=2026-11-26T07:34:46.306Z".len(), "{first}");
+            assert!(time.ends_with('Z'), "{first}");
+            assert!(first.contains(" level=INFO source=server.rs:"), "{first}");
+        } else {
+            assert!(first.starts_with("{\"time\":\"20"), "{first}");
+            assert!(
+                first.contains("Z\",\"level\":\"INFO\",\"source\":\"server.rs:"),
+                "{first}"
+            );
+        }
+
+        let Some(go) = go_binary("start_up_lines") else {
+            continue;
+        };
+        let go = Go::start(&go, &endpoint.base, &[&format_flag]);
+        let go_address = go.base.trim_start_matches("http://").to_owned();
+        let go_first: Vec<String> = go
+            .first_lines
+            .iter()
+            .map(|l| mask(&without_address(l, &go_address)))
+            .collect();
+        let ours_masked: Vec<String> = ours_first.iter().map(|l| mask(l)).collect();
+        assert_eq!(ours_masked, go_first, "{format}: the first two lines");
+    }
+}
+
+#[test]
+fn headers_and_exporter_families_match_go() {
+    let endpoint = fargate();
+    let ours = Exporter::start(&["--ecs.metadata-uri", &endpoint.base]);
+    let text = ours.metrics();
+    let series = parse_exposition(&text);
+    assert_eq!(
+        value(&series, "promhttp_metric_handler_requests_in_flight", &[]),
+        Some(1.0),
+        "the scrape being answered is in flight"
+    );
+    assert!(value(&series, "process_network_receive_bytes_total", &[]).is_some());
+    assert!(value(&series, "process_network_transmit_bytes_total", &[]).is_some());
+
+    let Some(go) = go_binary("headers_and_exporter_families") else {
+        return;
+    };
+    let go = Go::start(&go, &endpoint.base, &[]);
+    let go_response = go.get("/metrics");
+    let ours_response = ours.get("/metrics");
+    assert_eq!(
+        ours_response.header("content-type"),
+        go_response.header("content-type")
+    );
+    // Every HELP and TYPE line Go writes for a family that is not about the Go runtime, we
+    // write identically (go_* describe a Go runtime: listed in the README's differences).
+    let meta = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| l.starts_with("# "))
+            .filter(|l| !l.split(' ').nth(2).unwrap_or("").starts_with("go_"))
+            .map(str::to_owned)
+            .collect()
+    };
+    let ours_meta = meta(ours_response.as_str().expect("UTF-8"));
+    for line in meta(go_response.as_str().expect("UTF-8")) {
+        // Our build info has rustversion for goversion: the same family, other HELP.
+        if line.contains("ecs_exporter_build_info") && line.starts_with("# HELP") {
+            continue;
+        }
+        assert!(ours_meta.contains(&line), "Go writes {line:?}; we do not");
+    }
+}
+
+#[test]
+fn every_scalar_flag_given_twice_is_refused_as_go_refuses_it() {
+    let env = [("ECS_CONTAINER_METADATA_URI_V4", "http://127.0.0.1:9/v4/x")];
+    let rows: &[(&str, &str)] = &[
+        ("web.telemetry-path", "--web.telemetry-path=/m"),
+        (
+            "web.disable-exporter-metrics",
+            "--web.disable-exporter-metrics",
+        ),
+        ("web.systemd-socket", "--web.systemd-socket"),
+        ("web.config.file", "--web.config.file="),
+        ("log.level", "--log.level=info"),
+        ("log.format", "--log.format=logfmt"),
+    ];
+    let go = go_binary("every_scalar_flag_given_twice");
+    for &(name, flag) in rows {
+        let (code, out, err) = run(&[flag, flag], &env);
+        let want = format!("ecs_exporter: error: flag '{name}' cannot be repeated\n");
+        assert_eq!(
+            (code, out.as_str(), err.as_str()),
+            (2, "", want.as_str()),
+            "{flag}"
+        );
+        if let Some(go) = &go {
+            let output = Command::new(go)
+                .args([flag, flag])
+                .envs(env)
+                .output()
+                .expect("Go runs");
+            let go_err = String::from_utf8_lossy(&output.stderr);
+            assert!(
+                go_err.contains(&format!("error: flag '{name}' cannot be repeated")),
+                "Go says {go_err}"
+            );
+            assert_eq!(output.status.code(), Some(1), "kingpin exits 1; we exit 2");
+        }
+    }
+    // Our own scalar flags too, in either spelling; the two repeatable flags stay repeatable.
+    for (name, a, b) in [
+        ("ecs.timeout", "--ecs.timeout=3s", "--ecs.timeout=4s"),
+        ("collector.cpu", "--collector.cpu", "--no-collector.cpu"),
+        (
+            "web.max-requests",
+            "--web.max-requests=1",
+            "--web.max-requests=2",
+        ),
+    ] {
+        let (code, _, err) = run(&[a, b], &env);
+        assert_eq!(code, 2, "{a} {b}");
+        assert!(
+            err.contains(&format!("flag '{name}' cannot be repeated")),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn every_listen_address_is_served() {
+    let second = free_port();
+    let second_flag = format!("--web.listen-address=127.0.0.1:{second}");
+    let e = Exporter::start(&["--ecs.metadata-uri", &fixture("fargate"), &second_flag]);
+    let log = e.log();
+    assert_eq!(log.matches("msg=\"Listening on\"").count(), 2, "{log}");
+    assert_eq!(log.matches("msg=\"TLS is disabled.\"").count(), 2, "{log}");
+    for base in [e.base.clone(), format!("http://127.0.0.1:{second}")] {
+        let r = minreq::get(format!("{base}/metrics"))
+            .with_timeout(10)
+            .send()
+            .expect("answers");
+        assert_eq!(r.status_code, 200, "{base}");
+        assert!(r.as_str().expect("UTF-8").contains("ecs_up 1"), "{base}");
+    }
+    // Both listeners feed the same counter: the loop is one.
+    let series = parse_exposition(&e.metrics());
+    assert_eq!(
+        value(
+            &series,
+            "promhttp_metric_handler_requests_total",
+            &[("code", "200")]
+        ),
+        Some(2.0)
+    );
+}
+
+#[test]
+fn systemd_socket_activation_serves_the_passed_socket() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
+    let address = listener.local_addr().expect("address");
+    let fd = listener.as_raw_fd();
+    // LISTEN_PID must be the exporter's own pid: a shell sets it to its $$, then execs.
+    let mut command = Command::new("sh");
+    command
+        .arg("-c")
+        .arg("LISTEN_PID=$$ LISTEN_FDS=1 exec \"$@\"")
+        .arg("sh");
+    let exporter = common::exporter_command();
+    command.arg(exporter.get_program());
+    command.args(exporter.get_args());
+    command.args([
+        "--web.systemd-socket",
+        "--ecs.metadata-uri",
+        &fixture("fargate"),
+    ]);
+    command
+        .env_remove("ECS_CONTAINER_METADATA_URI_V4")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    // SAFETY: dup2 and fcntl are async-signal-safe; they put the listener at descriptor 3
+    // without close-on-exec, as systemd does (dup2 onto itself would keep the flag).
+    unsafe {
+        command.pre_exec(move || {
+            let rc = if fd == 3 {
+                libc::fcntl(3, libc::F_SETFD, 0)
+            } else {
+                libc::dup2(fd, 3)
+            };
+            if rc < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = common::ChildGuard(command.spawn().expect("starts"));
+    let mut stderr = BufReader::new(child.0.stderr.take().expect("piped"));
+    let mut first = String::new();
+    let _ = stderr.read_line(&mut first);
+    assert!(
+        first.contains(&format!("address={address}")),
+        "it listens on the passed socket: {first}"
+    );
+    drop(listener);
+    let r = minreq::get(format!("http://{address}/metrics"))
+        .with_timeout(10)
+        .send()
+        .expect("answers on the passed socket");
+    assert_eq!(r.status_code, 200);
+
+    // Without sockets passed, a start-up failure as Go words it.
+    let (code, _, err) = run(
+        &[
+            "--web.systemd-socket",
+            "--ecs.metadata-uri",
+            &fixture("fargate"),
+        ],
+        &[],
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("msg=\"Error starting server\""), "{err}");
+    assert!(
+        err.contains("no socket activation file descriptors found"),
+        "{err}"
+    );
+}
+
+#[test]
+fn start_up_failures_are_one_log_line_and_exit_1() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let address = busy.local_addr().expect("address").to_string();
+    let listen = format!("--web.listen-address={address}");
+    let dir = fixture("fargate");
+    let (code, out, err) = run(&[&listen, "--ecs.metadata-uri", &dir], &[]);
+    assert_eq!(
+        (code, out.as_str(), err.lines().count()),
+        (1, "", 1),
+        "{err}"
+    );
+    assert!(
+        err.contains("level=ERROR source=main.rs:")
+            && err.contains("msg=\"Error starting server\" err=\"cannot listen on"),
+        "{err}"
+    );
+    let (code, _, err) = run(
+        &[&listen, "--ecs.metadata-uri", &dir, "--log.format=json"],
+        &[],
+    );
+    assert_eq!((code, err.lines().count()), (1, 1), "{err}");
+    assert!(err.starts_with("{\"time\":\""), "{err}");
+    assert!(err.contains("\"level\":\"ERROR\""), "{err}");
+    assert!(
+        err.contains("\"msg\":\"Error starting server\",\"err\":\"cannot listen on"),
+        "{err}"
+    );
+
+    let file = project_dir().join("fixtures/fargate/task.json");
+    let file = file.to_str().expect("UTF-8");
+    let (code, _, err) = run(&["--ecs.metadata-uri", file], &[]);
+    assert_eq!((code, err.lines().count()), (1, 1), "{err}");
+    assert!(err.contains("not a directory"), "{err}");
+    let (code, _, err) = run(&["--ecs.metadata-uri", "/does/not/exist"], &[]);
+    assert_eq!((code, err.lines().count()), (1, 1), "{err}");
+    assert!(
+        err.contains("/does/not/exist: No such file or directory"),
+        "{err}"
+    );
+
+    for (value, want) in [
+        ("", "ECS_CONTAINER_METADATA_URI_V4 is empty"),
+        ("unix:///x", "unsupported scheme \\\"unix\\\""),
+    ] {
+        let (code, _, err) = run(&[], &[("ECS_CONTAINER_METADATA_URI_V4", value)]);
+        assert_eq!((code, err.lines().count()), (1, 1), "{err}");
+        assert!(err.contains("msg=\"Error creating client\""), "{err}");
+        assert!(err.contains(want), "{value:?}: {err}");
+    }
+}
+
+#[test]
+fn a_directory_missing_a_document_is_a_warning_at_start() {
+    let dir = common::TempDir::new("half-fixture");
+    std::fs::copy(
+        project_dir().join("fixtures/fargate/task.json"),
+        dir.0.join("task.json"),
+    )
+    .expect("copies");
+    let e = Exporter::start(&["--ecs.metadata-uri", dir.0.to_str().expect("UTF-8")]);
+    let log = e.log();
+    let warning = log
+        .lines()
+        .find(|l| l.contains("level=WARN"))
+        .unwrap_or_else(|| panic!("no warning: {log}"));
+    assert!(warning.contains("metadata file missing"), "{warning}");
+    assert!(warning.contains("stats.json"), "{warning}");
+    assert!(!warning.contains("task.json"), "{warning}");
+}
+
+#[test]
+fn metrics_requests_past_the_limit_get_503_at_once() {
+    // An endpoint that takes 2 s to answer /task.
+    let slow = FakeMetadata::start(|path| {
+        std::thread::sleep(Duration::from_millis(if path == "/task" {
+            2000
+        } else {
+            0
+        }));
+        Reply::file(&project_dir().join(format!(
+            "fixtures/fargate/{}",
+            if path == "/task" {
+                "task.json"
+            } else {
+                "stats.json"
+            }
+        )))
+    });
+    let e = Exporter::start(&["--ecs.metadata-uri", &slow.base, "--web.max-requests=1"]);
+    let base = e.base.clone();
+    let first = std::thread::spawn(move || {
+        minreq::get(format!("{base}/metrics"))
+            .with_timeout(10)
+            .send()
+            .map(|r| r.status_code)
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    let second = e.get("/metrics");
+    let waited = started.elapsed();
+    assert_eq!(second.status_code, 503);
+    assert!(
+        waited < Duration::from_millis(1500),
+        "answered at once, not after the slow scrape ({waited:?})"
+    );
+    // Other paths are not metrics requests: /health answers after the scrape, with 200.
+    assert_eq!(e.get("/health").status_code, 200);
+    assert_eq!(first.join().expect("joins").expect("answers"), 200);
+    let series = parse_exposition(&e.metrics());
+    let code = |c| {
+        value(
+            &series,
+            "promhttp_metric_handler_requests_total",
+            &[("code", c)],
+        )
+    };
+    assert_eq!((code("200"), code("503")), (Some(1.0), Some(1.0)));
+
+    // 0 means no limit: the same two requests are both answered 200.
+    let e = Exporter::start(&["--ecs.metadata-uri", &slow.base, "--web.max-requests=0"]);
+    let base = e.base.clone();
+    let first = std::thread::spawn(move || {
+        minreq::get(format!("{base}/metrics"))
+            .with_timeout(10)
+            .send()
+            .map(|r| r.status_code)
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(e.get("/metrics").status_code, 200);
+    assert_eq!(first.join().expect("joins").expect("answers"), 200);
+}
+
+#[test]
+fn stalled_and_idle_connections_are_closed_after_the_idle_timeout() {
+    let e = Exporter::start(&[
+        "--ecs.metadata-uri",
+        &fixture("fargate"),
+        "--web.idle-timeout=1s",
+    ]);
+    let address = e.base.trim_start_matches("http://").to_owned();
+    // Half a request, then silence.
+    let mut half = TcpStream::connect(&address).expect("connects");
+    half.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+        .expect("writes");
+    // An answered keep-alive request, then silence.
+    let mut idle = TcpStream::connect(&address).expect("connects");
+    idle.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("writes");
+    for stream in [&mut half, &mut idle] {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+    }
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    let _ = half.read_to_end(&mut answer);
+    let half_closed = started.elapsed();
+    let mut answer = Vec::new();
+    let _ = idle.read_to_end(&mut answer);
+    let idle_closed = started.elapsed();
+    assert!(
+        String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"),
+        "the keep-alive request was answered first"
+    );
+    for (what, after) in [
+        ("half a request", half_closed),
+        ("idle keep-alive", idle_closed),
+    ] {
+        assert!(
+            after >= Duration::from_millis(500) && after < Duration::from_secs(5),
+            "{what}: closed after {after:?}, want about 1 s"
+        );
+    }
+    // Quiet for longer than the timeout, then a new client: still accepted and served
+    // (the timeout also bounds how long accept() waits; the exporter must not stop accepting).
+    std::thread::sleep(Duration::from_millis(2500));
+    e.metrics();
+    assert!(!e.log().contains("level=WARN"), "{}", e.log());
+}
