@@ -280,7 +280,7 @@ fn idle_connections() {
         .iter_mut()
         .map(|c| {
             c.set_read_timeout(Some(Duration::from_millis(10))).is_ok()
-                && matches!(c.read(&mut [0u8; 256]), Ok(_))
+                && c.read(&mut [0u8; 256]).is_ok()
         })
         .filter(|&closed| closed)
         .count();
