@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds the scratch image for linux/amd64 and linux/arm64 with buildah (no daemon: vfs storage,
-# chroot isolation, in a throwaway storage root), checks each image's config, runs the binary
-# from each image, and starts the amd64 one as the non-root user it declares.
-# Expects the two release binaries to be built already.
+# chroot isolation, in a throwaway storage root), checks each image's config, checks that a
+# second build of the same binaries has the same digest (timestamps fixed to the commit's time,
+# SOURCE_DATE_EPOCH), runs the binary from each image, and starts the amd64 one as the non-root
+# user it declares. Expects the two release binaries to be built already.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,8 +11,18 @@ store=$(mktemp -d)
 trap 'buildah --root "$store/root" --runroot "$store/run" --storage-driver vfs rm --all >/dev/null 2>&1 || true; rm -rf "$store"' EXIT
 b() { buildah --root "$store/root" --runroot "$store/run" --storage-driver vfs "$@"; }
 
+epoch=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct)}
 for arch in amd64 arm64; do
-  b build --quiet --isolation chroot --platform "linux/$arch" -f Containerfile -t "localhost/ecs_exporter:$arch" . >/dev/null
+  for tag in "$arch" "$arch-again"; do
+    b build --quiet --isolation chroot --timestamp "$epoch" --platform "linux/$arch" -f Containerfile \
+      -t "localhost/ecs_exporter:$tag" . >/dev/null
+  done
+  digests=$(b images --digests --format '{{.Tag}} {{.Digest}}' | awk -v a="$arch" '$1 == a || $1 == a "-again" {print $2}' | sort -u)
+  if [ "$(printf '%s\n' "$digests" | wc -l)" != 1 ]; then
+    echo "image $arch: two builds of the same binaries differ: $digests" >&2
+    exit 1
+  fi
+  echo "image $arch: reproducible, digest $digests"
   config=$(b inspect --type image --format '{{.OCIv1.Architecture}} {{.OCIv1.OS}} {{.OCIv1.Config.User}} {{.OCIv1.Config.Entrypoint}} {{.OCIv1.Config.ExposedPorts}}' "localhost/ecs_exporter:$arch")
   want="$arch linux 65534:65534 [/bin/ecs_exporter] map[9779/tcp:{}]"
   if [ "$config" != "$want" ]; then
