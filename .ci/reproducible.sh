@@ -17,5 +17,12 @@ for target in x86_64-unknown-linux-musl aarch64-unknown-linux-musl; do
     cmp "$here" "$there" >&2 || true
     exit 1
   fi
-  echo "$target: reproducible, sha256 $(sha256sum "$here" | cut -d' ' -f1)"
+  # The same cargo home serves both builds, so also look for any path of this machine.
+  leaks=$(strings -n 6 "$here" | grep -F -e "${CARGO_HOME:-$HOME/.cargo}" -e "$PWD" -e "$other" -e "$(rustc --print sysroot)" || true)
+  if [ -n "$leaks" ]; then
+    echo "$target: paths of the build machine in the binary:" >&2
+    echo "$leaks" | head -n 5 >&2
+    exit 1
+  fi
+  echo "$target: reproducible, no build path inside, sha256 $(sha256sum "$here" | cut -d' ' -f1)"
 done

@@ -1,8 +1,29 @@
-//! Build script (kept in src/ to keep the top level small): records the git revision and the
-//! compiler version for `--version` and `ecs_exporter_build_info`. Either falls back to
-//! "unknown" when git or rustc cannot say, so a build from a source tarball still works.
+//! Build script (kept in src/ to keep the top level small):
+//!
+//! - records the git revision and the compiler version for `--version` and
+//!   `ecs_exporter_build_info`; either falls back to "unknown" when git or rustc cannot say, so
+//!   a build from a source tarball still works;
+//! - looks for what some tests need beyond Rust (`../shared`, the Go binary, Prometheus,
+//!   promtool, Python modules, cfn-lint, a PID namespace) and sets a `no_*` cfg for each that is
+//!   missing, so that those tests show as `ignored`, with the reason, in `cargo test`'s own
+//!   summary. With `CI` set nothing is ignored: a missing prerequisite fails its test.
+//!   `ECS_EXPORTER_SKIP_SHARED=1` ignores the `../shared` tests even in CI (GitHub, where the
+//!   Go exporter's data is not available). After installing a tool, `touch src/build.rs`.
 
-use std::process::Command;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+/// Every cfg this script may set, declared for rustc's check of cfg names.
+const PROBES: [&str; 8] = [
+    "no_shared",
+    "no_go_reference",
+    "no_promtool",
+    "no_prometheus",
+    "no_prometheus_client",
+    "no_botocore",
+    "no_cfn_lint",
+    "no_pid_namespace",
+];
 
 fn main() {
     let revision = std::env::var("ECS_EXPORTER_REVISION")
@@ -20,6 +41,62 @@ fn main() {
     println!("cargo:rerun-if-env-changed=ECS_EXPORTER_REVISION");
     println!("cargo:rerun-if-changed=.git/HEAD");
     println!("cargo:rerun-if-changed=.git/refs/heads");
+    println!("cargo:rerun-if-changed=src/build.rs");
+    for var in ["CI", "ECS_EXPORTER_SKIP_SHARED", "PATH"] {
+        println!("cargo:rerun-if-env-changed={var}");
+    }
+    for probe in PROBES {
+        println!("cargo::rustc-check-cfg=cfg({probe})");
+    }
+    probe_test_prerequisites();
+}
+
+fn probe_test_prerequisites() {
+    let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty());
+    let skip_shared = std::env::var_os("ECS_EXPORTER_SKIP_SHARED").is_some_and(|v| v == "1");
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".into());
+    let shared = Path::new(&manifest).join("../shared");
+    let go = shared.join("reference/ecs_exporter-v0.4.0-linux-amd64");
+    let host_amd64 = std::env::var("HOST").is_ok_and(|h| h.starts_with("x86_64-"));
+    let have_shared = shared.is_dir() && !skip_shared;
+    // Shared data is the one prerequisite CI may be told to do without.
+    if !have_shared && (!ci || skip_shared) {
+        println!("cargo:rustc-cfg=no_shared");
+    }
+    if !(have_shared && go.is_file() && host_amd64) && (!ci || skip_shared || !host_amd64) {
+        println!("cargo:rustc-cfg=no_go_reference");
+    }
+    if ci {
+        return;
+    }
+    let runs = |program: &str, args: &[&str]| {
+        Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let missing = [
+        ("no_promtool", runs("promtool", &["--version"])),
+        ("no_prometheus", runs("prometheus", &["--version"])),
+        (
+            "no_prometheus_client",
+            runs("python3", &["-c", "import prometheus_client"]),
+        ),
+        ("no_botocore", runs("python3", &["-c", "import botocore"])),
+        ("no_cfn_lint", runs("cfn-lint", &["--version"])),
+        (
+            "no_pid_namespace",
+            runs("unshare", &["--pid", "--fork", "--kill-child", "true"]),
+        ),
+    ];
+    for (cfg, present) in missing {
+        if !present {
+            println!("cargo:rustc-cfg={cfg}");
+        }
+    }
 }
 
 fn output(program: &str, args: &[&str]) -> Option<String> {

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{exporter_command, project_dir, shared_dir};
+use common::{exporter_command, project_dir, shared_dir_if_present};
 
 /// A metadata endpoint that answers from memory, one write per response, then closes.
 struct FastEndpoint {
@@ -189,7 +189,7 @@ impl Drop for Subject {
 }
 
 fn fargate_fixture() -> (PathBuf, PathBuf) {
-    match shared_dir("bench") {
+    match shared_dir_if_present() {
         Some(shared) => {
             let go = shared.join("conformance/ecs_exporter-v0.4.0/fixtures");
             (

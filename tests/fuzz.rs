@@ -12,7 +12,7 @@ mod common;
 
 use std::panic::AssertUnwindSafe;
 
-use common::{parse_exposition, project_dir, shared_dir};
+use common::{parse_exposition, project_dir, shared_dir_if_present};
 use ecs_exporter::collect::{self, Exporter, FAMILIES, Options, Scrape};
 use ecs_exporter::exposition;
 use ecs_exporter::model;
@@ -219,7 +219,7 @@ fn seeds() -> Vec<(String, String)> {
             seeds.push((t, s));
         }
     }
-    if let Some(shared) = shared_dir("fuzz seeds") {
+    if let Some(shared) = shared_dir_if_present() {
         let go = shared.join("conformance/ecs_exporter-v0.4.0/fixtures");
         for case in ["fargate", "ec2"] {
             let read = |f: String| std::fs::read_to_string(go.join(f)).unwrap_or_default();

@@ -32,19 +32,24 @@ pub fn fixture(case: &str) -> String {
         .to_owned()
 }
 
-/// `../shared`, if present. With `CI` set its absence is a failure, otherwise a skip.
-pub fn shared_dir(test: &str) -> Option<PathBuf> {
+/// `../shared`, for a test that `#[cfg_attr(no_shared, ignore = ...)]` leaves out when it is
+/// absent (src/build.rs): reaching here without it is a failure (CI, or a stale build probe).
+pub fn shared_dir() -> PathBuf {
     let dir = project_dir().join("../shared");
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!(
-            "{test}: ../shared is missing and CI is set; the conformance data must be beside the project"
-        );
-    }
-    eprintln!("{test}: SKIPPED, ../shared is not beside the project");
-    None
+    assert!(
+        dir.is_dir(),
+        "../shared is not beside the project: CI must provide it (or set ECS_EXPORTER_SKIP_SHARED=1); \
+         if you removed it, `touch src/build.rs` so that these tests show as ignored"
+    );
+    dir
+}
+
+/// `../shared`, if present and not switched off, for tests that use it only when they can
+/// (extra fuzz seeds, benchmark inputs).
+pub fn shared_dir_if_present() -> Option<PathBuf> {
+    let dir = project_dir().join("../shared");
+    let off = std::env::var_os("ECS_EXPORTER_SKIP_SHARED").is_some_and(|v| v == "1");
+    (dir.is_dir() && !off).then_some(dir)
 }
 
 /// What the fake endpoint answers to one request.
