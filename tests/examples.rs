@@ -360,6 +360,95 @@ fn every_metric_the_dashboard_queries_exists() {
     assert!(used >= 15);
 }
 
+/// Grafana's import asks for a data source only when the dashboard declares it in `__inputs`
+/// and uses it everywhere as `${DS_PROMETHEUS}`; a hard-coded uid shows "data source not found".
+#[test]
+fn the_dashboard_is_import_ready() {
+    let dashboard = parse(&project_dir().join("examples/grafana-dashboard.json"));
+    let Some(Value::Array(inputs)) = get(&dashboard, "__inputs") else {
+        panic!("__inputs");
+    };
+    assert!(
+        inputs
+            .iter()
+            .any(|i| text(get(i, "name")) == Some("DS_PROMETHEUS")
+                && text(get(i, "pluginId")) == Some("prometheus"))
+    );
+    let Some(Value::Array(requires)) = get(&dashboard, "__requires") else {
+        panic!("__requires");
+    };
+    let required: Vec<&str> = requires.iter().filter_map(|r| text(get(r, "id"))).collect();
+    for id in ["grafana", "prometheus", "timeseries", "stat", "table"] {
+        assert!(required.contains(&id), "__requires lacks {id}");
+    }
+    // Every datasource reference, wherever it is, is the input.
+    fn datasources<'a>(v: &'a Value, out: &mut Vec<&'a Value>) {
+        match v {
+            Value::Object(o) => {
+                for (k, v) in o.iter() {
+                    if k == "datasource" {
+                        out.push(v);
+                    } else {
+                        datasources(v, out);
+                    }
+                }
+            }
+            Value::Array(a) => a.iter().for_each(|v| datasources(v, out)),
+            _ => {}
+        }
+    }
+    let mut refs = Vec::new();
+    datasources(&dashboard, &mut refs);
+    assert!(refs.len() >= 20, "{}", refs.len());
+    for r in refs {
+        assert_eq!(text(get(r, "uid")), Some("${DS_PROMETHEUS}"));
+    }
+    // Cluster, family and task to pick, from ecs_task_metadata_info.
+    let Some(Value::Array(variables)) = get(&dashboard, "templating").and_then(|t| get(t, "list"))
+    else {
+        panic!("templating");
+    };
+    let names: Vec<&str> = variables
+        .iter()
+        .filter_map(|v| text(get(v, "name")))
+        .collect();
+    assert_eq!(names, ["cluster", "family", "task"]);
+    let Some(Value::Array(panels)) = get(&dashboard, "panels") else {
+        panic!("panels");
+    };
+    for panel in panels {
+        let title = text(get(panel, "title")).unwrap_or("");
+        let kind = text(get(panel, "type")).unwrap_or("");
+        let Some(Value::Array(targets)) = get(panel, "targets") else {
+            panic!("{title}: targets");
+        };
+        for t in targets {
+            let expr = text(get(t, "expr")).unwrap_or("");
+            // Every per-task query is filtered by the variables (ecs_up alone cannot be: a task
+            // whose metadata failed has no identity).
+            if !expr.starts_with("count(ecs_up") {
+                assert!(expr.contains("task_arn=~\"$task\""), "{title}: {expr}");
+            }
+            // Legends tell tasks apart.
+            if kind == "timeseries" {
+                let legend = text(get(t, "legendFormat")).unwrap_or("");
+                assert!(legend.contains("{{task_id}}"), "{title}: legend {legend:?}");
+            }
+        }
+        if kind == "table" {
+            let transformations = get(panel, "transformations");
+            let Some(Value::Array(steps)) = transformations else {
+                panic!("{title}: transformations");
+            };
+            assert_eq!(
+                text(steps.first().and_then(|s| get(s, "id"))),
+                Some("merge"),
+                "{title}"
+            );
+        }
+    }
+}
+
 #[test]
 #[cfg_attr(
     no_promtool,

@@ -1,7 +1,15 @@
-//! A real Prometheus server (Debian's package) scrapes the exporter on loopback every second
-//! while it serves the Fargate fixture. Through Prometheus's HTTP API: the target is up with no
-//! scrape error, `ecs_task_metadata_info` carries the fixture's labels, and values equal the
-//! fixture's. Bounded: it gives Prometheus 60 s, and stops everything it started.
+//! A real Prometheus server (Debian's package) scrapes two exporters on loopback every second,
+//! serving the Fargate and the EC2 cgroup v2 fixtures. Through Prometheus's HTTP API:
+//!
+//! - the targets are up with no scrape error, `ecs_task_metadata_info` carries the fixture's
+//!   labels, and values equal the fixture's;
+//! - the relabelling of `examples/prometheus-ecs-sd.yml`, applied to a target that carries the
+//!   `__meta_ecs_*` labels ECS discovery sets (through file_sd: Debian's Prometheus predates the
+//!   ECS role), keeps only tagged running tasks and makes no `exported_*` label;
+//! - every query of `examples/grafana-dashboard.json`, with its variables at "All", runs without
+//!   error and returns series.
+//!
+//! Bounded: it gives Prometheus 60 s, and stops everything it started.
 
 mod common;
 
@@ -40,6 +48,40 @@ fn text(v: Option<&Value>) -> &str {
         Some(Value::String(s)) => s,
         _ => "",
     }
+}
+
+/// `data.result` of an instant query, or what Prometheus said was wrong with it.
+fn query_checked(prometheus: &str, promql: &str) -> Result<Vec<Value>, String> {
+    let url = format!("{prometheus}/api/v1/query?query={}", encode(promql));
+    let response = minreq::get(url)
+        .with_timeout(5)
+        .send()
+        .map_err(|e| e.to_string())?;
+    let body = response.as_str().map_err(|e| e.to_string())?;
+    let value: Value = json::from_str(body).map_err(|_| format!("not JSON: {body}"))?;
+    if text(get(&value, "status")) != "success" {
+        return Err(format!(
+            "{}: {}",
+            text(get(&value, "errorType")),
+            text(get(&value, "error"))
+        ));
+    }
+    match get(&value, "data").and_then(|d| get(d, "result")) {
+        Some(Value::Array(result)) => Ok(result.to_vec()),
+        _ => Err(format!("no result: {body}")),
+    }
+}
+
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b == b'_' {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 /// `data.result` of an instant query.
@@ -84,16 +126,41 @@ fn sample(result: &Value) -> Option<f64> {
     ignore = "prometheus is not installed (Debian package prometheus)"
 )]
 fn a_real_prometheus_scrapes_the_exporter() {
-    let fixture = project_dir().join("fixtures/fargate");
-    let exporter = Exporter::start(&["--ecs.metadata-uri", fixture.to_str().expect("UTF-8")]);
+    let fargate = project_dir().join("fixtures/fargate");
+    let exporter = Exporter::start(&["--ecs.metadata-uri", fargate.to_str().expect("UTF-8")]);
     let target = exporter.base.trim_start_matches("http://").to_owned();
+    let ec2 = project_dir().join("fixtures/ec2-cgroupv2");
+    let ec2_exporter = Exporter::start(&["--ecs.metadata-uri", ec2.to_str().expect("UTF-8")]);
+    let ec2_target = ec2_exporter.base.trim_start_matches("http://").to_owned();
 
     let tmp = TempDir::new("prometheus");
+    // What ECS discovery would find: the tagged running task, and one without the tag.
+    let discovered = tmp.0.join("discovered.json");
+    std::fs::write(
+        &discovered,
+        format!(
+            r#"[{{"targets": ["{target}"], "labels": {{"__meta_ecs_tag_task_ecs_exporter": "true",
+                "__meta_ecs_last_status": "RUNNING", "__meta_ecs_cluster": "shop-prod",
+                "__meta_ecs_service": "checkout", "__meta_ecs_availability_zone": "eu-west-1b",
+                "__meta_ecs_task_definition": "arn:aws:ecs:eu-west-1:123456789012:task-definition/checkout:42"}}}},
+               {{"targets": ["{ec2_target}"], "labels": {{"__meta_ecs_last_status": "RUNNING",
+                "__meta_ecs_cluster": "shop-prod", "__meta_ecs_service": "orders"}}}}]"#
+        ),
+    )
+    .expect("file_sd");
+    // The example's relabel_configs block, as written, under a file_sd job.
+    let example = std::fs::read_to_string(project_dir().join("examples/prometheus-ecs-sd.yml"))
+        .expect("the ECS discovery example");
+    let relabel = example
+        .find("    relabel_configs:")
+        .map(|at| &example[at..])
+        .expect("the example has relabel_configs");
     let config = tmp.0.join("prometheus.yml");
     std::fs::write(
         &config,
         format!(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: ecs\n    static_configs:\n      - targets: ['{target}']\n"
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: ecs\n    static_configs:\n      - targets: ['{target}', '{ec2_target}']\n  - job_name: ecs-sd\n    file_sd_configs:\n      - files: ['{}']\n{relabel}",
+            discovered.display()
         ),
     )
     .expect("config");
@@ -114,18 +181,25 @@ fn a_real_prometheus_scrapes_the_exporter() {
 
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let up = query(&prometheus, "up{job=\"ecs\"}");
-        if up.first().and_then(sample) == Some(1.0) {
+        // Every target up, with a few samples each, so that rates have two points.
+        let samples = query(
+            &prometheus,
+            "min(count_over_time(up[1m]) * (up == 1)) and count(up == 1) == 3",
+        );
+        if samples.first().and_then(sample).is_some_and(|n| n >= 4.0) {
             break;
         }
         assert!(
             Instant::now() < deadline,
-            "Prometheus did not report up == 1 within 60 s"
+            "Prometheus did not report three targets up within 60 s"
         );
         std::thread::sleep(Duration::from_millis(250));
     }
 
-    let info = query(&prometheus, "ecs_task_metadata_info");
+    let info = query(
+        &prometheus,
+        &format!("ecs_task_metadata_info{{job=\"ecs\", instance=\"{target}\"}}"),
+    );
     let labels = info
         .first()
         .and_then(|r| get(r, "metric"))
@@ -162,9 +236,18 @@ fn a_real_prometheus_scrapes_the_exporter() {
         ),
         ("ecs_up", 1.0),
     ] {
-        let got = query(&prometheus, promql).first().and_then(sample);
+        let promql = promql.replace("{", &format!("{{job=\"ecs\", instance=\"{target}\", "));
+        let promql = if promql.contains('{') {
+            promql.replace(", }", "}")
+        } else {
+            format!("{promql}{{job=\"ecs\", instance=\"{target}\"}}")
+        };
+        let got = query(&prometheus, &promql).first().and_then(sample);
         assert_eq!(got, Some(want), "{promql}");
     }
+
+    ecs_discovery_relabelling(&prometheus, &target);
+    dashboard_queries(&prometheus);
 
     let response = minreq::get(format!("{prometheus}/api/v1/targets"))
         .with_timeout(5)
@@ -175,7 +258,111 @@ fn a_real_prometheus_scrapes_the_exporter() {
     else {
         panic!("activeTargets");
     };
-    assert_eq!(active.len(), 1);
-    assert_eq!(text(get(&active[0], "health")), "up");
-    assert_eq!(text(get(&active[0], "lastError")), "", "no scrape error");
+    assert_eq!(
+        active.len(),
+        3,
+        "two static targets and the one tagged task"
+    );
+    for target in active {
+        assert_eq!(text(get(target, "health")), "up");
+        assert_eq!(text(get(target, "lastError")), "", "no scrape error");
+    }
+}
+
+/// The example's relabelling kept the tagged task only, set its target labels, and made no
+/// label clash with the exporter's own (Prometheus renames the exporter's to `exported_*`).
+fn ecs_discovery_relabelling(prometheus: &str, target: &str) {
+    let kept = query(prometheus, "up{job=\"ecs-sd\"}");
+    assert_eq!(kept.len(), 1, "only the tagged task is scraped");
+    let labels = get(&kept[0], "metric").expect("labels");
+    assert_eq!(text(get(labels, "instance")), target);
+    assert_eq!(text(get(labels, "ecs_cluster")), "shop-prod");
+    assert_eq!(text(get(labels, "ecs_service")), "checkout");
+    let url = format!(
+        "{prometheus}/api/v1/labels?match[]={}",
+        encode("{job=\"ecs-sd\"}")
+    );
+    let response = minreq::get(url).with_timeout(5).send().expect("labels");
+    let names: Value = json::from_str(response.as_str().expect("UTF-8")).expect("JSON");
+    let Some(Value::Array(names)) = get(&names, "data") else {
+        panic!("label names");
+    };
+    let names: Vec<&str> = names.iter().map(|n| text(Some(n))).collect();
+    assert!(names.contains(&"availability_zone"), "{names:?}");
+    let clashes: Vec<&&str> = names
+        .iter()
+        .filter(|n| n.starts_with("exported_"))
+        .collect();
+    assert!(
+        clashes.is_empty(),
+        "target labels clash with the exporter's: {clashes:?}"
+    );
+}
+
+/// Every query of the dashboard, variables at "All", runs on this Prometheus and returns series.
+fn dashboard_queries(prometheus: &str) {
+    let text_of = std::fs::read_to_string(project_dir().join("examples/grafana-dashboard.json"))
+        .expect("the dashboard");
+    let dashboard: Value = json::from_str(&text_of).expect("JSON");
+    let all = |expr: &str| {
+        expr.replace("$cluster", ".*")
+            .replace("$family", ".*")
+            .replace("$task", ".*")
+            .replace("$__rate_interval", "15s")
+    };
+    let Some(Value::Array(panels)) = get(&dashboard, "panels") else {
+        panic!("panels");
+    };
+    let mut checked = 0;
+    for panel in panels {
+        let title = text(get(panel, "title"));
+        let Some(Value::Array(targets)) = get(panel, "targets") else {
+            panic!("{title}: targets");
+        };
+        for t in targets {
+            let expr = all(text(get(t, "expr")));
+            let result = query_checked(prometheus, &expr)
+                .unwrap_or_else(|e| panic!("panel {title:?}: {expr}: {e}"));
+            assert!(!result.is_empty(), "panel {title:?} shows nothing: {expr}");
+            checked += 1;
+        }
+    }
+    // Variables: Grafana's label_values(METRIC{...}, LABEL) is `group by (LABEL) (METRIC{...})`.
+    let Some(Value::Array(variables)) = get(&dashboard, "templating").and_then(|t| get(t, "list"))
+    else {
+        panic!("templating");
+    };
+    for variable in variables {
+        let definition = text(get(variable, "definition"));
+        let inner = definition
+            .strip_prefix("label_values(")
+            .and_then(|d| d.strip_suffix(')'))
+            .unwrap_or_else(|| panic!("variable {definition}"));
+        let (selector, label) = inner.rsplit_once(", ").expect("METRIC, LABEL");
+        let expr = all(&format!("group by ({label}) ({selector})"));
+        let values = query_checked(prometheus, &expr).unwrap_or_else(|e| panic!("{expr}: {e}"));
+        assert!(!values.is_empty(), "variable {definition} has no values");
+        checked += 1;
+    }
+    assert!(checked >= 20, "{checked} queries");
+    // Containers that exited 0 on purpose are not "not running": both fixtures have a stopped
+    // container with exit code 0, and the panel says 0.
+    let stopped = query(
+        prometheus,
+        "count(ecs_container_known_status{status!=\"RUNNING\"})",
+    );
+    assert!(stopped.first().and_then(sample).is_some_and(|n| n >= 2.0));
+    let not_running = panels
+        .iter()
+        .find(|p| text(get(p, "title")) == "Containers not running")
+        .and_then(|p| match get(p, "targets") {
+            Some(Value::Array(t)) => t.first(),
+            _ => None,
+        })
+        .map(|t| all(text(get(t, "expr"))))
+        .expect("the not-running panel");
+    assert_eq!(
+        query(prometheus, &not_running).first().and_then(sample),
+        Some(0.0)
+    );
 }
