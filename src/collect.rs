@@ -595,7 +595,32 @@ mod tests {
                 pair[1].name
             );
         }
-        assert_eq!(FAMILIES.len(), Metric::ScrapeRequests as usize + 1);
+        // The Go exporter v0.4.0's 20 families are all here, under their names.
+        let go = [
+            "ecs_container_cpu_usage_seconds_total",
+            "ecs_container_memory_limit_bytes",
+            "ecs_container_memory_page_cache_size_bytes",
+            "ecs_container_memory_usage_bytes",
+            "ecs_container_restarts_total",
+            "ecs_network_receive_bytes_total",
+            "ecs_network_receive_errors_total",
+            "ecs_network_receive_packets_dropped_total",
+            "ecs_network_receive_packets_total",
+            "ecs_network_transmit_bytes_total",
+            "ecs_network_transmit_errors_total",
+            "ecs_network_transmit_packets_dropped_total",
+            "ecs_network_transmit_packets_total",
+            "ecs_task_cpu_limit_vcpus",
+            "ecs_task_ephemeral_storage_allocated_bytes",
+            "ecs_task_ephemeral_storage_used_bytes",
+            "ecs_task_image_pull_start_timestamp_seconds",
+            "ecs_task_image_pull_stop_timestamp_seconds",
+            "ecs_task_memory_limit_bytes",
+            "ecs_task_metadata_info",
+        ];
+        for name in go {
+            assert!(FAMILIES.iter().any(|f| f.name == name), "{name}");
+        }
         for f in FAMILIES {
             assert!(
                 f.labels.windows(2).all(|w| w[0] < w[1]),

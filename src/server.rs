@@ -370,10 +370,7 @@ impl Server {
             build: &version::BUILD,
             options: &self.config.collect,
         };
-        let mut samples = Vec::with_capacity(64);
-        collect::collect(&scrape, &mut samples);
-        self.body.clear();
-        exposition::write(&mut self.body, FAMILIES, &samples);
+        let samples = render(&scrape, &mut self.body);
         if self.logger.enabled(Level::Debug) {
             let up = task.is_some() && stats.is_some();
             log!(
@@ -381,12 +378,22 @@ impl Server {
                 Debug,
                 "scrape done",
                 "up" = up,
-                "samples" = samples.len(),
+                "samples" = samples,
                 "bytes" = self.body.len(),
                 "duration" = &logging::Debug(started.elapsed()),
             );
         }
     }
+}
+
+/// collect -> write: the exposition of one scrape's documents into `body`, returning the number
+/// of samples. Public so that the fuzzer drives exactly what a scrape runs.
+pub fn render(scrape: &Scrape, body: &mut String) -> usize {
+    let mut samples = Vec::with_capacity(64);
+    collect::collect(scrape, &mut samples);
+    body.clear();
+    exposition::write(body, FAMILIES, &samples);
+    samples.len()
 }
 
 /// Serves on `listener`. TCP_NODELAY and the idle timeout are set on the listening socket,

@@ -13,8 +13,7 @@ mod common;
 use std::panic::AssertUnwindSafe;
 
 use common::{parse_exposition, project_dir, shared_dir_if_present};
-use ecs_exporter::collect::{self, Exporter, FAMILIES, Options, Scrape};
-use ecs_exporter::exposition;
+use ecs_exporter::collect::{Exporter, Options, Scrape};
 use ecs_exporter::model;
 use ecs_exporter::process::ProcessStats;
 use ecs_exporter::version::BUILD;
@@ -191,10 +190,8 @@ fn pipeline(task: &str, stats: &str, options: &Options) {
         build: &BUILD,
         options,
     };
-    let mut samples = Vec::new();
-    collect::collect(&scrape, &mut samples);
     let mut out = String::new();
-    exposition::write(&mut out, FAMILIES, &samples);
+    ecs_exporter::server::render(&scrape, &mut out);
     let series = parse_exposition(&out);
     let up = series.iter().find(|(n, _, _)| n == "ecs_up").map(|s| s.2);
     assert_eq!(

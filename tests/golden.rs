@@ -21,7 +21,8 @@ fn cases() -> Vec<String> {
 
 #[test]
 fn every_fixture_matches_its_golden_file() {
-    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
+    // Only `UPDATE_GOLDEN=1`: an accidental `UPDATE_GOLDEN=0` or empty value must not rewrite.
+    let update = std::env::var_os("UPDATE_GOLDEN").is_some_and(|v| v == "1");
     let mut failures = Vec::new();
     let cases = cases();
     assert!(

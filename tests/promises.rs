@@ -1,0 +1,355 @@
+//! Promises of the README that a one-line bug once broke with the whole suite still green. Each
+//! test here fails on that bug (they were written against it, put in by hand).
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::{
+    ChildGuard, Exporter, FakeMetadata, Reply, TempDir, exporter_command, fixture,
+    parse_exposition, project_dir, value,
+};
+use miniserde::json::{self, Value};
+
+/// The cap the README promises. Written out, not taken from the code: a changed constant must
+/// fail here.
+const PROMISED_CAP: usize = 4 * 1024 * 1024;
+
+fn fargate_file(name: &str) -> String {
+    std::fs::read_to_string(project_dir().join("fixtures/fargate").join(name)).expect("fixture")
+}
+
+/// The Fargate fixture's documents with `edit` applied to the parsed stats.
+fn edited_stats(edit: impl FnOnce(&mut json::Object)) -> String {
+    let mut stats: Value = json::from_str(&fargate_file("stats.json")).expect("JSON");
+    let Value::Object(map) = &mut stats else {
+        panic!("stats is an object");
+    };
+    edit(map);
+    json::to_string(&stats)
+}
+
+/// The stats entry of the container named `name`.
+fn container<'a>(stats: &'a mut json::Object, name: &str) -> &'a mut json::Object {
+    stats
+        .values_mut()
+        .find_map(|v| match v {
+            Value::Object(o) if matches!(o.get("name"), Some(Value::String(n)) if n == name) => {
+                Some(o)
+            }
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no stats for {name}"))
+}
+
+fn object<'a>(o: &'a mut json::Object, key: &str) -> &'a mut json::Object {
+    match o.get_mut(key) {
+        Some(Value::Object(inner)) => inner,
+        _ => panic!("{key} is an object"),
+    }
+}
+
+fn scrape_documents(task: &str, stats: &str) -> Vec<common::Series> {
+    let dir = TempDir::new("promise");
+    dir.documents(task, stats);
+    let e = Exporter::start(&["--ecs.metadata-uri", dir.0.to_str().expect("UTF-8")]);
+    parse_exposition(&e.metrics())
+}
+
+#[test]
+fn bodies_are_read_up_to_exactly_4_mib() {
+    // /task padded with spaces (still valid JSON) to the cap, and to one byte past it.
+    let task = fargate_file("task.json");
+    let padded = |len: usize| {
+        let mut body = task.clone().into_bytes();
+        assert!(body.len() < len);
+        body.resize(len, b' ');
+        body
+    };
+    let (at_cap, past_cap) = (padded(PROMISED_CAP), padded(PROMISED_CAP + 1));
+    let stats = fargate_file("stats.json").into_bytes();
+    for (body, up) in [(at_cap, 1.0), (past_cap, 0.0)] {
+        let (body, stats) = (body.clone(), stats.clone());
+        let endpoint = FakeMetadata::start(move |path| Reply {
+            status: 200,
+            body: if path == "/task" {
+                body.clone()
+            } else {
+                stats.clone()
+            },
+        });
+        let e = Exporter::start(&["--ecs.metadata-uri", &endpoint.base]);
+        let series = parse_exposition(&e.metrics());
+        assert_eq!(value(&series, "ecs_up", &[]), Some(up), "up {up}");
+        if up == 0.0 {
+            assert!(e.log().contains("larger than 4 MiB"), "{}", e.log());
+        }
+    }
+}
+
+#[test]
+fn restarts_are_reported_with_or_without_stats() {
+    // db-migrate has no stats (null); give it a restart count.
+    let task = fargate_file("task.json");
+    let edited = task.replacen(
+        "\"Name\": \"db-migrate\",",
+        "\"Name\": \"db-migrate\", \"RestartCount\": 3,",
+        1,
+    );
+    assert_ne!(task, edited, "the fixture names db-migrate");
+    let series = scrape_documents(&edited, &fargate_file("stats.json"));
+    assert_eq!(
+        value(
+            &series,
+            "ecs_container_restarts_total",
+            &[("container_name", "db-migrate")]
+        ),
+        Some(3.0)
+    );
+}
+
+#[test]
+fn the_working_set_is_floored_at_0() {
+    // ecs-exporter's inactive_file is 135,168 bytes; make usage smaller than that.
+    let stats = edited_stats(|s| {
+        let memory = object(container(s, "ecs-exporter"), "memory_stats");
+        memory.insert("usage".into(), Value::Number(json::Number::U64(100_000)));
+    });
+    let series = scrape_documents(&fargate_file("task.json"), &stats);
+    let working_set = |name| {
+        value(
+            &series,
+            "ecs_container_memory_working_set_bytes",
+            &[("container_name", name)],
+        )
+    };
+    assert_eq!(working_set("ecs-exporter"), Some(0.0));
+    assert_eq!(working_set("checkout"), Some(412_647_424.0 - 61_210_624.0));
+}
+
+#[test]
+fn an_empty_blkio_list_writes_no_storage_sample() {
+    let stats = edited_stats(|s| {
+        let blkio = object(container(s, "ecs-exporter"), "blkio_stats");
+        blkio.insert(
+            "io_service_bytes_recursive".into(),
+            Value::Array(json::Array::new()),
+        );
+    });
+    let series = scrape_documents(&fargate_file("task.json"), &stats);
+    for family in [
+        "ecs_container_storage_read_bytes_total",
+        "ecs_container_storage_write_bytes_total",
+    ] {
+        assert_eq!(
+            value(&series, family, &[("container_name", "ecs-exporter")]),
+            None,
+            "{family}"
+        );
+        assert!(
+            value(&series, family, &[("container_name", "checkout")]).is_some(),
+            "{family}: the other container keeps it"
+        );
+    }
+}
+
+#[test]
+fn health_check_is_healthy_on_200_only() {
+    for (status, exit) in [(200, 0), (503, 1), (500, 1), (404, 1)] {
+        let server = tiny_http::Server::http("127.0.0.1:0").expect("binds");
+        let port = server.server_addr().to_ip().expect("ip").port();
+        let answer = std::thread::spawn(move || {
+            if let Ok(Some(request)) = server.recv_timeout(Duration::from_secs(5)) {
+                let _ = request.respond(tiny_http::Response::empty(status));
+            }
+        });
+        let out = exporter_command()
+            .args([
+                "--health-check",
+                &format!("--web.listen-address=127.0.0.1:{port}"),
+            ])
+            .output()
+            .expect("runs");
+        let _ = answer.join();
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(exit), "{status}: {said}");
+        if exit == 1 {
+            assert!(said.contains(&format!("answered {status}")), "{said}");
+        }
+    }
+}
+
+#[test]
+fn other_methods_get_405_on_every_path() {
+    let e = Exporter::start(&["--ecs.metadata-uri", &fixture("fargate")]);
+    for path in ["/metrics", "/health", "/"] {
+        for method in ["POST", "PUT", "DELETE"] {
+            let r = e.request(method, path);
+            assert_eq!(r.status_code, 405, "{method} {path}");
+            assert_eq!(r.header("allow"), Some("GET, HEAD"), "{method} {path}");
+        }
+    }
+}
+
+/// The exporter on a fixed port with `args`; returns once /health answers. Its stderr is kept
+/// for [`stop`].
+fn spawn(args: &[&str], pre: Option<fn() -> std::io::Result<()>>) -> (ChildGuard, String) {
+    use std::os::unix::process::CommandExt;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a port")
+        .port();
+    let address = format!("127.0.0.1:{port}");
+    let mut command = exporter_command();
+    command
+        .arg(format!("--web.listen-address={address}"))
+        .args(args)
+        .env_remove("ECS_CONTAINER_METADATA_URI_V4")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    if let Some(pre) = pre {
+        // SAFETY: the hook only calls setrlimit, which is async-signal-safe.
+        unsafe {
+            command.pre_exec(pre);
+        }
+    }
+    let child = ChildGuard(command.spawn().expect("starts"));
+    let started = Instant::now();
+    while minreq::get(format!("http://{address}/health"))
+        .with_timeout(1)
+        .send()
+        .is_err()
+    {
+        assert!(started.elapsed() < Duration::from_secs(10), "did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (child, format!("http://{address}"))
+}
+
+/// SIGTERM, wait for the exit, and everything it wrote to stderr.
+fn stop(mut child: ChildGuard) -> String {
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(child.0.id() as libc::pid_t, libc::SIGTERM) };
+    let mut log = String::new();
+    if let Some(stderr) = child.0.stderr.take() {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            log.push_str(&line);
+            log.push('\n');
+        }
+    }
+    let status = child.0.wait().expect("exits");
+    assert!(status.success(), "{status:?}: {log}");
+    log
+}
+
+#[test]
+fn log_level_filters_lines_below_it() {
+    // A failing /task/stats gives a WARN line per scrape; starting gives INFO lines.
+    let endpoint = FakeMetadata::start(|path| match path {
+        "/task" => Reply::file(&project_dir().join("fixtures/fargate/task.json")),
+        _ => Reply {
+            status: 500,
+            body: Vec::new(),
+        },
+    });
+    let uri = format!("--ecs.metadata-uri={}", endpoint.base);
+    for (level, want_info, want_warn) in [
+        ("info", true, true),
+        ("warn", false, true),
+        ("error", false, false),
+    ] {
+        let (child, base) = spawn(&[&uri, &format!("--log.level={level}")], None);
+        let r = minreq::get(format!("{base}/metrics"))
+            .with_timeout(10)
+            .send()
+            .expect("answers");
+        assert_eq!(r.status_code, 200);
+        let log = stop(child);
+        assert_eq!(log.contains("level=INFO"), want_info, "{level}: {log}");
+        assert_eq!(log.contains("level=WARN"), want_warn, "{level}: {log}");
+        assert!(!log.contains("level=DEBUG"), "{level}: {log}");
+    }
+}
+
+#[test]
+fn shutdown_is_logged() {
+    let (child, _) = spawn(&["--ecs.metadata-uri", &fixture("fargate")], None);
+    let log = stop(child);
+    assert!(
+        log.contains("msg=\"shutting down\" signal=SIGTERM"),
+        "{log}"
+    );
+    assert!(log.trim_end().ends_with("msg=stopped"), "{log}");
+}
+
+#[test]
+fn min_refresh_interval_reuses_a_failed_fetch_too() {
+    let endpoint = FakeMetadata::start(|_| Reply {
+        status: 500,
+        body: Vec::new(),
+    });
+    let uri = format!("--ecs.metadata-uri={}", endpoint.base);
+    let e = Exporter::start(&[&uri, "--ecs.min-refresh-interval=30s"]);
+    for _ in 0..3 {
+        let series = parse_exposition(&e.metrics());
+        assert_eq!(value(&series, "ecs_up", &[]), Some(0.0));
+    }
+    assert_eq!(
+        endpoint.hits(),
+        1,
+        "one /task request, reused (failure included) for 30 s"
+    );
+}
+
+#[test]
+fn the_open_files_limit_is_raised_to_the_hard_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one plain struct.
+    assert_eq!(
+        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) },
+        0
+    );
+    assert!(
+        limit.rlim_max > 256,
+        "this test needs a hard limit above 256, not {}",
+        limit.rlim_max
+    );
+    // Start the exporter with a soft limit of 256 under the same hard limit.
+    fn lower_soft_limit() -> std::io::Result<()> {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit and setrlimit read and write one plain struct.
+        unsafe {
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            limit.rlim_cur = 256;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+        Ok(())
+    }
+    let (child, _) = spawn(
+        &["--ecs.metadata-uri", &fixture("fargate")],
+        Some(lower_soft_limit),
+    );
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.0.id())).expect("limits");
+    let row = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("the open files row");
+    let numbers: Vec<&str> = row.split_whitespace().skip(3).take(2).collect();
+    assert_eq!(numbers.len(), 2, "{row}");
+    assert_eq!(numbers[0], numbers[1], "soft = hard: {row}");
+    assert_eq!(numbers[1], limit.rlim_max.to_string(), "{row}");
+    stop(child);
+}
