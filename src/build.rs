@@ -8,7 +8,9 @@
 //!   missing, so that those tests show as `ignored`, with the reason, in `cargo test`'s own
 //!   summary. With `CI` set nothing is ignored: a missing prerequisite fails its test.
 //!   `ECS_EXPORTER_SKIP_SHARED=1` ignores the `../shared` tests even in CI (GitHub, where the
-//!   Go exporter's data is not available). After installing a tool, `touch src/build.rs`.
+//!   Go exporter's data is not available); `ECS_EXPORTER_SHARED=DIR` says where it is when not
+//!   beside the project (cargo-mutants tests a copy of the tree elsewhere). After installing a
+//!   tool, `touch src/build.rs`.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -42,7 +44,12 @@ fn main() {
     println!("cargo:rerun-if-changed=.git/HEAD");
     println!("cargo:rerun-if-changed=.git/refs/heads");
     println!("cargo:rerun-if-changed=src/build.rs");
-    for var in ["CI", "ECS_EXPORTER_SKIP_SHARED", "PATH"] {
+    for var in [
+        "CI",
+        "ECS_EXPORTER_SKIP_SHARED",
+        "ECS_EXPORTER_SHARED",
+        "PATH",
+    ] {
         println!("cargo:rerun-if-env-changed={var}");
     }
     for probe in PROBES {
@@ -55,7 +62,10 @@ fn probe_test_prerequisites() {
     let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty());
     let skip_shared = std::env::var_os("ECS_EXPORTER_SKIP_SHARED").is_some_and(|v| v == "1");
     let manifest = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".into());
-    let shared = Path::new(&manifest).join("../shared");
+    let shared = match std::env::var_os("ECS_EXPORTER_SHARED") {
+        Some(dir) if !dir.is_empty() => Path::new(&dir).to_path_buf(),
+        _ => Path::new(&manifest).join("../shared"),
+    };
     let go = shared.join("reference/ecs_exporter-v0.4.0-linux-amd64");
     let host_amd64 = std::env::var("HOST").is_ok_and(|h| h.starts_with("x86_64-"));
     let have_shared = shared.is_dir() && !skip_shared;

@@ -32,10 +32,19 @@ pub fn fixture(case: &str) -> String {
         .to_owned()
 }
 
+/// `../shared`, or where `ECS_EXPORTER_SHARED` says it is (for a copy of the tree elsewhere,
+/// as cargo-mutants makes).
+fn shared_path() -> PathBuf {
+    match std::env::var_os("ECS_EXPORTER_SHARED") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => project_dir().join("../shared"),
+    }
+}
+
 /// `../shared`, for a test that `#[cfg_attr(no_shared, ignore = ...)]` leaves out when it is
 /// absent (src/build.rs): reaching here without it is a failure (CI, or a stale build probe).
 pub fn shared_dir() -> PathBuf {
-    let dir = project_dir().join("../shared");
+    let dir = shared_path();
     assert!(
         dir.is_dir(),
         "../shared is not beside the project: CI must provide it (or set ECS_EXPORTER_SKIP_SHARED=1); \
@@ -47,7 +56,7 @@ pub fn shared_dir() -> PathBuf {
 /// `../shared`, if present and not switched off, for tests that use it only when they can
 /// (extra fuzz seeds, benchmark inputs).
 pub fn shared_dir_if_present() -> Option<PathBuf> {
-    let dir = project_dir().join("../shared");
+    let dir = shared_path();
     let off = std::env::var_os("ECS_EXPORTER_SKIP_SHARED").is_some_and(|v| v == "1");
     (dir.is_dir() && !off).then_some(dir)
 }
