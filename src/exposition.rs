@@ -391,4 +391,28 @@ mod tests {
              a_total{name=\"a\"} 2\na_total{name=\"m\"} 4\na_total{name=\"z\"} 3\n"
         );
     }
+
+    #[test]
+    fn labels_are_comma_separated_in_the_family_order() {
+        const TWO: &[Family] = &[Family {
+            name: "info",
+            help: "I.",
+            kind: Kind::Gauge,
+            labels: &["a", "b"],
+        }];
+        let mut labels = [""; MAX_LABELS];
+        labels[0] = "x";
+        labels[1] = "y\"z";
+        let samples = [Sample {
+            family: 0,
+            labels,
+            value: 1.0,
+        }];
+        let mut out = String::new();
+        write(&mut out, TWO, &samples);
+        assert_eq!(
+            out,
+            "# HELP info I.\n# TYPE info gauge\ninfo{a=\"x\",b=\"y\\\"z\"} 1\n"
+        );
+    }
 }

@@ -26,6 +26,81 @@ use std::time::{Duration, Instant};
 
 use common::{exporter_command, project_dir, shared_dir_if_present};
 
+const GO_REFERENCE: &str = "reference/ecs_exporter-v0.4.0-linux-amd64";
+
+/// A metadata endpoint that keeps connections alive, as the ECS agent does, with a thread per
+/// connection, and sleeps `per_connection` before reading a new connection's first request
+/// (standing in for an agent that is slow to take a new connection).
+struct KeepAliveEndpoint {
+    base: String,
+    stop: Arc<AtomicBool>,
+    address: std::net::SocketAddr,
+}
+
+impl KeepAliveEndpoint {
+    fn start(task: &Path, stats: &Path, per_connection: Duration) -> KeepAliveEndpoint {
+        let response = |path: &Path| {
+            let body = std::fs::read(path).expect("fixture");
+            let mut r = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            )
+            .into_bytes();
+            r.extend(body);
+            Arc::new(r)
+        };
+        let (task, stats) = (response(task), response(stats));
+        let listener = TcpListener::bind("127.0.0.1:0").expect("binds");
+        let address = listener.local_addr().expect("address");
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if flag.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(mut stream) = stream else { continue };
+                let (task, stats) = (Arc::clone(&task), Arc::clone(&stats));
+                std::thread::spawn(move || {
+                    let _ = stream.set_nodelay(true);
+                    std::thread::sleep(per_connection);
+                    let mut head = Vec::with_capacity(512);
+                    let mut buf = [0u8; 512];
+                    loop {
+                        let end = loop {
+                            if let Some(at) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+                                break at + 4;
+                            }
+                            match stream.read(&mut buf) {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => head.extend_from_slice(&buf[..n]),
+                            }
+                        };
+                        let stats_path = head[..end].windows(11).any(|w| w == b"/task/stats");
+                        head.drain(..end);
+                        let body = if stats_path { &stats } else { &task };
+                        if stream.write_all(body).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        KeepAliveEndpoint {
+            base: format!("http://{address}/v4/bench"),
+            stop,
+            address,
+        }
+    }
+}
+
+impl Drop for KeepAliveEndpoint {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(self.address);
+    }
+}
+
 /// A metadata endpoint that answers from memory, one write per response, then closes.
 struct FastEndpoint {
     base: String,
@@ -89,8 +164,22 @@ struct Subject {
     first_health: Duration,
 }
 
+/// Which exporter a [`Subject`] runs.
+#[derive(Clone, Copy, PartialEq)]
+enum Binary {
+    Ours,
+    /// The Go exporter v0.4.0 in `../shared/reference`.
+    Go,
+}
+
 impl Subject {
     fn start(metadata: &str, extra: &[&str]) -> Subject {
+        Subject::start_binary(Binary::Ours, metadata, extra)
+    }
+
+    /// Either exporter against the endpoint at `metadata`: ours takes it as a flag, Go only
+    /// from the variable ECS sets.
+    fn start_binary(binary: Binary, metadata: &str, extra: &[&str]) -> Subject {
         let port = TcpListener::bind("127.0.0.1:0")
             .expect("port")
             .local_addr()
@@ -98,9 +187,21 @@ impl Subject {
             .port();
         let address = format!("127.0.0.1:{port}");
         let started = Instant::now();
-        let child = exporter_command()
+        let mut command = match binary {
+            Binary::Ours => {
+                let mut c = exporter_command();
+                c.arg(format!("--ecs.metadata-uri={metadata}"));
+                c
+            }
+            Binary::Go => {
+                let go = common::shared_dir().join(GO_REFERENCE);
+                let mut c = std::process::Command::new(go);
+                c.env("ECS_CONTAINER_METADATA_URI_V4", metadata);
+                c
+            }
+        };
+        let child = command
             .arg(format!("--web.listen-address={address}"))
-            .arg(format!("--ecs.metadata-uri={metadata}"))
             .args(extra)
             .stderr(Stdio::null())
             .spawn()
@@ -290,6 +391,95 @@ fn idle_connections() {
         threads(&e),
         e.status_kib("VmHWM:")
     );
+}
+
+/// One subject's figures from one round of `SIDE_SCRAPES` keep-alive scrapes.
+struct Figures {
+    cpu_per_1000: f64,
+    median_ms: f64,
+    p99_ms: f64,
+    hwm_kib: f64,
+    start_ms: f64,
+}
+
+fn round(binary: Binary, metadata: &str, scrapes: usize) -> Figures {
+    let mut e = Subject::start_binary(binary, metadata, &["--web.disable-exporter-metrics"]);
+    let start_ms = e.first_health.as_secs_f64() * 1e3;
+    // A few scrapes first, so that both clients' connections to the endpoint exist.
+    for _ in 0..10 {
+        assert_eq!(e.get("/metrics").0, 200);
+    }
+    let cpu_before = e.cpu_seconds();
+    let mut latencies = Vec::with_capacity(scrapes);
+    for _ in 0..scrapes {
+        let t = Instant::now();
+        let (status, _) = e.get("/metrics");
+        latencies.push(t.elapsed().as_secs_f64() * 1e3);
+        assert_eq!(status, 200);
+    }
+    Figures {
+        cpu_per_1000: (e.cpu_seconds() - cpu_before) * 1000.0 / scrapes as f64,
+        median_ms: median(&mut latencies.clone()),
+        p99_ms: percentile(&mut latencies, 0.99),
+        hwm_kib: e.status_kib("VmHWM:") as f64,
+        start_ms,
+    }
+}
+
+/// The Go exporter and ours against the same fake endpoint with the same client, alternating,
+/// in one run: `SIDE_ROUNDS` (3) rounds of `SIDE_SCRAPES` (2000) keep-alive scrapes each, with
+/// `--web.disable-exporter-metrics`, against an endpoint that takes new connections at once and
+/// one that takes 0.5 ms per new connection. Prints the medians over rounds and Go / ours.
+#[test]
+#[ignore]
+fn side_by_side() {
+    let rounds: usize = common::env_or("SIDE_ROUNDS", 3);
+    let scrapes: usize = common::env_or("SIDE_SCRAPES", 2000);
+    let go_runs = common::shared_dir_if_present().is_some_and(|s| s.join(GO_REFERENCE).is_file())
+        && std::env::consts::ARCH == "x86_64";
+    if !go_runs {
+        println!("side_by_side: SKIPPED the Go side: ../shared/{GO_REFERENCE} cannot run here");
+    }
+    let (task, stats) = fargate_fixture();
+    for (name, cost) in [
+        ("fast", Duration::ZERO),
+        (
+            "slow (0.5 ms per new connection)",
+            Duration::from_micros(500),
+        ),
+    ] {
+        let endpoint = KeepAliveEndpoint::start(&task, &stats, cost);
+        let mut ours = Vec::new();
+        let mut go = Vec::new();
+        for _ in 0..rounds {
+            ours.push(round(Binary::Ours, &endpoint.base, scrapes));
+            if go_runs {
+                go.push(round(Binary::Go, &endpoint.base, scrapes));
+            }
+        }
+        let m = |runs: &[Figures], f: &dyn Fn(&Figures) -> f64| {
+            median(&mut runs.iter().map(f).collect::<Vec<_>>())
+        };
+        let rows: [(&str, &dyn Fn(&Figures) -> f64); 5] = [
+            ("CPU-s per 1000 scrapes", &|r| r.cpu_per_1000),
+            ("scrape median (ms)", &|r| r.median_ms),
+            ("scrape p99 (ms)", &|r| r.p99_ms),
+            ("VmHWM (KiB)", &|r| r.hwm_kib),
+            ("start to first /health (ms)", &|r| r.start_ms),
+        ];
+        for (figure, f) in rows {
+            let o = m(&ours, f);
+            if go_runs {
+                let g = m(&go, f);
+                println!(
+                    "side_by_side: {name} | {figure} | Go {g:.3} | ours {o:.3} | Go/ours {:.2}",
+                    g / o
+                );
+            } else {
+                println!("side_by_side: {name} | {figure} | ours {o:.3}");
+            }
+        }
+    }
 }
 
 fn median(values: &mut [f64]) -> f64 {
