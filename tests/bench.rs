@@ -393,6 +393,9 @@ fn idle_connections() {
     );
 }
 
+/// One figure of a round.
+type Pick = fn(&Figures) -> f64;
+
 /// One subject's figures from one round of `SIDE_SCRAPES` keep-alive scrapes.
 struct Figures {
     cpu_per_1000: f64,
@@ -457,15 +460,13 @@ fn side_by_side() {
                 go.push(round(Binary::Go, &endpoint.base, scrapes));
             }
         }
-        let m = |runs: &[Figures], f: &dyn Fn(&Figures) -> f64| {
-            median(&mut runs.iter().map(f).collect::<Vec<_>>())
-        };
-        let rows: [(&str, &dyn Fn(&Figures) -> f64); 5] = [
-            ("CPU-s per 1000 scrapes", &|r| r.cpu_per_1000),
-            ("scrape median (ms)", &|r| r.median_ms),
-            ("scrape p99 (ms)", &|r| r.p99_ms),
-            ("VmHWM (KiB)", &|r| r.hwm_kib),
-            ("start to first /health (ms)", &|r| r.start_ms),
+        let m = |runs: &[Figures], f: Pick| median(&mut runs.iter().map(f).collect::<Vec<_>>());
+        let rows: [(&str, Pick); 5] = [
+            ("CPU-s per 1000 scrapes", |r| r.cpu_per_1000),
+            ("scrape median (ms)", |r| r.median_ms),
+            ("scrape p99 (ms)", |r| r.p99_ms),
+            ("VmHWM (KiB)", |r| r.hwm_kib),
+            ("start to first /health (ms)", |r| r.start_ms),
         ];
         for (figure, f) in rows {
             let o = m(&ours, f);
