@@ -45,6 +45,63 @@ pub struct Server {
     body: String,
     /// The last metadata fetch, kept for `--ecs.min-refresh-interval`.
     last: Option<Fetched>,
+    /// Fetches `/task/stats` while the loop fetches `/task` (started by [`Server::run`]).
+    stats_fetcher: Option<Arc<StatsFetcher>>,
+}
+
+/// A long-lived thread that fetches `/task/stats` at the loop's request, so that a scrape costs
+/// one round trip to the endpoint instead of two in a row (minreq opens a connection per
+/// request; the endpoint may be slow to take one). One thread for the exporter's life, not one
+/// per scrape.
+struct StatsFetcher {
+    job: Mutex<StatsJob>,
+    changed: Condvar,
+}
+
+enum StatsJob {
+    Idle,
+    Requested,
+    Done(Option<TaskStats>),
+}
+
+impl StatsFetcher {
+    fn request(&self) {
+        *self.job.lock().unwrap_or_else(PoisonError::into_inner) = StatsJob::Requested;
+        self.changed.notify_all();
+    }
+
+    /// Waits for the requested fetch to finish (it has its own deadline, `--ecs.timeout`).
+    fn result(&self) -> Option<TaskStats> {
+        let mut job = self.job.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            match std::mem::replace(&mut *job, StatsJob::Idle) {
+                StatsJob::Done(stats) => return stats,
+                other => {
+                    *job = other;
+                    job = self
+                        .changed
+                        .wait(job)
+                        .unwrap_or_else(PoisonError::into_inner);
+                }
+            }
+        }
+    }
+
+    fn serve(&self, config: &Config, logger: &Logger) {
+        loop {
+            let mut job = self.job.lock().unwrap_or_else(PoisonError::into_inner);
+            while !matches!(*job, StatsJob::Requested) {
+                job = self
+                    .changed
+                    .wait(job)
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
+            drop(job);
+            let stats = read_document(config, logger, Endpoint::Stats, model::decode_stats);
+            *self.job.lock().unwrap_or_else(PoisonError::into_inner) = StatsJob::Done(stats);
+            self.changed.notify_all();
+        }
+    }
 }
 
 /// What the loop, the forwarders and the shutdown handle share.
@@ -176,6 +233,7 @@ impl Server {
             start_time_seconds: process::start_time_seconds(),
             body: String::new(),
             last: None,
+            stats_fetcher: None,
         }
     }
 
@@ -242,6 +300,18 @@ impl Server {
             }
         }
         drop(servers);
+        let fetcher = Arc::new(StatsFetcher {
+            job: Mutex::new(StatsJob::Idle),
+            changed: Condvar::new(),
+        });
+        let (config, logger) = (self.config.clone(), self.logger);
+        let serving = Arc::clone(&fetcher);
+        let spawned = std::thread::Builder::new()
+            .name("stats-fetcher".into())
+            .stack_size(256 * 1024)
+            .spawn(move || serving.serve(&config, &logger));
+        // Without the thread, scrapes fetch the two documents one after the other.
+        self.stats_fetcher = spawned.is_ok().then_some(fetcher);
         let shared = Arc::clone(&self.shared);
         let period = (self.config.idle_timeout / 2).max(Duration::from_millis(500));
         let keeper = std::thread::Builder::new()
@@ -337,7 +407,12 @@ impl Server {
         if reuse {
             log!(self.logger, Debug, "reusing the last metadata fetch");
         } else {
-            let (task, stats) = read_metadata(&self.config, &self.logger);
+            // Both documents at once while /task answers; at the first scrape and after a
+            // failed /task, one after the other, so that a failing or rate-limiting endpoint
+            // gets one request per scrape, not two.
+            let last_ok = self.last.as_ref().is_some_and(|l| l.task.is_some());
+            let fetcher = self.stats_fetcher.as_deref().filter(|_| last_ok);
+            let (task, stats) = read_metadata(&self.config, &self.logger, fetcher);
             self.last = Some(Fetched {
                 at: Instant::now(),
                 task,
@@ -573,14 +648,26 @@ enum Route {
     NotFound,
 }
 
-/// Fetches and decodes `/task` and then `/task/stats`: two requests at most. Without `/task`
-/// there is nothing to match stats to, so `/task/stats` is not asked for.
-fn read_metadata(config: &Config, logger: &Logger) -> (Option<TaskMetadata>, Option<TaskStats>) {
+/// Fetches and decodes `/task` and `/task/stats`. With a `fetcher`, both at once: two requests.
+/// Without, `/task` first, and `/task/stats` only if `/task` arrived: without `/task` there is
+/// nothing to match stats to (then stats fetched at the same time are dropped too).
+fn read_metadata(
+    config: &Config,
+    logger: &Logger,
+    fetcher: Option<&StatsFetcher>,
+) -> (Option<TaskMetadata>, Option<TaskStats>) {
+    if let Some(fetcher) = fetcher {
+        fetcher.request();
+    }
     let task = read_document(config, logger, Endpoint::Task, model::decode_task);
-    let stats = match task {
-        Some(_) => read_document(config, logger, Endpoint::Stats, model::decode_stats),
+    let stats = match fetcher {
+        Some(fetcher) => fetcher.result(),
+        None if task.is_some() => {
+            read_document(config, logger, Endpoint::Stats, model::decode_stats)
+        }
         None => None,
     };
+    let stats = if task.is_some() { stats } else { None };
     (task, stats)
 }
 

@@ -246,19 +246,37 @@ impl Subject {
             .and_then(|s| s.parse().ok())
             .unwrap_or(0);
         let mut length = 0;
+        let mut chunked = false;
         loop {
             line.clear();
             self.stream.read_line(&mut line).expect("header");
             if line == "\r\n" {
                 break;
             }
-            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            let header = line.to_ascii_lowercase();
+            if let Some(v) = header.strip_prefix("content-length:") {
                 length = v.trim().parse().unwrap_or(0);
             }
+            // Go's promhttp streams the exposition in chunks.
+            chunked |= header.starts_with("transfer-encoding:") && header.contains("chunked");
         }
-        let mut body = vec![0u8; length];
-        self.stream.read_exact(&mut body).expect("body");
-        (status, length)
+        if !chunked {
+            let mut body = vec![0u8; length];
+            self.stream.read_exact(&mut body).expect("body");
+            return (status, length);
+        }
+        let mut total = 0;
+        loop {
+            line.clear();
+            self.stream.read_line(&mut line).expect("chunk size");
+            let size = usize::from_str_radix(line.trim(), 16).expect("hex chunk size");
+            let mut chunk = vec![0u8; size + 2];
+            self.stream.read_exact(&mut chunk).expect("chunk");
+            total += size;
+            if size == 0 {
+                return (status, total);
+            }
+        }
     }
 
     fn status_kib(&self, field: &str) -> u64 {
