@@ -233,4 +233,26 @@ mod tests {
             "2025-02-27T05:06:03.000000001Z"
         );
     }
+
+    /// The log formatter's calendar is the exact inverse of the parser's, over four thousand
+    /// years each side of 1970 (every 29th day, so every month and leap rule comes up).
+    #[test]
+    fn civil_from_days_inverts_days_from_civil() {
+        for days in (-1_500_000..1_500_000).step_by(29) {
+            let (y, m, d) = civil_from_days(days);
+            assert!(
+                (1..=12).contains(&m) && d >= 1 && d <= days_in_month(y, m),
+                "{days}"
+            );
+            assert_eq!(days_from_civil(y, m, d), days, "{y}-{m}-{d}");
+        }
+        assert_eq!(
+            format_utc(951_782_400 * 1_000_000_000, Fraction::NanosTrimmed),
+            "2000-02-29T00:00:00Z"
+        );
+        assert_eq!(
+            format_utc(4_107_542_400 * 1_000_000_000, Fraction::Millis),
+            "2100-03-01T00:00:00.000Z"
+        );
+    }
 }
