@@ -68,6 +68,30 @@ fn bad_flags_exit_2_with_one_line() {
             "--web.config.file (TLS and basic auth) is not supported yet",
         ),
         (&["--ecs.timeout=fast"], "--ecs.timeout \"fast\""),
+        (
+            &["--web.telemetry-path=/metrics?x"],
+            "must not hold '?', '#' or whitespace",
+        ),
+        (
+            &["--web.telemetry-path=/a b"],
+            "must not hold '?', '#' or whitespace",
+        ),
+        (
+            &["--web.telemetry-path=/health"],
+            "would hide the landing page or /health",
+        ),
+        (
+            &["--web.telemetry-path=/"],
+            "would hide the landing page or /health",
+        ),
+        (
+            &["--ecs.metadata-uri=ftp://x/v4"],
+            "unsupported scheme \"ftp\"",
+        ),
+        (
+            &["--web.listen-address=vsock://:9100"],
+            "vsock is not supported",
+        ),
     ];
     for &(args, want) in rows {
         let (code, err) = one_line_error(args, &env);
