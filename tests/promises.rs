@@ -468,3 +468,19 @@ fn both_documents_at_once_while_task_answers_one_after_a_failure() {
     assert_eq!(up(&e), Some(1.0));
     assert_eq!(endpoint.take(), (both, 2));
 }
+
+#[test]
+fn a_task_memory_limit_of_0_is_unset() {
+    // ECS Managed Instances report 0; Go v0.4.0 writes it as a limit of 0 bytes.
+    let task = fargate_file("task.json");
+    let edited = task.replacen("\"Memory\": 1024", "\"Memory\": 0", 1);
+    assert_ne!(task, edited, "the fixture's task memory limit");
+    let series = scrape_documents(&edited, &fargate_file("stats.json"));
+    assert_eq!(value(&series, "ecs_task_memory_limit_bytes", &[]), None);
+    assert_eq!(value(&series, "ecs_task_cpu_limit_vcpus", &[]), Some(0.5));
+    let unchanged = scrape_documents(&task, &fargate_file("stats.json"));
+    assert_eq!(
+        value(&unchanged, "ecs_task_memory_limit_bytes", &[]),
+        Some(1_073_741_824.0)
+    );
+}
