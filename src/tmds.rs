@@ -154,3 +154,28 @@ fn read_capped(reader: impl Read, body: &mut Vec<u8>) -> Result<(), Capped> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the warning line says: the reason phrase when the endpoint sent one, never "()".
+    #[test]
+    fn status_errors_name_the_code_and_the_reason_if_any() {
+        let rows = [
+            (FetchError::Status(500, String::new()), "HTTP 500"),
+            (
+                FetchError::Status(503, "Service Unavailable".into()),
+                "HTTP 503 (Service Unavailable)",
+            ),
+            (
+                FetchError::Status(429, "Too Many Requests".into()),
+                "HTTP 429: rate limited by the ECS agent (too many metadata requests in this task)",
+            ),
+            (FetchError::TooLarge, "response body larger than 4 MiB"),
+        ];
+        for (error, want) in rows {
+            assert_eq!(error.to_string(), want);
+        }
+    }
+}
