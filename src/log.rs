@@ -219,28 +219,20 @@ fn logfmt_value(out: &mut String, value: &str) {
         && value
             .chars()
             .all(|c| c > ' ' && c != '"' && c != '=' && c != '\u{7f}');
-    if !bare {
-        out.push('"');
-        for c in value.chars() {
-            match c {
-                '"' => out.push_str("\\\""),
-                '\\' => out.push_str("\\\\"),
-                '\n' => out.push_str("\\n"),
-                '\r' => out.push_str("\\r"),
-                '\t' => out.push_str("\\t"),
-                c if c < ' ' || c == '\u{7f}' => {
-                    let _ = write!(out, "\\x{:02x}", u32::from(c));
-                }
-                c => out.push(c),
-            }
-        }
-        out.push('"');
-    } else {
+    if bare {
         out.push_str(value);
+    } else {
+        quoted(out, value, Format::Logfmt);
     }
 }
 
 fn json_string(out: &mut String, value: &str) {
+    quoted(out, value, Format::Json);
+}
+
+/// `value` in double quotes with `"`, `\` and control characters escaped: as Go's
+/// `strconv.Quote` for logfmt (`\x01`, and DEL escaped too), as JSON for JSON (`\u0001`).
+fn quoted(out: &mut String, value: &str, format: Format) {
     out.push('"');
     for c in value.chars() {
         match c {
@@ -249,8 +241,11 @@ fn json_string(out: &mut String, value: &str) {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            c if c < ' ' => {
+            c if c < ' ' && format == Format::Json => {
                 let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            c if (c < ' ' || c == '\u{7f}') && format == Format::Logfmt => {
+                let _ = write!(out, "\\x{:02x}", u32::from(c));
             }
             c => out.push(c),
         }

@@ -285,17 +285,8 @@ impl Server {
                 max_requests: self.config.max_requests,
                 idle_timeout: self.config.idle_timeout,
             };
-            let spawned = std::thread::Builder::new()
-                .name(format!("listener-{index}"))
-                .stack_size(128 * 1024)
-                .spawn(move || forwarder.run());
-            if let Err(e) = spawned {
-                log!(
-                    self.logger,
-                    Error,
-                    "cannot start a listener thread",
-                    "error" = &e
-                );
+            let name = format!("listener-{index}");
+            if !spawn(&self.logger, name, 128, move || forwarder.run()) {
                 return;
             }
         }
@@ -306,25 +297,16 @@ impl Server {
         });
         let (config, logger) = (self.config.clone(), self.logger);
         let serving = Arc::clone(&fetcher);
-        let spawned = std::thread::Builder::new()
-            .name("stats-fetcher".into())
-            .stack_size(256 * 1024)
-            .spawn(move || serving.serve(&config, &logger));
+        let spawned = spawn(&self.logger, "stats-fetcher".into(), 256, move || {
+            serving.serve(&config, &logger)
+        });
         // Without the thread, scrapes fetch the two documents one after the other.
-        self.stats_fetcher = spawned.is_ok().then_some(fetcher);
+        self.stats_fetcher = spawned.then_some(fetcher);
         let shared = Arc::clone(&self.shared);
         let period = (self.config.idle_timeout / 2).max(Duration::from_millis(500));
-        let keeper = std::thread::Builder::new()
-            .name("keep-accepting".into())
-            .stack_size(64 * 1024)
-            .spawn(move || keep_accepting(&shared, period));
-        if let Err(e) = keeper {
-            log!(
-                self.logger,
-                Error,
-                "cannot start a listener thread",
-                "error" = &e
-            );
+        if !spawn(&self.logger, "keep-accepting".into(), 64, move || {
+            keep_accepting(&shared, period)
+        }) {
             return;
         }
         while let Event::Request(request) = self.shared.next() {
@@ -480,6 +462,23 @@ fn listen(
     crate::sys::set_nodelay(&listener)?;
     crate::sys::set_timeouts(&listener, idle_timeout)?;
     tiny_http::Server::from_listener(listener, None)
+}
+
+/// Starts a named thread with a small stack (KiB); false, with an error logged, if it could not.
+fn spawn(
+    logger: &Logger,
+    name: String,
+    stack_kib: usize,
+    f: impl FnOnce() + Send + 'static,
+) -> bool {
+    let spawned = std::thread::Builder::new()
+        .name(name)
+        .stack_size(stack_kib * 1024)
+        .spawn(f);
+    if let Err(e) = &spawned {
+        log!(logger, Error, "cannot start a thread", "error" = e);
+    }
+    spawned.is_ok()
 }
 
 /// Keeps every listener's accept from timing out. SO_RCVTIMEO, set on the listening socket so

@@ -28,17 +28,11 @@ use common::{exporter_command, project_dir, shared_dir_if_present};
 
 const GO_REFERENCE: &str = "reference/ecs_exporter-v0.4.0-linux-amd64";
 
-/// A metadata endpoint that keeps connections alive, as the ECS agent does, with a thread per
-/// connection, and sleeps `per_connection` before reading a new connection's first request
-/// (standing in for an agent that is slow to take a new connection).
-struct KeepAliveEndpoint {
-    base: String,
-    stop: Arc<AtomicBool>,
-    address: std::net::SocketAddr,
-}
-
-impl KeepAliveEndpoint {
-    fn start(task: &Path, stats: &Path, per_connection: Duration) -> KeepAliveEndpoint {
+impl Endpoint {
+    /// Keeps connections alive, as the ECS agent does, with a thread per connection, and sleeps
+    /// `per_connection` before reading a new connection's first request (standing in for an
+    /// agent that is slow to take a new connection).
+    fn keep_alive(task: &Path, stats: &Path, per_connection: Duration) -> Endpoint {
         let response = |path: &Path| {
             let body = std::fs::read(path).expect("fixture");
             let mut r = format!(
@@ -86,7 +80,7 @@ impl KeepAliveEndpoint {
                 });
             }
         });
-        KeepAliveEndpoint {
+        Endpoint {
             base: format!("http://{address}/v4/bench"),
             stop,
             address,
@@ -94,22 +88,16 @@ impl KeepAliveEndpoint {
     }
 }
 
-impl Drop for KeepAliveEndpoint {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(self.address);
-    }
-}
-
-/// A metadata endpoint that answers from memory, one write per response, then closes.
-struct FastEndpoint {
+/// A metadata endpoint on loopback that answers from memory, one write per response.
+struct Endpoint {
     base: String,
     stop: Arc<AtomicBool>,
     address: std::net::SocketAddr,
 }
 
-impl FastEndpoint {
-    fn start(task: &Path, stats: &Path) -> FastEndpoint {
+impl Endpoint {
+    /// Answers each request in one write, then closes the connection.
+    fn closing(task: &Path, stats: &Path) -> Endpoint {
         let response = |path: &Path| {
             let body = std::fs::read(path).expect("fixture");
             let mut r = format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len()).into_bytes();
@@ -140,7 +128,7 @@ impl FastEndpoint {
                 let _ = stream.write_all(if stats_path { &stats } else { &task });
             }
         });
-        FastEndpoint {
+        Endpoint {
             base: format!("http://{address}/v4/bench"),
             stop,
             address,
@@ -148,7 +136,7 @@ impl FastEndpoint {
     }
 }
 
-impl Drop for FastEndpoint {
+impl Drop for Endpoint {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
         let _ = TcpStream::connect(self.address);
@@ -328,7 +316,7 @@ fn fargate_fixture() -> (PathBuf, PathBuf) {
 fn soak() {
     let scrapes: usize = common::env_or("SOAK_SCRAPES", 100_000);
     let (task, stats) = fargate_fixture();
-    let endpoint = FastEndpoint::start(&task, &stats);
+    let endpoint = Endpoint::closing(&task, &stats);
     let mut e = Subject::start(&endpoint.base, &["--web.disable-exporter-metrics"]);
     let mut rss_at_1000 = 0;
     let started = Instant::now();
@@ -356,7 +344,7 @@ fn soak() {
 fn idle_connections() {
     let held: usize = common::env_or("IDLE_CONNECTIONS", 1000);
     let (task, stats) = fargate_fixture();
-    let endpoint = FastEndpoint::start(&task, &stats);
+    let endpoint = Endpoint::closing(&task, &stats);
     let mut e = Subject::start(
         &endpoint.base,
         &["--web.disable-exporter-metrics", "--web.idle-timeout=5s"],
@@ -469,7 +457,7 @@ fn side_by_side() {
             Duration::from_micros(500),
         ),
     ] {
-        let endpoint = KeepAliveEndpoint::start(&task, &stats, cost);
+        let endpoint = Endpoint::keep_alive(&task, &stats, cost);
         let mut ours = Vec::new();
         let mut go = Vec::new();
         for _ in 0..rounds {
@@ -562,7 +550,7 @@ fn run(metadata: &str, exporter_metrics: bool) -> Run {
 #[ignore]
 fn footprint() {
     let (task, stats) = fargate_fixture();
-    let endpoint = FastEndpoint::start(&task, &stats);
+    let endpoint = Endpoint::closing(&task, &stats);
     for exporter_metrics in [false, true] {
         let runs: Vec<Run> = (0..3)
             .map(|_| run(&endpoint.base, exporter_metrics))

@@ -479,6 +479,19 @@ fn a_directory_missing_a_document_is_a_warning_at_start() {
     assert!(!warning.contains("task.json"), "{warning}");
 }
 
+/// A scrape on another thread, given 300 ms to reach the exporter; joins to its status.
+fn scrape_in_the_background(e: &Exporter) -> std::thread::JoinHandle<Result<u16, minreq::Error>> {
+    let base = e.base.clone();
+    let scrape = std::thread::spawn(move || {
+        minreq::get(format!("{base}/metrics"))
+            .with_timeout(10)
+            .send()
+            .map(|r| r.status_code)
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    scrape
+}
+
 #[test]
 fn metrics_requests_past_the_limit_get_503_at_once() {
     // An endpoint that takes 2 s to answer /task.
@@ -498,14 +511,7 @@ fn metrics_requests_past_the_limit_get_503_at_once() {
         )))
     });
     let e = Exporter::start(&["--ecs.metadata-uri", &slow.base, "--web.max-requests=1"]);
-    let base = e.base.clone();
-    let first = std::thread::spawn(move || {
-        minreq::get(format!("{base}/metrics"))
-            .with_timeout(10)
-            .send()
-            .map(|r| r.status_code)
-    });
-    std::thread::sleep(Duration::from_millis(300));
+    let first = scrape_in_the_background(&e);
     let started = Instant::now();
     let second = e.get("/metrics");
     let waited = started.elapsed();
@@ -529,14 +535,7 @@ fn metrics_requests_past_the_limit_get_503_at_once() {
 
     // 0 means no limit: the same two requests are both answered 200.
     let e = Exporter::start(&["--ecs.metadata-uri", &slow.base, "--web.max-requests=0"]);
-    let base = e.base.clone();
-    let first = std::thread::spawn(move || {
-        minreq::get(format!("{base}/metrics"))
-            .with_timeout(10)
-            .send()
-            .map(|r| r.status_code)
-    });
-    std::thread::sleep(Duration::from_millis(300));
+    let first = scrape_in_the_background(&e);
     assert_eq!(e.get("/metrics").status_code, 200);
     assert_eq!(first.join().expect("joins").expect("answers"), 200);
 }
