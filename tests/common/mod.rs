@@ -290,12 +290,31 @@ pub fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let out = cmd.output().expect("runs");
-    let text = |b: Vec<u8>| String::from_utf8(b).expect("UTF-8 output");
+    let mut child = ChildGuard(
+        cmd.stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("runs"),
+    );
+    // A run that should end but serves instead (a bug) fails here rather than hanging.
+    let (stdout, stderr) = (child.0.stdout.take(), child.0.stderr.take());
+    let stdout = std::thread::spawn(move || stdout.map(read_all).unwrap_or_default());
+    let stderr = std::thread::spawn(move || stderr.map(read_all).unwrap_or_default());
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.0.try_wait().expect("waits") {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "ecs_exporter {args:?} did not exit within 20 s"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
     (
-        out.status.code().unwrap_or(-1),
-        text(out.stdout),
-        text(out.stderr),
+        status.code().unwrap_or(-1),
+        stdout.join().expect("stdout"),
+        stderr.join().expect("stderr"),
     )
 }
 
