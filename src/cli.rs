@@ -461,7 +461,7 @@ fn parse_timeout(value: &str) -> Result<Duration, CliError> {
 
 /// 0 (off) to 300 s.
 fn parse_refresh_interval(value: &str) -> Result<Duration, CliError> {
-    parse_duration(value).filter(|d| d.as_secs() <= 300 && *d <= Duration::from_secs(300)).ok_or_else(|| {
+    parse_duration(value).filter(|d| *d <= Duration::from_secs(300)).ok_or_else(|| {
         usage(format!(
             "--ecs.min-refresh-interval {value:?}: expected a duration from 0 to 300s, like 0, 500ms or 5s"
         ))
@@ -605,6 +605,16 @@ mod tests {
         assert_eq!(refresh("500ms"), Duration::from_millis(500));
         assert_eq!(refresh("5s"), Duration::from_secs(5));
         assert_eq!(refresh("0"), Duration::ZERO);
+        assert_eq!(refresh("300s"), Duration::from_secs(300));
+        assert!(run(&["--ecs.min-refresh-interval=300001ms"], ENV).is_err());
+        // Something that only looks like a URL is a directory.
+        for dir in ["://x", "my dir://x", "./a://b"] {
+            assert_eq!(
+                config(&["--ecs.metadata-uri", dir]).metadata,
+                Source::Dir(dir.into()),
+                "{dir}"
+            );
+        }
     }
 
     #[test]
