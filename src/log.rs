@@ -285,13 +285,14 @@ mod tests {
                 ("error", Value::from(err)),
                 ("path", Value::from("C:\\x")),
                 ("http2", Value::from(false)),
+                ("ctl", Value::from("a\u{1}\u{7f}")),
             ],
         );
         assert_eq!(
             line,
             "time=2025-11-26T07:34:46.306Z level=WARN source=server.rs:42 \
              msg=\"metadata request failed\" endpoint=/task error=\"HTTP 500 \\\"oops\\\"\\nmore\" \
-             path=C:\\x http2=false\n"
+             path=C:\\x http2=false ctl=\"a\\x01\\x7f\"\n"
         );
         assert!(!logfmt.enabled(Level::Debug));
         assert!(logfmt.enabled(Level::Error));

@@ -34,7 +34,7 @@ pub fn read(start_time_seconds: Option<f64>) -> ProcessStats {
     let netstat = fs::read_to_string("/proc/self/net/netstat").ok();
     let netstat = netstat.as_deref().map(parse_ip_octets);
     ProcessStats {
-        cpu_seconds: stat.map(|s| (s.utime + s.stime) as f64 / USER_HZ),
+        cpu_seconds: stat.map(Stat::cpu_seconds),
         resident_bytes: status.as_deref().and_then(parse_vm_rss),
         virtual_bytes: stat.map(|s| s.vsize as f64),
         virtual_max_bytes: limit("Max address space"),
@@ -66,6 +66,13 @@ struct Stat {
     stime: u64,
     starttime: u64,
     vsize: u64,
+}
+
+impl Stat {
+    /// User and system time, from clock ticks.
+    fn cpu_seconds(self) -> f64 {
+        (self.utime + self.stime) as f64 / USER_HZ
+    }
 }
 
 /// `/proc/self/stat`: the command name (field 2) is in parentheses and may hold spaces or
@@ -139,6 +146,7 @@ mod tests {
                 vsize: 5_468_160
             }
         );
+        assert_eq!(stat.cpu_seconds(), 0.1);
         assert_eq!(parse_stat("garbage"), None);
         assert_eq!(parse_stat("1 (x) S 1 2"), None);
     }
