@@ -184,7 +184,17 @@ mod tests {
         let p = read(start_time_seconds());
         assert!(p.resident_bytes.is_some_and(|r| r > 0.0));
         assert!(p.open_fds.is_some_and(|n| n >= 3.0));
-        assert!(p.start_time_seconds.is_some_and(|t| t > 1.6e9));
+        // This test process started moments ago: boot time plus its start ticks is now, give
+        // or take the run so far (a wrong unit or sign is off by minutes to years).
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        let started = p.start_time_seconds.unwrap_or(0.0);
+        assert!(
+            (now - 120.0..=now + 1.0).contains(&started),
+            "started {started}, now {now}"
+        );
         assert!(p.cpu_seconds.is_some());
     }
 }
