@@ -351,7 +351,11 @@ fn the_open_files_limit_is_raised_to_the_hard_limit() {
     assert_eq!(numbers.len(), 2, "{row}");
     assert_eq!(numbers[0], numbers[1], "soft = hard: {row}");
     assert_eq!(numbers[1], limit.rlim_max.to_string(), "{row}");
-    stop(child);
+    let log = stop(child);
+    assert!(
+        !log.contains("level=WARN"),
+        "raised without a warning: {log}"
+    );
 }
 
 /// An endpoint that takes 200 ms per request, a thread per connection, and records how many
