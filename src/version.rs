@@ -17,12 +17,17 @@ pub const BUILD: BuildInfo = BuildInfo {
     revision: env!("ECS_EXPORTER_REVISION"),
     rustversion: env!("ECS_EXPORTER_RUSTC_VERSION"),
     goos: std::env::consts::OS,
-    goarch: match std::env::consts::ARCH.as_bytes() {
+    goarch: go_arch(std::env::consts::ARCH),
+};
+
+/// Go's name for a Rust target architecture, so that `goarch` matches the Go exporter's.
+const fn go_arch(arch: &'static str) -> &'static str {
+    match arch.as_bytes() {
         b"x86_64" => "amd64",
         b"aarch64" => "arm64",
-        _ => std::env::consts::ARCH,
-    },
-};
+        _ => arch,
+    }
+}
 
 /// `--version`, shaped like Go's `version.Print`.
 pub fn text() -> String {
@@ -31,4 +36,14 @@ pub fn text() -> String {
         "ecs_exporter, version {} (revision: {})\n  rust version:     {}\n  platform:         {}/{}\n",
         b.version, b.revision, b.rustversion, b.goos, b.goarch
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn both_shipped_architectures_have_go_names() {
+        assert_eq!(super::go_arch("x86_64"), "amd64");
+        assert_eq!(super::go_arch("aarch64"), "arm64");
+        assert_eq!(super::go_arch("riscv64"), "riscv64");
+    }
 }

@@ -391,6 +391,45 @@ fn systemd_socket_activation_serves_the_passed_socket() {
         .expect("answers on the passed socket");
     assert_eq!(r.status_code, 200);
 
+    // A descriptor 3 that is not a socket is named as such.
+    let file =
+        std::fs::File::open(project_dir().join("fixtures/fargate/task.json")).expect("opens");
+    let file_fd = file.as_raw_fd();
+    let mut command = Command::new("sh");
+    command
+        .arg("-c")
+        .arg("LISTEN_PID=$$ LISTEN_FDS=1 exec \"$@\"")
+        .arg("sh")
+        .arg(exporter.get_program())
+        .args(exporter.get_args())
+        .args([
+            "--web.systemd-socket",
+            "--ecs.metadata-uri",
+            &fixture("fargate"),
+        ])
+        .env_remove("ECS_CONTAINER_METADATA_URI_V4");
+    // SAFETY: as above.
+    unsafe {
+        command.pre_exec(move || {
+            let rc = if file_fd == 3 {
+                libc::fcntl(3, libc::F_SETFD, 0)
+            } else {
+                libc::dup2(file_fd, 3)
+            };
+            if rc < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = command.output().expect("runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("socket activation descriptor 3 is not an open socket"),
+        "{err}"
+    );
+
     // Without sockets passed, a start-up failure as Go words it.
     let (code, _, err) = run(
         &[
