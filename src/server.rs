@@ -73,17 +73,15 @@ impl StatsFetcher {
     /// Waits for the requested fetch to finish (it has its own deadline, `--ecs.timeout`).
     fn result(&self) -> Option<TaskStats> {
         let mut job = self.job.lock().unwrap_or_else(PoisonError::into_inner);
-        loop {
-            match std::mem::replace(&mut *job, StatsJob::Idle) {
-                StatsJob::Done(stats) => return stats,
-                other => {
-                    *job = other;
-                    job = self
-                        .changed
-                        .wait(job)
-                        .unwrap_or_else(PoisonError::into_inner);
-                }
-            }
+        while !matches!(*job, StatsJob::Done(_)) {
+            job = self
+                .changed
+                .wait(job)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        match std::mem::replace(&mut *job, StatsJob::Idle) {
+            StatsJob::Done(stats) => stats,
+            _ => None,
         }
     }
 
@@ -316,18 +314,8 @@ impl Server {
     }
 
     fn handle(&mut self, request: Request) {
-        let path = request.url().split('?').next().unwrap_or("");
-        let route = if path == self.config.telemetry_path {
-            Route::Metrics
-        } else if path == "/health" {
-            Route::Health
-        } else if path == "/" {
-            Route::Landing
-        } else {
-            Route::NotFound
-        };
-        let allowed = matches!(request.method(), Method::Get | Method::Head);
-        let result = match route {
+        let allowed = get_or_head(&request);
+        let result = match Route::of(&request, &self.config.telemetry_path) {
             Route::NotFound => respond(
                 request,
                 404,
@@ -550,8 +538,8 @@ impl Forwarder {
 
     /// A metrics request the loop will answer (GET or HEAD on the telemetry path).
     fn is_metrics(&self, request: &Request) -> bool {
-        let path = request.url().split('?').next().unwrap_or("");
-        path == self.telemetry_path && matches!(request.method(), Method::Get | Method::Head)
+        let route = Route::of(request, &self.telemetry_path);
+        matches!(route, Route::Metrics) && get_or_head(request)
     }
 
     /// Counts one more metrics request in flight, unless that would pass the limit.
@@ -645,6 +633,23 @@ enum Route {
     Health,
     Landing,
     NotFound,
+}
+
+impl Route {
+    /// The route of a request's path; the query string does not count.
+    fn of(request: &Request, telemetry_path: &str) -> Route {
+        match request.url().split('?').next().unwrap_or("") {
+            path if path == telemetry_path => Route::Metrics,
+            "/health" => Route::Health,
+            "/" => Route::Landing,
+            _ => Route::NotFound,
+        }
+    }
+}
+
+/// The methods every route answers; others get 405.
+fn get_or_head(request: &Request) -> bool {
+    matches!(request.method(), Method::Get | Method::Head)
 }
 
 /// Fetches and decodes `/task` and `/task/stats`. With a `fetcher`, both at once: two requests.

@@ -33,16 +33,7 @@ impl Endpoint {
     /// `per_connection` before reading a new connection's first request (standing in for an
     /// agent that is slow to take a new connection).
     fn keep_alive(task: &Path, stats: &Path, per_connection: Duration) -> Endpoint {
-        let response = |path: &Path| {
-            let body = std::fs::read(path).expect("fixture");
-            let mut r = format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-                body.len()
-            )
-            .into_bytes();
-            r.extend(body);
-            Arc::new(r)
-        };
+        let response = |path: &Path| Arc::new(http_response(path, false));
         let (task, stats) = (response(task), response(stats));
         let listener = TcpListener::bind("127.0.0.1:0").expect("binds");
         let address = listener.local_addr().expect("address");
@@ -88,6 +79,19 @@ impl Endpoint {
     }
 }
 
+/// A 200 answer with `path`'s contents, written in one piece.
+fn http_response(path: &Path, close: bool) -> Vec<u8> {
+    let body = std::fs::read(path).expect("fixture");
+    let mut r = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{}\r\n",
+        body.len(),
+        if close { "Connection: close\r\n" } else { "" }
+    )
+    .into_bytes();
+    r.extend(body);
+    r
+}
+
 /// A metadata endpoint on loopback that answers from memory, one write per response.
 struct Endpoint {
     base: String,
@@ -98,12 +102,7 @@ struct Endpoint {
 impl Endpoint {
     /// Answers each request in one write, then closes the connection.
     fn closing(task: &Path, stats: &Path) -> Endpoint {
-        let response = |path: &Path| {
-            let body = std::fs::read(path).expect("fixture");
-            let mut r = format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len()).into_bytes();
-            r.extend(body);
-            r
-        };
+        let response = |path: &Path| http_response(path, true);
         let (task, stats) = (response(task), response(stats));
         let listener = TcpListener::bind("127.0.0.1:0").expect("binds");
         let address = listener.local_addr().expect("address");

@@ -335,34 +335,27 @@ fn every_listen_address_is_served() {
     );
 }
 
-#[test]
-fn systemd_socket_activation_serves_the_passed_socket() {
-    use std::os::fd::AsRawFd;
+/// The exporter with `--web.systemd-socket`, started as systemd would: `fd` at descriptor 3
+/// without close-on-exec, `LISTEN_FDS=1`, and `LISTEN_PID` its own pid (a shell sets it to its
+/// `$$`, then execs the exporter).
+fn socket_activated(fd: std::os::fd::RawFd) -> Command {
     use std::os::unix::process::CommandExt;
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
-    let address = listener.local_addr().expect("address");
-    let fd = listener.as_raw_fd();
-    // LISTEN_PID must be the exporter's own pid: a shell sets it to its $$, then execs.
+    let exporter = common::exporter_command();
     let mut command = Command::new("sh");
     command
         .arg("-c")
         .arg("LISTEN_PID=$$ LISTEN_FDS=1 exec \"$@\"")
-        .arg("sh");
-    let exporter = common::exporter_command();
-    command.arg(exporter.get_program());
-    command.args(exporter.get_args());
-    command.args([
-        "--web.systemd-socket",
-        "--ecs.metadata-uri",
-        &fixture("fargate"),
-    ]);
-    command
-        .env_remove("ECS_CONTAINER_METADATA_URI_V4")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    // SAFETY: dup2 and fcntl are async-signal-safe; they put the listener at descriptor 3
-    // without close-on-exec, as systemd does (dup2 onto itself would keep the flag).
+        .arg("sh")
+        .arg(exporter.get_program())
+        .args(exporter.get_args())
+        .args([
+            "--web.systemd-socket",
+            "--ecs.metadata-uri",
+            &fixture("fargate"),
+        ])
+        .env_remove("ECS_CONTAINER_METADATA_URI_V4");
+    // SAFETY: dup2 and fcntl are async-signal-safe; dup2 onto itself would keep the
+    // close-on-exec flag, so a descriptor already at 3 has the flag cleared instead.
     unsafe {
         command.pre_exec(move || {
             let rc = if fd == 3 {
@@ -376,6 +369,19 @@ fn systemd_socket_activation_serves_the_passed_socket() {
             Ok(())
         });
     }
+    command
+}
+
+#[test]
+fn systemd_socket_activation_serves_the_passed_socket() {
+    use std::os::fd::AsRawFd;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
+    let address = listener.local_addr().expect("address");
+    let mut command = socket_activated(listener.as_raw_fd());
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
     let mut child = common::ChildGuard(command.spawn().expect("starts"));
     let mut stderr = BufReader::new(child.0.stderr.take().expect("piped"));
     let mut first = String::new();
@@ -394,35 +400,7 @@ fn systemd_socket_activation_serves_the_passed_socket() {
     // A descriptor 3 that is not a socket is named as such.
     let file =
         std::fs::File::open(project_dir().join("fixtures/fargate/task.json")).expect("opens");
-    let file_fd = file.as_raw_fd();
-    let mut command = Command::new("sh");
-    command
-        .arg("-c")
-        .arg("LISTEN_PID=$$ LISTEN_FDS=1 exec \"$@\"")
-        .arg("sh")
-        .arg(exporter.get_program())
-        .args(exporter.get_args())
-        .args([
-            "--web.systemd-socket",
-            "--ecs.metadata-uri",
-            &fixture("fargate"),
-        ])
-        .env_remove("ECS_CONTAINER_METADATA_URI_V4");
-    // SAFETY: as above.
-    unsafe {
-        command.pre_exec(move || {
-            let rc = if file_fd == 3 {
-                libc::fcntl(3, libc::F_SETFD, 0)
-            } else {
-                libc::dup2(file_fd, 3)
-            };
-            if rc < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let out = command.output().expect("runs");
+    let out = socket_activated(file.as_raw_fd()).output().expect("runs");
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
