@@ -47,10 +47,16 @@ Flags:
                                  Scrapes within this long of the last metadata fetch reuse it
                                  (0 to 300s, like 500ms or 5s; 0: every scrape fetches).
       --[no-]collector.container Container info, known and health status, exit code, start time.
-      --[no-]collector.memory    Container memory working set, RSS, page faults.
+      --[no-]collector.memory    Container memory working set, maximum usage, limit failures,
+                                 and memory_stats.stats (anonymous, file, slab, page faults...).
       --[no-]collector.cpu       Container user and system CPU time.
-      --[no-]collector.storage   Container bytes read from and written to block devices.
-                                 (All four on by default; off, only the Go exporter's families.)
+      --[no-]collector.storage   Container bytes and operations read from and written to block
+                                 devices.
+      --[no-]collector.pids      Container processes and threads, and their limit.
+      --[no-]collector.container_network
+                                 Per-container interface counters, for containers in bridge
+                                 network mode.
+                                 (All six on by default; off, only the Go exporter's families.)
       --ecs.containers-exclude=PATTERN[,PATTERN...] ...
                                  No container-level metrics for containers whose name matches
                                  (`*` matches anything). Task and network metrics stay whole.
@@ -299,7 +305,7 @@ pub fn parse(
     }))
 }
 
-/// `--collector.NAME` / `--no-collector.NAME` for the four groups, node_exporter style.
+/// `--collector.NAME` / `--no-collector.NAME` for the six groups, node_exporter style.
 fn collector_flag(flag: &str, options: &mut Options) -> Option<()> {
     let (on, group) = match flag.strip_prefix("no-") {
         Some(rest) => (false, rest.strip_prefix("collector.")?),
@@ -310,6 +316,8 @@ fn collector_flag(flag: &str, options: &mut Options) -> Option<()> {
         "memory" => &mut options.memory,
         "cpu" => &mut options.cpu,
         "storage" => &mut options.storage,
+        "pids" => &mut options.pids,
+        "container_network" => &mut options.container_network,
         _ => return None,
     };
     *switch = on;
@@ -584,6 +592,8 @@ mod tests {
             "--collector.cpu",
             "--no-collector.storage",
             "--no-collector.container",
+            "--no-collector.pids",
+            "--collector.container_network",
             "--ecs.containers-exclude=ecs-*,,init",
             "--ecs.containers-exclude",
             "*~pause",
@@ -595,6 +605,8 @@ mod tests {
                 memory: false,
                 cpu: true,
                 storage: false,
+                pids: false,
+                container_network: true,
                 exclude: vec!["ecs-*".into(), "init".into(), "*~pause".into()],
             }
         );
@@ -837,7 +849,14 @@ mod tests {
                 "--{name} parses but --help does not show it"
             );
         }
-        for group in ["container", "memory", "cpu", "storage"] {
+        for group in [
+            "container",
+            "memory",
+            "cpu",
+            "storage",
+            "pids",
+            "container_network",
+        ] {
             assert!(shown.contains(&format!("collector.{group}")), "{group}");
         }
     }

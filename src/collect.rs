@@ -6,7 +6,10 @@
 
 use crate::exposition::Kind::{Counter, Gauge};
 use crate::exposition::{Family, Kind, MAX_LABELS, Sample};
-use crate::model::{Container, ContainerStats, MemoryDetail, TaskMetadata, TaskStats};
+use crate::model::{
+    BlkioEntry, BlkioOp, Container, ContainerStats, MemoryStats, NetworkStats, TaskMetadata,
+    TaskStats, memory_key,
+};
 use crate::process::ProcessStats;
 use crate::version::BuildInfo;
 
@@ -18,6 +21,7 @@ const NANOSECONDS: f64 = 1e-9;
 const MEBIBYTES: f64 = 1024.0 * 1024.0;
 
 const CONTAINER: &[&str] = &["container_name"];
+const CONTAINER_INTERFACE: &[&str] = &["container_name", "interface"];
 const INTERFACE: &[&str] = &["interface"];
 const NONE: &[&str] = &[];
 
@@ -62,28 +66,86 @@ metrics! {
         "Container image, sourced from the task metadata endpoint version 4. The value is always 1."),
     ContainerKnownStatus => family("ecs_container_known_status", Gauge, &["container_name", "status"],
         "Container's last known status (PENDING, RUNNING, STOPPED, ...) in the status label. The value is always 1."),
+    ContainerMemoryActiveFile => family("ecs_container_memory_active_file_bytes", Gauge, CONTAINER,
+        "Current memory on the container cgroup's active file LRU list in bytes."),
+    ContainerMemoryAnonymous => family("ecs_container_memory_anonymous_bytes", Gauge, CONTAINER,
+        "Current anonymous memory charged to the container cgroup in bytes, excluding file-backed memory."),
+    ContainerMemoryAnonymousThp => family("ecs_container_memory_anonymous_thp_bytes", Gauge, CONTAINER,
+        "Current anonymous memory backed by transparent huge pages in bytes."),
+    ContainerMemoryDirty => family("ecs_container_memory_dirty_bytes", Gauge, CONTAINER,
+        "Current dirty memory accounted to the container awaiting writeback in bytes."),
+    ContainerMemoryInactiveFile => family("ecs_container_memory_inactive_file_bytes", Gauge, CONTAINER,
+        "Current memory on the container cgroup's inactive file LRU list in bytes."),
+    ContainerMemoryKernelStack => family("ecs_container_memory_kernel_stack_bytes", Gauge, CONTAINER,
+        "Current memory allocated to the container's kernel stacks in bytes. Only available with cgroup v2."),
     ContainerMemoryLimit => family("ecs_container_memory_limit_bytes", Gauge, CONTAINER,
             "Configured container memory limit in bytes, set from the container-level limit in the task definition if any, otherwise the task-level limit."),
+    ContainerMemoryLimitFailures => family("ecs_container_memory_limit_failures_total", Counter, CONTAINER,
+        "Cumulative number of times a container cgroup memory charge encountered its limit. This is not an OOM kill count and is only available with cgroup v1."),
     ContainerMemoryMajorFaults => family("ecs_container_memory_major_page_faults_total", Counter, CONTAINER,
-        "Cumulative total count of container major page faults."),
+        "Cumulative number of container cgroup major page faults."),
+    ContainerMemoryMappedFile => family("ecs_container_memory_mapped_file_bytes", Gauge, CONTAINER,
+        "Current mapped file memory accounted to the container in bytes, including mapped tmpfs and shared memory."),
+    ContainerMemoryMaxUsage => family("ecs_container_memory_max_usage_bytes", Gauge, CONTAINER,
+        "Maximum container memory usage recorded by the runtime in bytes."),
     ContainerMemoryPageCache => family("ecs_container_memory_page_cache_size_bytes", Gauge, CONTAINER,
             "Current container memory page cache size in bytes. This is not a subset of used bytes."),
     ContainerMemoryFaults => family("ecs_container_memory_page_faults_total", Counter, CONTAINER,
-        "Cumulative total count of container page faults."),
-    ContainerMemoryRss => family("ecs_container_memory_rss_bytes", Gauge, CONTAINER,
-        "Current container anonymous memory in bytes (rss on cgroup v1, anon on cgroup v2)."),
+        "Cumulative number of container cgroup page faults, including major faults."),
+    ContainerMemoryPagesReclaimed => family("ecs_container_memory_pages_reclaimed_total", Counter, CONTAINER,
+        "Cumulative number of container cgroup pages reclaimed. Only available with cgroup v2."),
+    ContainerMemoryPagesScanned => family("ecs_container_memory_pages_scanned_total", Counter, CONTAINER,
+        "Cumulative number of container cgroup pages scanned from the inactive LRU list. Only available with cgroup v2."),
+    ContainerMemoryShared => family("ecs_container_memory_shared_bytes", Gauge, CONTAINER,
+        "Current tmpfs, shared memory, and shared anonymous memory accounted to the container in bytes. Only available with cgroup v2."),
+    ContainerMemorySlabReclaimable => family("ecs_container_memory_slab_reclaimable_bytes", Gauge, CONTAINER,
+        "Current reclaimable kernel slab memory accounted to the container in bytes. Only available with cgroup v2."),
+    ContainerMemorySlabUnreclaimable => family("ecs_container_memory_slab_unreclaimable_bytes", Gauge, CONTAINER,
+        "Current unreclaimable kernel slab memory accounted to the container in bytes. Only available with cgroup v2."),
+    ContainerMemorySocket => family("ecs_container_memory_socket_bytes", Gauge, CONTAINER,
+        "Current network transmission buffer memory accounted to the container in bytes. Only available with cgroup v2."),
+    ContainerMemoryUnevictable => family("ecs_container_memory_unevictable_bytes", Gauge, CONTAINER,
+        "Current memory on the container cgroup's unevictable LRU list in bytes."),
     ContainerMemoryUsage => family("ecs_container_memory_usage_bytes", Gauge, CONTAINER,
             "Current container memory usage in bytes."),
     ContainerMemoryWorkingSet => family("ecs_container_memory_working_set_bytes", Gauge, CONTAINER,
         "Current container memory working set in bytes: usage minus inactive file pages, as cAdvisor, Docker and the ECS agent compute it."),
+    ContainerMemoryWriteback => family("ecs_container_memory_writeback_bytes", Gauge, CONTAINER,
+        "Current memory accounted to the container under writeback in bytes."),
+    // Go's per-interface HELP texts, which say just as much of one container's interface (the
+    // strings are stored once).
+    ContainerNetworkRxBytes => family("ecs_container_network_receive_bytes_total", Counter, CONTAINER_INTERFACE,
+        "Cumulative total size of network packets received in bytes."),
+    ContainerNetworkRxErrors => family("ecs_container_network_receive_errors_total", Counter, CONTAINER_INTERFACE,
+        "Cumulative total count of network errors in receiving."),
+    ContainerNetworkRxDropped => family("ecs_container_network_receive_packets_dropped_total", Counter, CONTAINER_INTERFACE,
+        "Cumulative total count of network packets dropped in receiving."),
+    ContainerNetworkRxPackets => family("ecs_container_network_receive_packets_total", Counter, CONTAINER_INTERFACE,
+        "Cumulative total count of network packets received."),
+    ContainerNetworkTxBytes => family("ecs_container_network_transmit_bytes_total", Counter, CONTAINER_INTERFACE,
+        "Cumulative total size of network packets transmitted in bytes."),
+    ContainerNetworkTxErrors => family("ecs_container_network_transmit_errors_total", Counter, CONTAINER_INTERFACE,
+        "Cumulative total count of network errors in transmit."),
+    ContainerNetworkTxDropped => family("ecs_container_network_transmit_packets_dropped_total", Counter, CONTAINER_INTERFACE,
+        "Cumulative total count of network packets dropped in transmit."),
+    ContainerNetworkTxPackets => family("ecs_container_network_transmit_packets_total", Counter, CONTAINER_INTERFACE,
+        "Cumulative total count of network packets transmitted."),
+    ContainerPids => family("ecs_container_pids", Gauge, CONTAINER,
+        "Current number of processes and threads in the container."),
+    ContainerPidsLimit => family("ecs_container_pids_limit", Gauge, CONTAINER,
+        "Maximum number of processes and threads the container may have, when a limit is set."),
     ContainerRestarts => family("ecs_container_restarts_total", Counter, CONTAINER,
             "Cumulative total count of container restarts. Only has a value if the container has been configured to restart on failure."),
     ContainerStartTime => family("ecs_container_start_time_seconds", Gauge, CONTAINER,
         "Time the container started, in seconds since the Unix epoch."),
     ContainerStorageRead => family("ecs_container_storage_read_bytes_total", Counter, CONTAINER,
         "Cumulative total bytes the container read from block devices, summed over devices."),
+    ContainerStorageReadOps => family("ecs_container_storage_read_ops_total", Counter, CONTAINER,
+        "Cumulative total read operations the container issued to block devices, summed over devices."),
     ContainerStorageWrite => family("ecs_container_storage_write_bytes_total", Counter, CONTAINER,
         "Cumulative total bytes the container wrote to block devices, summed over devices."),
+    ContainerStorageWriteOps => family("ecs_container_storage_write_ops_total", Counter, CONTAINER,
+        "Cumulative total write operations the container issued to block devices, summed over devices."),
     BuildInfo => family("ecs_exporter_build_info", Gauge,
             &["goarch", "goos", "revision", "rustversion", "version"],
             "A metric with a constant '1' value labeled by version, revision and rustversion from which ecs_exporter was built, and the goos and goarch for the build."),
@@ -156,12 +218,17 @@ pub struct Scrape<'a> {
 pub struct Options {
     /// Group `container`: info, known and health status, exit code, start time (from /task).
     pub container: bool,
-    /// Group `memory`: working set, RSS, page faults.
+    /// Group `memory`: working set, maximum usage, limit failures and the `memory_stats.stats`
+    /// families of the Go exporter's successors.
     pub memory: bool,
     /// Group `cpu`: user and system CPU time.
     pub cpu: bool,
-    /// Group `storage`: bytes read and written.
+    /// Group `storage`: bytes and operations read and written.
     pub storage: bool,
+    /// Group `pids`: processes and threads, and their limit.
+    pub pids: bool,
+    /// Group `container_network`: per-container interface counters in bridge mode.
+    pub container_network: bool,
     /// Container name patterns (`*` matches any run of characters) whose containers get no
     /// container-level samples.
     pub exclude: Vec<String>,
@@ -174,6 +241,8 @@ impl Default for Options {
             memory: true,
             cpu: true,
             storage: true,
+            pids: true,
+            container_network: true,
             exclude: Vec::new(),
         }
     }
@@ -314,8 +383,11 @@ fn collect_container<'a>(
     let name = container.name.as_deref().unwrap_or("");
     let stats = container_stats(container, stats);
     // Network series are per interface, not per container, so exclusion leaves them alone.
-    if let Some(s) = stats {
-        collect_networks(s, out);
+    for (interface, n) in stats
+        .iter()
+        .flat_map(|s| s.networks.iter().flat_map(|n| &n.0))
+    {
+        push_network(n, &INTERFACE_FAMILIES, &[interface], out);
     }
     if options.excludes(name) {
         return;
@@ -364,7 +436,7 @@ fn collect_container<'a>(
         .map(|mib| mib as f64 * MEBIBYTES);
     let detail = memory.and_then(|m| m.stats.as_ref());
     // Page cache is `cache` on cgroup v1 and `file` on cgroup v2.
-    let page_cache = detail.and_then(|d| d.cache.or(d.file));
+    let page_cache = detail.and_then(|d| d.get(CACHE).or(d.get(FILE)));
     let memory_figures = [
         (Metric::ContainerMemoryUsage, usage.map(|u| u as f64)),
         (Metric::ContainerMemoryLimit, limit),
@@ -374,11 +446,32 @@ fn collect_container<'a>(
         ),
     ];
     push_present(out, &memory_figures, &[name]);
-    if options.memory {
-        collect_memory_detail(usage, detail, name, out);
+    if let (true, Some(memory)) = (options.memory, memory) {
+        collect_memory_detail(memory, name, out);
     }
     if options.storage {
         collect_storage(s, name, out);
+    }
+    if let (true, Some(pids)) = (options.pids, &s.pids_stats) {
+        // Docker's "no limit" is 0; some runtimes write u64::MAX instead.
+        let limit = pids.limit.filter(|&l| l != 0 && l != u64::MAX);
+        let figures = [
+            (Metric::ContainerPids, pids.current),
+            (Metric::ContainerPidsLimit, limit),
+        ];
+        push_present(out, &figures, &[name]);
+    }
+    // In bridge mode the container has a network namespace, and so interfaces, of its own; in
+    // awsvpc and host mode it shares the task's or the host's, which the per-interface families
+    // already describe.
+    let bridge = container.networks.iter().flatten().any(|n| {
+        let mode = n.network_mode.as_deref().unwrap_or("");
+        mode.eq_ignore_ascii_case("bridge")
+    });
+    if options.container_network && bridge {
+        for (interface, n) in s.networks.iter().flat_map(|n| &n.0) {
+            push_network(n, &CONTAINER_INTERFACE_FAMILIES, &[name, interface], out);
+        }
     }
 }
 
@@ -411,69 +504,159 @@ fn collect_container_state<'a>(c: &'a Container, name: &'a str, out: &mut Vec<Sa
     }
 }
 
-/// Group `memory`. cgroup v1 reports hierarchical `total_*` keys beside the cgroup's own; they
-/// are preferred where present, as cAdvisor does.
-fn collect_memory_detail<'a>(
-    usage: Option<u64>,
-    detail: Option<&MemoryDetail>,
-    name: &'a str,
-    out: &mut Vec<Sample<'a>>,
-) {
-    let d = detail;
-    let inactive_file = d
-        .and_then(|d| d.total_inactive_file.or(d.inactive_file))
-        .unwrap_or(0);
-    let working_set = usage.map(|u| u.saturating_sub(inactive_file));
-    let rss = d.and_then(|d| d.total_rss.or(d.rss).or(d.anon));
-    let faults = d.and_then(|d| d.total_pgfault.or(d.pgfault));
-    let major = d.and_then(|d| d.total_pgmajfault.or(d.pgmajfault));
+const CACHE: usize = memory_key("cache");
+const FILE: usize = memory_key("file");
+const ANON: usize = memory_key("anon");
+const INACTIVE_FILE: [usize; 2] = [
+    memory_key("total_inactive_file"),
+    memory_key("inactive_file"),
+];
+/// Where a cgroup version has no such key: an index [`MemoryDetail::get`] finds nothing at.
+const NO_KEY: usize = usize::MAX;
+
+/// The keys of [`memory_key`] for `[v1 hierarchical, v1, v2]` names; `""` for none.
+const fn keys(names: [&str; 3]) -> [usize; 3] {
+    let mut out = [NO_KEY; 3];
+    let mut i = 0;
+    while i < 3 {
+        if !names[i].is_empty() {
+            out[i] = memory_key(names[i]);
+        }
+        i += 1;
+    }
+    out
+}
+
+/// The families read from `memory_stats.stats`, as the Go exporter's successors read them.
+#[rustfmt::skip]
+const MEMORY_DETAIL: [(Metric, [usize; 3]); 17] = [
+    (Metric::ContainerMemoryAnonymous, keys(["total_rss", "rss", "anon"])),
+    (Metric::ContainerMemoryAnonymousThp, keys(["total_rss_huge", "rss_huge", "anon_thp"])),
+    (Metric::ContainerMemoryMappedFile, keys(["total_mapped_file", "mapped_file", "file_mapped"])),
+    (Metric::ContainerMemoryActiveFile, keys(["total_active_file", "active_file", "active_file"])),
+    (Metric::ContainerMemoryInactiveFile, keys(["total_inactive_file", "inactive_file", "inactive_file"])),
+    (Metric::ContainerMemoryDirty, keys(["total_dirty", "dirty", "file_dirty"])),
+    (Metric::ContainerMemoryWriteback, keys(["total_writeback", "writeback", "file_writeback"])),
+    (Metric::ContainerMemoryUnevictable, keys(["total_unevictable", "unevictable", "unevictable"])),
+    (Metric::ContainerMemoryShared, keys(["", "", "shmem"])),
+    (Metric::ContainerMemoryKernelStack, keys(["", "", "kernel_stack"])),
+    (Metric::ContainerMemorySocket, keys(["", "", "sock"])),
+    (Metric::ContainerMemorySlabReclaimable, keys(["", "", "slab_reclaimable"])),
+    (Metric::ContainerMemorySlabUnreclaimable, keys(["", "", "slab_unreclaimable"])),
+    (Metric::ContainerMemoryFaults, keys(["total_pgfault", "pgfault", "pgfault"])),
+    (Metric::ContainerMemoryMajorFaults, keys(["total_pgmajfault", "pgmajfault", "pgmajfault"])),
+    (Metric::ContainerMemoryPagesScanned, keys(["", "", "pgscan"])),
+    (Metric::ContainerMemoryPagesReclaimed, keys(["", "", "pgsteal"])),
+];
+
+/// Group `memory`. cgroup v2 is told by the key `anon` (Docker's v1 stats have `active_anon`
+/// and `inactive_anon`, never `anon`); on v1 the hierarchical `total_KEY` is preferred to `KEY`,
+/// as the peers and cAdvisor do. A missing key leaves its series out, never 0.
+fn collect_memory_detail<'a>(m: &MemoryStats, name: &'a str, out: &mut Vec<Sample<'a>>) {
+    let detail = m.stats.as_ref();
+    let v2 = detail.is_some_and(|d| d.get(ANON).is_some());
+    for (metric, [total, own, v2_key]) in MEMORY_DETAIL {
+        let value = detail.and_then(|d| match v2 {
+            true => d.get(v2_key),
+            false => d.get(total).or(d.get(own)),
+        });
+        push_present(out, &[(metric, value)], &[name]);
+    }
+    // Not a peer's: what the OOM killer looks at. cAdvisor's rule: usage minus inactive file
+    // pages, floored at 0 (hierarchical first on v1, as above).
+    let [total, own] = INACTIVE_FILE;
+    let inactive_file = detail.and_then(|d| d.get(total).or(d.get(own)));
+    let working_set = m
+        .usage
+        .map(|u| u.saturating_sub(inactive_file.unwrap_or(0)));
+    push_present(
+        out,
+        &[(Metric::ContainerMemoryWorkingSet, working_set)],
+        &[name],
+    );
+    // The runtime's high-water mark (cgroup v1): 0 means it keeps none.
+    let max_usage = m.max_usage.filter(|&u| u > 0);
+    push_present(
+        out,
+        &[(Metric::ContainerMemoryMaxUsage, max_usage)],
+        &[name],
+    );
+    // cgroup v1 only. Docker leaves `failcnt` out when it is 0, so absent is 0 here.
+    if !v2 {
+        let failures = m.failcnt.unwrap_or(0) as f64;
+        push(out, Metric::ContainerMemoryLimitFailures, &[name], failures);
+    }
+}
+
+/// Group `storage`: bytes and operations by direction, summed over devices.
+fn collect_storage<'a>(s: &ContainerStats, name: &'a str, out: &mut Vec<Sample<'a>>) {
+    let Some(b) = s.blkio_stats.as_ref() else {
+        return;
+    };
+    let (bytes, ops) = (&b.io_service_bytes_recursive, &b.io_serviced_recursive);
     let figures = [
-        (Metric::ContainerMemoryWorkingSet, working_set),
-        (Metric::ContainerMemoryRss, rss),
-        (Metric::ContainerMemoryFaults, faults),
-        (Metric::ContainerMemoryMajorFaults, major),
+        (Metric::ContainerStorageRead, op_sum(bytes, BlkioOp::Read)),
+        (Metric::ContainerStorageWrite, op_sum(bytes, BlkioOp::Write)),
+        (Metric::ContainerStorageReadOps, op_sum(ops, BlkioOp::Read)),
+        (
+            Metric::ContainerStorageWriteOps,
+            op_sum(ops, BlkioOp::Write),
+        ),
     ];
     push_present(out, &figures, &[name]);
 }
 
-/// Group `storage`: bytes per operation summed over devices. The sum is kept in u128 so that no
-/// number of devices can overflow it before the conversion to f64.
-fn collect_storage<'a>(s: &ContainerStats, name: &'a str, out: &mut Vec<Sample<'a>>) {
-    let entries = s
-        .blkio_stats
-        .as_ref()
-        .and_then(|b| b.io_service_bytes_recursive.as_ref());
-    let Some(entries) = entries.filter(|e| !e.is_empty()) else {
-        return;
-    };
-    let sum = |op: &str| -> f64 {
-        let matching = entries
-            .iter()
-            .filter(|e| e.op.as_deref().is_some_and(|o| o.eq_ignore_ascii_case(op)));
-        matching
-            .filter_map(|e| e.value)
-            .map(u128::from)
-            .sum::<u128>() as f64
-    };
-    push(out, Metric::ContainerStorageRead, &[name], sum("Read"));
-    push(out, Metric::ContainerStorageWrite, &[name], sum("Write"));
+/// The sum over devices of `op`'s entries, or `None` when no entry of that op has a number (a list of Windows' `"None"` values is no count of 0). Kept
+/// in u128 so that no number of devices can overflow it before the conversion to f64.
+fn op_sum(entries: &Option<Vec<BlkioEntry>>, op: BlkioOp) -> Option<f64> {
+    let matching = entries.iter().flatten().filter(|e| e.op == Some(op));
+    let values = matching.filter_map(|e| e.value).map(u128::from);
+    values.reduce(|sum, v| sum + v).map(|sum| sum as f64)
 }
 
-/// Every container in awsvpc mode reports the task's one interface: the series is per
-/// interface, and where containers disagree the writer keeps the last one, as Go does.
-fn collect_networks<'a>(s: &'a ContainerStats, out: &mut Vec<Sample<'a>>) {
-    for (interface, n) in s.networks.iter().flat_map(|n| &n.0) {
-        let counters = [
-            (Metric::NetworkRxBytes, n.rx_bytes),
-            (Metric::NetworkRxPackets, n.rx_packets),
-            (Metric::NetworkRxErrors, n.rx_errors),
-            (Metric::NetworkRxDropped, n.rx_dropped),
-            (Metric::NetworkTxBytes, n.tx_bytes),
-            (Metric::NetworkTxPackets, n.tx_packets),
-            (Metric::NetworkTxErrors, n.tx_errors),
-            (Metric::NetworkTxDropped, n.tx_dropped),
-        ];
-        push_present(out, &counters, &[interface]);
+/// The eight interface counters, in the order of both family lists below.
+const INTERFACE_FAMILIES: [Metric; 8] = [
+    Metric::NetworkRxBytes,
+    Metric::NetworkRxPackets,
+    Metric::NetworkRxErrors,
+    Metric::NetworkRxDropped,
+    Metric::NetworkTxBytes,
+    Metric::NetworkTxPackets,
+    Metric::NetworkTxErrors,
+    Metric::NetworkTxDropped,
+];
+const CONTAINER_INTERFACE_FAMILIES: [Metric; 8] = [
+    Metric::ContainerNetworkRxBytes,
+    Metric::ContainerNetworkRxPackets,
+    Metric::ContainerNetworkRxErrors,
+    Metric::ContainerNetworkRxDropped,
+    Metric::ContainerNetworkTxBytes,
+    Metric::ContainerNetworkTxPackets,
+    Metric::ContainerNetworkTxErrors,
+    Metric::ContainerNetworkTxDropped,
+];
+
+/// One interface's counters. Per interface (Go's families) every container in awsvpc mode
+/// reports the task's one interface, and where containers disagree the writer keeps the last
+/// one, as Go does.
+fn push_network<'a>(
+    n: &NetworkStats,
+    families: &[Metric; 8],
+    labels: &[&'a str],
+    out: &mut Vec<Sample<'a>>,
+) {
+    let values = [
+        n.rx_bytes,
+        n.rx_packets,
+        n.rx_errors,
+        n.rx_dropped,
+        n.tx_bytes,
+        n.tx_packets,
+        n.tx_errors,
+        n.tx_dropped,
+    ];
+    for (&metric, value) in families.iter().zip(values) {
+        push_present(out, &[(metric, value)], labels);
     }
 }
 
@@ -585,6 +768,87 @@ mod tests {
         }
     }
 
+    /// The samples of `metric` for one task and stats document, as (first label, value).
+    fn samples(task: &str, stats: &str, metric: Metric) -> Vec<(String, f64)> {
+        let task = crate::model::decode_task(task).expect("task JSON");
+        let stats = crate::model::decode_stats(stats).expect("stats JSON");
+        let scrape = Scrape {
+            task: Some(&task),
+            stats: Some(&stats),
+            exporter: None,
+            build: &crate::version::BUILD,
+            options: &Options::default(),
+        };
+        let mut out = Vec::new();
+        collect(&scrape, &mut out);
+        let mut found: Vec<(String, f64)> = out
+            .iter()
+            .filter(|s| s.family == metric as usize)
+            .map(|s| (s.labels[0].to_owned(), s.value))
+            .collect();
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        found
+    }
+
+    /// The rules of the peers' families at their edges, one container per case.
+    #[test]
+    fn peer_family_rules_at_the_edges() {
+        let task = r#"{"Containers": [
+            {"Name": "bridged", "DockerId": "1", "Networks": [{"NetworkMode": "Bridge"}]},
+            {"Name": "host", "DockerId": "2", "Networks": [{"NetworkMode": "host"}]},
+            {"Name": "none", "DockerId": "3"}]}"#;
+        let stats = r#"{
+            "1": {"memory_stats": {"usage": 10, "max_usage": 0, "failcnt": 4,
+                                   "stats": {"anon": 1, "rss": 2, "total_rss": 3, "pgscan": 5}},
+                  "pids_stats": {"current": 3, "limit": 0},
+                  "blkio_stats": {"io_service_bytes_recursive": [
+                      {"op": "Read", "value": "None"}, {"op": "read", "value": 7},
+                      {"op": "Write", "value": "None"}]},
+                  "networks": {"eth0": {"rx_bytes": 11}}},
+            "2": {"memory_stats": {"usage": 10, "max_usage": 12,
+                                   "stats": {"rss": 2, "total_rss": 3, "pgscan": 5}},
+                  "pids_stats": {"current": 4, "limit": 18446744073709551615},
+                  "blkio_stats": {"io_serviced_recursive": []},
+                  "networks": {"eth0": {"rx_bytes": 22}}},
+            "3": {"memory_stats": {"usage": 10},
+                  "pids_stats": {"current": 5, "limit": 4096},
+                  "networks": {"eth0": {"rx_bytes": 33}}}}"#;
+        let got = |metric| samples(task, stats, metric);
+        let owned = |rows: &[(&str, f64)]| -> Vec<(String, f64)> {
+            rows.iter().map(|&(l, v)| (l.to_owned(), v)).collect()
+        };
+        // `anon` makes it cgroup v2: its keys only, and no v1 limit failures.
+        assert_eq!(
+            got(Metric::ContainerMemoryAnonymous),
+            owned(&[("bridged", 1.0), ("host", 3.0)])
+        );
+        assert_eq!(
+            got(Metric::ContainerMemoryPagesScanned),
+            owned(&[("bridged", 5.0)])
+        );
+        assert_eq!(
+            got(Metric::ContainerMemoryLimitFailures),
+            owned(&[("host", 0.0), ("none", 0.0)])
+        );
+        assert_eq!(
+            got(Metric::ContainerMemoryMaxUsage),
+            owned(&[("host", 12.0)])
+        );
+        assert_eq!(got(Metric::ContainerPids).len(), 3);
+        assert_eq!(got(Metric::ContainerPidsLimit), owned(&[("none", 4096.0)]));
+        // Only entries with a number count; an op with none is left out, not 0.
+        assert_eq!(
+            got(Metric::ContainerStorageRead),
+            owned(&[("bridged", 7.0)])
+        );
+        assert_eq!(got(Metric::ContainerStorageWrite), owned(&[]));
+        assert_eq!(got(Metric::ContainerStorageReadOps), owned(&[]));
+        assert_eq!(
+            got(Metric::ContainerNetworkRxBytes),
+            owned(&[("bridged", 11.0)])
+        );
+    }
+
     #[test]
     fn table_is_sorted_unique_and_matches_the_enum() {
         for pair in FAMILIES.windows(2) {
@@ -628,6 +892,11 @@ mod tests {
                 f.name
             );
             assert!(f.labels.len() <= MAX_LABELS);
+            assert!(
+                !f.help.contains(['\\', '\n']),
+                "{}: the writer copies HELP unescaped",
+                f.name
+            );
             let counter = f.name.ends_with("_total");
             assert_eq!(counter, f.kind == Kind::Counter, "{} type", f.name);
         }

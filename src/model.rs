@@ -60,6 +60,14 @@ pub struct Container {
     pub exit_code: Option<i64>,
     pub started_at: Option<UnixNanos>,
     pub health: Option<Health>,
+    pub networks: Option<Vec<ContainerNetwork>>,
+}
+
+/// One of the container's network attachments in `/task`.
+#[derive(Debug, Default)]
+pub struct ContainerNetwork {
+    /// `awsvpc`, `bridge`, `host` or `none`.
+    pub network_mode: Option<String>,
 }
 
 /// A container's health check result; only present when the container has a health check.
@@ -103,6 +111,7 @@ pub struct ContainerStats {
     pub memory_stats: Option<MemoryStats>,
     pub blkio_stats: Option<BlkioStats>,
     pub networks: Option<Keyed<NetworkStats>>,
+    pub pids_stats: Option<PidsStats>,
 }
 
 #[derive(Debug, Default)]
@@ -121,36 +130,134 @@ pub struct CpuUsage {
 #[derive(Debug, Default)]
 pub struct MemoryStats {
     pub usage: Option<u64>,
+    /// cgroup v1 only.
+    pub max_usage: Option<u64>,
+    /// cgroup v1 only; Docker leaves it out when it is 0.
+    pub failcnt: Option<u64>,
     pub stats: Option<MemoryDetail>,
 }
 
-/// The keys of `memory_stats.stats` we use; they differ between cgroup v1 (`cache`, `rss`,
-/// `total_*`) and v2 (`file`, `anon`).
+/// The keys of `memory_stats.stats` the exporter reads, sorted by length and then by bytes (a
+/// test checks) so that a key is found by a binary search that mostly compares lengths: each
+/// container's stats have some 40 keys, looked up on every scrape. They differ between cgroup v1 (`cache`, `rss`, hierarchical
+/// `total_*`) and v2 (`anon`, `file`, `file_mapped`, ...). Every other key is skipped unread.
+pub const MEMORY_KEYS: [&str; 34] = [
+    "rss",
+    "anon",
+    "file",
+    "sock",
+    "cache",
+    "dirty",
+    "shmem",
+    "pgscan",
+    "pgfault",
+    "pgsteal",
+    "anon_thp",
+    "rss_huge",
+    "total_rss",
+    "writeback",
+    "file_dirty",
+    "pgmajfault",
+    "active_file",
+    "file_mapped",
+    "mapped_file",
+    "total_dirty",
+    "unevictable",
+    "kernel_stack",
+    "inactive_file",
+    "total_pgfault",
+    "file_writeback",
+    "total_rss_huge",
+    "total_writeback",
+    "slab_reclaimable",
+    "total_pgmajfault",
+    "total_active_file",
+    "total_mapped_file",
+    "total_unevictable",
+    "slab_unreclaimable",
+    "total_inactive_file",
+];
+
+/// The index of `key` in [`MEMORY_KEYS`], at compile time: a key the collector asks for that the
+/// decoder does not keep fails the build.
+pub const fn memory_key(key: &str) -> usize {
+    let mut i = 0;
+    while i < MEMORY_KEYS.len() {
+        if str_eq(MEMORY_KEYS[i], key) {
+            return i;
+        }
+        i += 1;
+    }
+    panic!("not in MEMORY_KEYS")
+}
+
+const fn str_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// The order of [`MEMORY_KEYS`].
+fn by_length(a: &str, b: &str) -> std::cmp::Ordering {
+    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+}
+
+/// The values of [`MEMORY_KEYS`] in `memory_stats.stats`, by index; `None` where a key is
+/// missing or not a count.
+#[derive(Debug)]
+pub struct MemoryDetail(pub [Option<u64>; MEMORY_KEYS.len()]);
+
+impl Default for MemoryDetail {
+    fn default() -> Self {
+        MemoryDetail([None; MEMORY_KEYS.len()])
+    }
+}
+
+impl MemoryDetail {
+    pub fn get(&self, key: usize) -> Option<u64> {
+        self.0.get(key).copied().flatten()
+    }
+}
+
+/// Processes and threads in the container's cgroup (EC2; `{}` on Fargate today).
 #[derive(Debug, Default)]
-pub struct MemoryDetail {
-    pub cache: Option<u64>,
-    pub file: Option<u64>,
-    pub total_inactive_file: Option<u64>,
-    pub inactive_file: Option<u64>,
-    pub total_rss: Option<u64>,
-    pub rss: Option<u64>,
-    pub anon: Option<u64>,
-    pub total_pgfault: Option<u64>,
-    pub pgfault: Option<u64>,
-    pub total_pgmajfault: Option<u64>,
-    pub pgmajfault: Option<u64>,
+pub struct PidsStats {
+    pub current: Option<u64>,
+    pub limit: Option<u64>,
 }
 
 #[derive(Debug, Default)]
 pub struct BlkioStats {
+    /// Bytes per device and operation.
     pub io_service_bytes_recursive: Option<Vec<BlkioEntry>>,
+    /// Operations per device and operation (often `null` on cgroup v2).
+    pub io_serviced_recursive: Option<Vec<BlkioEntry>>,
 }
 
-/// One device's count for one operation (`Read`, `Write`, ...; lower case on cgroup v2).
+/// One device's count for one operation.
 #[derive(Debug, Default)]
 pub struct BlkioEntry {
-    pub op: Option<String>,
+    pub op: Option<BlkioOp>,
     pub value: Option<u64>,
+}
+
+/// The operations the exporter sums: `Read` and `Write` (lower case on cgroup v2). Decoded
+/// without keeping the string, as a scrape meets a dozen entries per container.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BlkioOp {
+    Read,
+    Write,
+    /// `Sync`, `Async`, `Discard`, `Total` and anything else.
+    Other,
 }
 
 #[derive(Debug, Default)]
@@ -235,7 +342,9 @@ fields!(Container {
     "ExitCode" => exit_code,
     "StartedAt" => started_at,
     "Health" => health,
+    "Networks" => networks,
 });
+fields!(ContainerNetwork { "NetworkMode" => network_mode });
 fields!(Health { "status" => status });
 fields!(CpuStats { "cpu_usage" => cpu_usage });
 fields!(CpuUsage {
@@ -243,21 +352,17 @@ fields!(CpuUsage {
     "usage_in_usermode" => usage_in_usermode,
     "usage_in_kernelmode" => usage_in_kernelmode,
 });
-fields!(MemoryStats { "usage" => usage, "stats" => stats });
-fields!(MemoryDetail {
-    "cache" => cache,
-    "file" => file,
-    "total_inactive_file" => total_inactive_file,
-    "inactive_file" => inactive_file,
-    "total_rss" => total_rss,
-    "rss" => rss,
-    "anon" => anon,
-    "total_pgfault" => total_pgfault,
-    "pgfault" => pgfault,
-    "total_pgmajfault" => total_pgmajfault,
-    "pgmajfault" => pgmajfault,
+fields!(MemoryStats {
+    "usage" => usage,
+    "max_usage" => max_usage,
+    "failcnt" => failcnt,
+    "stats" => stats,
 });
-fields!(BlkioStats { "io_service_bytes_recursive" => io_service_bytes_recursive });
+fields!(PidsStats { "current" => current, "limit" => limit });
+fields!(BlkioStats {
+    "io_service_bytes_recursive" => io_service_bytes_recursive,
+    "io_serviced_recursive" => io_serviced_recursive,
+});
 fields!(BlkioEntry { "op" => op, "value" => value });
 fields!(NetworkStats {
     "rx_bytes" => rx_bytes,
@@ -297,8 +402,16 @@ impl Fields for ContainerStats {
             "memory_stats" => Place::new(&mut self.memory_stats),
             "blkio_stats" => Place::new(&mut self.blkio_stats),
             "networks" => Place::new(&mut self.networks),
+            "pids_stats" => Place::new(&mut self.pids_stats),
             _ => return None,
         })
+    }
+}
+
+impl Fields for MemoryDetail {
+    fn field(&mut self, key: &str) -> Option<&mut dyn Visitor> {
+        let i = MEMORY_KEYS.binary_search_by(|k| by_length(k, key)).ok()?;
+        Some(Place::new(self.0.get_mut(i)?))
     }
 }
 
@@ -381,6 +494,18 @@ impl Visitor for Place<f64> {
         Ok(())
     }
     ignore!(null boolean string seq map);
+}
+
+impl Visitor for Place<BlkioOp> {
+    fn string(&mut self, s: &str) -> Result<()> {
+        self.out = Some(match s {
+            _ if s.eq_ignore_ascii_case("read") => BlkioOp::Read,
+            _ if s.eq_ignore_ascii_case("write") => BlkioOp::Write,
+            _ => BlkioOp::Other,
+        });
+        Ok(())
+    }
+    ignore!(null boolean negative nonnegative float seq map);
 }
 
 impl Visitor for Place<UnixNanos> {
@@ -553,7 +678,8 @@ mod tests {
         let memory = bad.memory_stats.as_ref().expect("memory_stats");
         assert_eq!(memory.usage, None);
         let detail = memory.stats.as_ref().expect("stats");
-        assert_eq!((detail.cache, detail.file), (Some(5), None));
+        let key = |k| detail.get(memory_key(k));
+        assert_eq!((key("cache"), key("file")), (Some(5), None));
         let cpu = bad.cpu_stats.as_ref().and_then(|c| c.cpu_usage.as_ref());
         assert_eq!(cpu.and_then(|c| c.total_usage), None, "past u64 is absent");
         let networks = bad.networks.as_ref().expect("networks");
@@ -569,6 +695,59 @@ mod tests {
             Some(9),
             "last one wins"
         );
+    }
+
+    #[test]
+    fn memory_keys_are_sorted_for_binary_search() {
+        assert!(
+            MEMORY_KEYS
+                .windows(2)
+                .all(|w| by_length(w[0], w[1]).is_lt()),
+            "{MEMORY_KEYS:?}"
+        );
+        for (i, key) in MEMORY_KEYS.iter().enumerate() {
+            assert_eq!(memory_key(key), i);
+        }
+    }
+
+    #[test]
+    fn the_peers_fields_decode() {
+        let stats = decode_stats(
+            r#"{"a": {"memory_stats": {"usage": 9, "max_usage": 12, "failcnt": 3,
+                        "stats": {"total_rss": 1, "rss": 2, "sock": 4, "swap": 5,
+                                  "unevictable": "x", "writeback": 6}},
+                      "pids_stats": {"current": 7, "limit": 18446744073709551615},
+                      "blkio_stats": {"io_serviced_recursive": [{"op": "Read", "value": 8}]}}}"#,
+        )
+        .expect("a JSON object decodes");
+        let a = stats.get("a").expect("kept");
+        let memory = a.memory_stats.as_ref().expect("memory_stats");
+        assert_eq!((memory.max_usage, memory.failcnt), (Some(12), Some(3)));
+        let detail = memory.stats.as_ref().expect("stats");
+        let key = |k| detail.get(memory_key(k));
+        assert_eq!(
+            [key("total_rss"), key("rss"), key("sock"), key("writeback")],
+            [Some(1), Some(2), Some(4), Some(6)]
+        );
+        assert_eq!(key("unevictable"), None, "a string is no count");
+        assert_eq!(detail.0.iter().flatten().count(), 4, "swap is not kept");
+        let pids = a.pids_stats.as_ref().expect("pids_stats");
+        assert_eq!((pids.current, pids.limit), (Some(7), Some(u64::MAX)));
+        let serviced = a
+            .blkio_stats
+            .as_ref()
+            .and_then(|b| b.io_serviced_recursive.as_ref());
+        assert_eq!(serviced.map(Vec::len), Some(1));
+
+        let task = decode_task(
+            r#"{"Containers": [{"Name": "a", "Networks": [{"NetworkMode": "bridge"},
+                                                          {"NetworkMode": 1}]}]}"#,
+        )
+        .expect("a JSON object decodes");
+        let containers = task.containers.expect("containers");
+        let networks = containers[0].networks.as_ref().expect("networks");
+        let modes: Vec<_> = networks.iter().map(|n| n.network_mode.as_deref()).collect();
+        assert_eq!(modes, [Some("bridge"), None]);
     }
 
     #[test]

@@ -254,6 +254,141 @@ const PAYLOADS: &[Payload] = &[
         absent: &["ecs_container_memory_page_cache_size_bytes"],
     },
     Payload {
+        // cgroup v2 in awsvpc mode: no v1 families, no per-container network, `null`
+        // io_serviced_recursive (no ops families), a STOPPED container with `{}` stats.
+        task: "ecsexporter-pr112-ec2.task.json",
+        stats: "ecsexporter-pr112-ec2.stats.json",
+        containers: &["ecs-exporter", "main", "~internal~ecs~pause"],
+        interfaces: &["eth0"],
+        values: &[
+            (
+                "ecs_container_memory_anonymous_bytes",
+                &[("container_name", "ecs-exporter")],
+                39903232.0,
+            ),
+            (
+                "ecs_container_memory_pages_scanned_total",
+                &[("container_name", "main")],
+                20826.0,
+            ),
+            ("ecs_container_pids", &[("container_name", "main")], 20.0),
+            (
+                "ecs_container_pids_limit",
+                &[("container_name", "main")],
+                404.0,
+            ),
+        ],
+        absent: &[
+            "ecs_task_cpu_limit_vcpus",
+            "ecs_container_memory_limit_failures_total",
+            "ecs_container_memory_max_usage_bytes",
+            "ecs_container_network_receive_bytes_total",
+            "ecs_container_storage_read_ops_total",
+        ],
+    },
+    Payload {
+        // cgroup v1 on Fargate: maximum usage, limit failures (absent, so 0), operations
+        // summed over two devices; `pids_stats` is `{}`.
+        task: "ecsexporter-pr112-fargate.task.json",
+        stats: "ecsexporter-pr112-fargate.stats.json",
+        containers: &["ecs-exporter", "main"],
+        interfaces: &["eth1"],
+        values: &[
+            (
+                "ecs_container_memory_max_usage_bytes",
+                &[("container_name", "ecs-exporter")],
+                69406720.0,
+            ),
+            (
+                "ecs_container_memory_anonymous_bytes",
+                &[("container_name", "main")],
+                19329024.0,
+            ),
+            (
+                "ecs_container_memory_limit_failures_total",
+                &[("container_name", "main")],
+                0.0,
+            ),
+            (
+                "ecs_container_storage_read_ops_total",
+                &[("container_name", "ecs-exporter")],
+                121.0,
+            ),
+            (
+                "ecs_container_storage_write_ops_total",
+                &[("container_name", "ecs-exporter")],
+                42.0,
+            ),
+        ],
+        absent: &[
+            "ecs_container_pids",
+            "ecs_container_network_receive_bytes_total",
+            "ecs_container_memory_pages_scanned_total",
+        ],
+    },
+    Payload {
+        // Bridge mode: each container has its own eth0. Per interface, Go's rule keeps the last
+        // container's; per container, both are there.
+        task: "ecsexporter-2025-02-ec2.task.json",
+        stats: "ecsexporter-2025-02-ec2.stats.json",
+        containers: &["ecs-exporter", "prometheus"],
+        interfaces: &["eth0"],
+        values: &[
+            (
+                "ecs_network_receive_bytes_total",
+                &[("interface", "eth0")],
+                108621.0,
+            ),
+            (
+                "ecs_container_network_receive_bytes_total",
+                &[("container_name", "prometheus"), ("interface", "eth0")],
+                39003.0,
+            ),
+            (
+                "ecs_container_network_receive_bytes_total",
+                &[("container_name", "ecs-exporter"), ("interface", "eth0")],
+                108621.0,
+            ),
+            (
+                "ecs_container_network_transmit_bytes_total",
+                &[("container_name", "prometheus"), ("interface", "eth0")],
+                11482.0,
+            ),
+            (
+                "ecs_container_pids",
+                &[("container_name", "prometheus")],
+                27.0,
+            ),
+        ],
+        absent: &[
+            "ecs_task_memory_limit_bytes",
+            "ecs_container_memory_limit_failures_total",
+        ],
+    },
+    Payload {
+        task: "telegraf-cgroupv2-ec2-awsvpc.task.json",
+        stats: "telegraf-cgroupv2-ec2-awsvpc.stats.json",
+        containers: &["~internal~ecs~pause"],
+        interfaces: &["eth0"],
+        values: &[
+            (
+                "ecs_container_pids_limit",
+                &[("container_name", "~internal~ecs~pause")],
+                4618.0,
+            ),
+            (
+                "ecs_container_memory_anonymous_bytes",
+                &[("container_name", "~internal~ecs~pause")],
+                45056.0,
+            ),
+        ],
+        absent: &[
+            "ecs_container_network_receive_bytes_total",
+            "ecs_container_memory_limit_failures_total",
+            "ecs_container_storage_read_ops_total",
+        ],
+    },
+    Payload {
         // One container's stats object where a map of them belongs: decodes, matches nothing.
         task: "ddintegrations-fargate-v2.task.json",
         stats: "ecsagent-windows-synthetic.container-stats.json",

@@ -83,8 +83,18 @@ const KEYS: &[&str] = &[
     "rx_bytes",
     "blkio_stats",
     "io_service_bytes_recursive",
+    "io_serviced_recursive",
     "op",
     "value",
+    "anon",
+    "total_rss",
+    "max_usage",
+    "failcnt",
+    "pids_stats",
+    "current",
+    "limit",
+    "Networks",
+    "NetworkMode",
 ];
 
 /// Byte offsets of scalar tokens (strings, numbers, literals) in a JSON text.
@@ -239,6 +249,14 @@ fn seeds() -> Vec<(String, String)> {
                 "datadogagent-managedinstances-cgroupv2.task.json",
                 "datadogagent-managedinstances-cgroupv2.stats.json",
             ),
+            (
+                "ecsexporter-2025-02-ec2.task.json",
+                "ecsexporter-2025-02-ec2.stats.json",
+            ),
+            (
+                "telegraf-cgroupv2-ec2-awsvpc.task.json",
+                "telegraf-cgroupv2-ec2-awsvpc.stats.json",
+            ),
         ] {
             let read = |f: &str| std::fs::read_to_string(payloads.join(f)).unwrap_or_default();
             seeds.push((read(t), read(s)));
@@ -266,6 +284,8 @@ fn mutated_documents_never_panic_and_always_give_valid_exposition() {
             memory: rng.below(4) != 0,
             cpu: rng.below(4) != 0,
             storage: rng.below(4) != 0,
+            pids: rng.below(4) != 0,
+            container_network: rng.below(4) != 0,
             exclude: if rng.below(4) == 0 {
                 vec!["*e*".into()]
             } else {
