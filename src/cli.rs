@@ -59,8 +59,8 @@ Flags:
                                  (All six on by default; off, only the Go exporter's families.)
       --ecs.containers-exclude=PATTERN[,PATTERN...] ...
                                  No container-level metrics for containers whose name matches
-                                 (`*` matches anything). Task and network metrics stay whole.
-                                 Repeatable.
+                                 (`*` matches anything). Task and per-interface network
+                                 metrics stay whole. Repeatable.
       --log.level=info           Only log messages of this severity or above: debug, info,
                                  warn, error.
       --log.format=logfmt        Log format on stderr: logfmt, json.
