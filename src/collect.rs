@@ -569,18 +569,13 @@ fn collect_memory_detail<'a>(m: &MemoryStats, name: &'a str, out: &mut Vec<Sampl
     let working_set = m
         .usage
         .map(|u| u.saturating_sub(inactive_file.unwrap_or(0)));
-    push_present(
-        out,
-        &[(Metric::ContainerMemoryWorkingSet, working_set)],
-        &[name],
-    );
     // The runtime's high-water mark (cgroup v1): 0 means it keeps none.
     let max_usage = m.max_usage.filter(|&u| u > 0);
-    push_present(
-        out,
-        &[(Metric::ContainerMemoryMaxUsage, max_usage)],
-        &[name],
-    );
+    let figures = [
+        (Metric::ContainerMemoryWorkingSet, working_set),
+        (Metric::ContainerMemoryMaxUsage, max_usage),
+    ];
+    push_present(out, &figures, &[name]);
     // cgroup v1 only. Docker leaves `failcnt` out when it is 0, so absent is 0 here.
     if !v2 {
         let failures = m.failcnt.unwrap_or(0) as f64;
@@ -606,8 +601,9 @@ fn collect_storage<'a>(s: &ContainerStats, name: &'a str, out: &mut Vec<Sample<'
     push_present(out, &figures, &[name]);
 }
 
-/// The sum over devices of `op`'s entries, or `None` when no entry of that op has a number (a list of Windows' `"None"` values is no count of 0). Kept
-/// in u128 so that no number of devices can overflow it before the conversion to f64.
+/// The sum over devices of `op`'s entries, or `None` when no entry of that op has a number (a
+/// list of Windows' `"None"` values is no count of 0). Kept in u128 so that no number of
+/// devices can overflow it before the conversion to f64.
 fn op_sum(entries: &Option<Vec<BlkioEntry>>, op: BlkioOp) -> Option<f64> {
     let matching = entries.iter().flatten().filter(|e| e.op == Some(op));
     let values = matching.filter_map(|e| e.value).map(u128::from);

@@ -137,10 +137,11 @@ pub struct MemoryStats {
     pub stats: Option<MemoryDetail>,
 }
 
-/// The keys of `memory_stats.stats` the exporter reads, sorted by length and then by bytes (a
-/// test checks) so that a key is found by a binary search that mostly compares lengths: each
-/// container's stats have some 40 keys, looked up on every scrape. They differ between cgroup v1 (`cache`, `rss`, hierarchical
-/// `total_*`) and v2 (`anon`, `file`, `file_mapped`, ...). Every other key is skipped unread.
+/// The keys of `memory_stats.stats` the exporter reads: cgroup v1's (`cache`, `rss`,
+/// hierarchical `total_*`) and v2's (`anon`, `file`, `file_mapped`, ...). Every other key is
+/// skipped unread. Sorted by length and then by bytes (a test checks), so that a key is found by
+/// a binary search that mostly compares lengths: each container's stats have some 40 keys,
+/// looked up on every scrape.
 pub const MEMORY_KEYS: [&str; 34] = [
     "rss",
     "anon",
@@ -498,10 +499,12 @@ impl Visitor for Place<f64> {
 
 impl Visitor for Place<BlkioOp> {
     fn string(&mut self, s: &str) -> Result<()> {
-        self.out = Some(match s {
-            _ if s.eq_ignore_ascii_case("read") => BlkioOp::Read,
-            _ if s.eq_ignore_ascii_case("write") => BlkioOp::Write,
-            _ => BlkioOp::Other,
+        self.out = Some(if s.eq_ignore_ascii_case("read") {
+            BlkioOp::Read
+        } else if s.eq_ignore_ascii_case("write") {
+            BlkioOp::Write
+        } else {
+            BlkioOp::Other
         });
         Ok(())
     }
