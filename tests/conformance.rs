@@ -417,6 +417,7 @@ fn labels_of(series: &[Series], family: &str, label: &str) -> Vec<String> {
 fn real_payloads_serve_everything_they_support() {
     let shared = shared_dir();
     let dir = shared.join("payloads");
+    let mut written = std::collections::BTreeSet::new();
     for p in PAYLOADS {
         let what = format!("{} + {}", p.task, p.stats);
         let series = parse_exposition(&scrape(&dir.join(p.task), &dir.join(p.stats)));
@@ -456,5 +457,15 @@ fn real_payloads_serve_everything_they_support() {
             series.iter().all(|(_, _, v)| v.is_finite()),
             "{what}: every value is a number"
         );
+        written.extend(series.into_iter().map(|(name, _, _)| name));
     }
+    // Every container family, the peers' included, comes out of some real payload; but restarts,
+    // as no payload here comes from a task with a restart policy (fixtures/ec2-cgroupv2 has one).
+    let missing: Vec<&str> = ecs_exporter::collect::FAMILIES
+        .iter()
+        .map(|f| f.name)
+        .filter(|name| name.starts_with("ecs_container_") && !written.contains(*name))
+        .filter(|name| *name != "ecs_container_restarts_total")
+        .collect();
+    assert!(missing.is_empty(), "no real payload writes {missing:?}");
 }
