@@ -115,6 +115,39 @@ fn go_snapshots_byte_for_byte_with_the_documented_fixes() {
     }
 }
 
+/// The peers' memory families as `../shared/peers.md` §2 lists them (name, type, HELP), read in
+/// place: ours must carry the same three, byte for byte.
+#[test]
+#[cfg_attr(
+    no_shared,
+    ignore = "../shared is not beside the project (README, Tests)"
+)]
+fn the_peers_memory_families_have_their_names_types_and_help() {
+    let peers = std::fs::read_to_string(shared_dir().join("peers.md")).expect("peers.md");
+    let mut rows = 0;
+    for line in peers.lines().filter(|l| l.starts_with("| ecs_container_")) {
+        let cells: Vec<&str> = line
+            .split(" | ")
+            .map(|c| c.trim_matches([' ', '|']))
+            .collect();
+        let [name, kind, _, _, help] = cells[..] else {
+            panic!("a row of five cells: {line}");
+        };
+        let family = ecs_exporter::collect::FAMILIES
+            .iter()
+            .find(|f| f.name == name)
+            .unwrap_or_else(|| panic!("{name} is not exported"));
+        let ours = match family.kind {
+            ecs_exporter::exposition::Kind::Counter => "counter",
+            ecs_exporter::exposition::Kind::Gauge => "gauge",
+        };
+        assert_eq!((ours, family.help), (kind, help), "{name}");
+        assert_eq!(family.labels, ["container_name"], "{name}");
+        rows += 1;
+    }
+    assert_eq!(rows, 19, "peers.md lists the 19 memory families");
+}
+
 /// A series (name and labels) and its exact value.
 type Expected = (&'static str, &'static [(&'static str, &'static str)], f64);
 
