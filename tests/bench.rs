@@ -35,47 +35,31 @@ impl Endpoint {
     fn keep_alive(task: &Path, stats: &Path, per_connection: Duration) -> Endpoint {
         let response = |path: &Path| Arc::new(http_response(path, false));
         let (task, stats) = (response(task), response(stats));
-        let listener = TcpListener::bind("127.0.0.1:0").expect("binds");
-        let address = listener.local_addr().expect("address");
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&stop);
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                if flag.load(Ordering::SeqCst) {
-                    break;
-                }
-                let Ok(mut stream) = stream else { continue };
-                let (task, stats) = (Arc::clone(&task), Arc::clone(&stats));
-                std::thread::spawn(move || {
-                    let _ = stream.set_nodelay(true);
-                    std::thread::sleep(per_connection);
-                    let mut head = Vec::with_capacity(512);
-                    let mut buf = [0u8; 512];
-                    loop {
-                        let end = loop {
-                            if let Some(at) = head.windows(4).position(|w| w == b"\r\n\r\n") {
-                                break at + 4;
-                            }
-                            match stream.read(&mut buf) {
-                                Ok(0) | Err(_) => return,
-                                Ok(n) => head.extend_from_slice(&buf[..n]),
-                            }
-                        };
-                        let stats_path = head[..end].windows(11).any(|w| w == b"/task/stats");
-                        head.drain(..end);
-                        let body = if stats_path { &stats } else { &task };
-                        if stream.write_all(body).is_err() {
-                            return;
+        Endpoint::serve(move |mut stream| {
+            let (task, stats) = (Arc::clone(&task), Arc::clone(&stats));
+            std::thread::spawn(move || {
+                std::thread::sleep(per_connection);
+                let mut head = Vec::with_capacity(512);
+                let mut buf = [0u8; 512];
+                loop {
+                    let end = loop {
+                        if let Some(at) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break at + 4;
                         }
+                        match stream.read(&mut buf) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    };
+                    let stats_path = head[..end].windows(11).any(|w| w == b"/task/stats");
+                    head.drain(..end);
+                    let body = if stats_path { &stats } else { &task };
+                    if stream.write_all(body).is_err() {
+                        return;
                     }
-                });
-            }
-        });
-        Endpoint {
-            base: format!("http://{address}/v4/bench"),
-            stop,
-            address,
-        }
+                }
+            });
+        })
     }
 }
 
@@ -102,29 +86,36 @@ struct Endpoint {
 impl Endpoint {
     /// Answers each request in one write, then closes the connection.
     fn closing(task: &Path, stats: &Path) -> Endpoint {
-        let response = |path: &Path| http_response(path, true);
-        let (task, stats) = (response(task), response(stats));
+        let (task, stats) = (http_response(task, true), http_response(stats, true));
+        let mut head = vec![0u8; 4096];
+        Endpoint::serve(move |mut stream| {
+            let mut n = 0;
+            while !head[..n].windows(4).any(|w| w == b"\r\n\r\n") && n < head.len() {
+                match stream.read(&mut head[n..]) {
+                    Ok(0) | Err(_) => break,
+                    Ok(k) => n += k,
+                }
+            }
+            let stats_path = head[..n].windows(11).any(|w| w == b"/task/stats");
+            let _ = stream.write_all(if stats_path { &stats } else { &task });
+        })
+    }
+
+    /// Listens on a loopback port and hands each accepted connection, without Nagle's delay,
+    /// to `handle` on the accepting thread, until the endpoint is dropped.
+    fn serve(mut handle: impl FnMut(TcpStream) + Send + 'static) -> Endpoint {
         let listener = TcpListener::bind("127.0.0.1:0").expect("binds");
         let address = listener.local_addr().expect("address");
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         std::thread::spawn(move || {
-            let mut head = vec![0u8; 4096];
             for stream in listener.incoming() {
                 if flag.load(Ordering::SeqCst) {
                     break;
                 }
-                let Ok(mut stream) = stream else { continue };
+                let Ok(stream) = stream else { continue };
                 let _ = stream.set_nodelay(true);
-                let mut n = 0;
-                while !head[..n].windows(4).any(|w| w == b"\r\n\r\n") && n < head.len() {
-                    match stream.read(&mut head[n..]) {
-                        Ok(0) | Err(_) => break,
-                        Ok(k) => n += k,
-                    }
-                }
-                let stats_path = head[..n].windows(11).any(|w| w == b"/task/stats");
-                let _ = stream.write_all(if stats_path { &stats } else { &task });
+                handle(stream);
             }
         });
         Endpoint {
