@@ -845,6 +845,20 @@ mod tests {
         );
     }
 
+    /// The decoder keeps only the keys the collector reads: none kept for nothing.
+    #[test]
+    fn every_decoded_memory_key_is_read() {
+        let read: Vec<usize> = MEMORY_DETAIL
+            .iter()
+            .flat_map(|(_, keys)| *keys)
+            .chain([CACHE, FILE, ANON])
+            .chain(INACTIVE_FILE)
+            .collect();
+        for (i, key) in crate::model::MEMORY_KEYS.iter().enumerate() {
+            assert!(read.contains(&i), "{key} is decoded but never read");
+        }
+    }
+
     #[test]
     fn table_is_sorted_unique_and_matches_the_enum() {
         for pair in FAMILIES.windows(2) {
