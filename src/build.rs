@@ -55,7 +55,30 @@ fn main() {
     for probe in PROBES {
         println!("cargo::rustc-check-cfg=cfg({probe})");
     }
+    discard_unwind_tables();
     probe_test_prerequisites();
+}
+
+/// The release binary for the scratch image (musl) leaves out `.eh_frame` and
+/// `.gcc_except_table`. With `panic = "abort"` nothing unwinds: the tables only let a backtrace
+/// walk the stack, and in this stripped binary a backtrace names no function. A panic still
+/// prints its message and location and aborts (docs/footprint.md, "Unwind tables"). Binaries
+/// only: test binaries unwind to report a failing test.
+fn discard_unwind_tables() {
+    let release = std::env::var("PROFILE").is_ok_and(|p| p == "release");
+    let musl = std::env::var("CARGO_CFG_TARGET_ENV").is_ok_and(|e| e == "musl");
+    let Some(out) = std::env::var_os("OUT_DIR") else {
+        return;
+    };
+    if !(release && musl) {
+        return;
+    }
+    let script = Path::new(&out).join("discard-unwind-tables.ld");
+    let text = "SECTIONS { /DISCARD/ : { *(.eh_frame) *(.gcc_except_table) \
+                *(.gcc_except_table.*) } } INSERT AFTER .text;\n";
+    if std::fs::write(&script, text).is_ok() {
+        println!("cargo:rustc-link-arg-bins=-T{}", script.display());
+    }
 }
 
 fn probe_test_prerequisites() {
