@@ -11,8 +11,8 @@
 //!   request and go silent; RSS, threads and a scrape's time while they are held, and again
 //!   after `--web.idle-timeout=5s` has closed them.
 //!
-//! The fake metadata endpoint answers each request with one write on a socket without Nagle's
-//! delay, so that it does not dominate what is measured.
+//! They all talk to the tests' one fake endpoint (`common::Endpoint`), which frames bodies as
+//! the ECS agent does (the fixtures' bodies go out chunked) and answers from memory.
 
 mod common;
 
@@ -20,118 +20,11 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{exporter_command, project_dir, shared_dir_if_present};
+use common::{Endpoint, exporter_command, project_dir, shared_dir_if_present};
 
 const GO_REFERENCE: &str = "reference/ecs_exporter-v0.4.0-linux-amd64";
-
-impl Endpoint {
-    /// Keeps connections alive, as the ECS agent does, with a thread per connection, and sleeps
-    /// `per_connection` before reading a new connection's first request (standing in for an
-    /// agent that is slow to take a new connection).
-    fn keep_alive(task: &Path, stats: &Path, per_connection: Duration) -> Endpoint {
-        let response = |path: &Path| Arc::new(http_response(path, false));
-        let (task, stats) = (response(task), response(stats));
-        Endpoint::serve(move |mut stream| {
-            let (task, stats) = (Arc::clone(&task), Arc::clone(&stats));
-            std::thread::spawn(move || {
-                std::thread::sleep(per_connection);
-                let mut head = Vec::with_capacity(512);
-                let mut buf = [0u8; 512];
-                loop {
-                    let end = loop {
-                        if let Some(at) = head.windows(4).position(|w| w == b"\r\n\r\n") {
-                            break at + 4;
-                        }
-                        match stream.read(&mut buf) {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => head.extend_from_slice(&buf[..n]),
-                        }
-                    };
-                    let stats_path = head[..end].windows(11).any(|w| w == b"/task/stats");
-                    head.drain(..end);
-                    let body = if stats_path { &stats } else { &task };
-                    if stream.write_all(body).is_err() {
-                        return;
-                    }
-                }
-            });
-        })
-    }
-}
-
-/// A 200 answer with `path`'s contents, written in one piece.
-fn http_response(path: &Path, close: bool) -> Vec<u8> {
-    let body = std::fs::read(path).expect("fixture");
-    let mut r = format!(
-        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{}\r\n",
-        body.len(),
-        if close { "Connection: close\r\n" } else { "" }
-    )
-    .into_bytes();
-    r.extend(body);
-    r
-}
-
-/// A metadata endpoint on loopback that answers from memory, one write per response.
-struct Endpoint {
-    base: String,
-    stop: Arc<AtomicBool>,
-    address: std::net::SocketAddr,
-}
-
-impl Endpoint {
-    /// Answers each request in one write, then closes the connection.
-    fn closing(task: &Path, stats: &Path) -> Endpoint {
-        let (task, stats) = (http_response(task, true), http_response(stats, true));
-        let mut head = vec![0u8; 4096];
-        Endpoint::serve(move |mut stream| {
-            let mut n = 0;
-            while !head[..n].windows(4).any(|w| w == b"\r\n\r\n") && n < head.len() {
-                match stream.read(&mut head[n..]) {
-                    Ok(0) | Err(_) => break,
-                    Ok(k) => n += k,
-                }
-            }
-            let stats_path = head[..n].windows(11).any(|w| w == b"/task/stats");
-            let _ = stream.write_all(if stats_path { &stats } else { &task });
-        })
-    }
-
-    /// Listens on a loopback port and hands each accepted connection, without Nagle's delay,
-    /// to `handle` on the accepting thread, until the endpoint is dropped.
-    fn serve(mut handle: impl FnMut(TcpStream) + Send + 'static) -> Endpoint {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("binds");
-        let address = listener.local_addr().expect("address");
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&stop);
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                if flag.load(Ordering::SeqCst) {
-                    break;
-                }
-                let Ok(stream) = stream else { continue };
-                let _ = stream.set_nodelay(true);
-                handle(stream);
-            }
-        });
-        Endpoint {
-            base: format!("http://{address}/v4/bench"),
-            stop,
-            address,
-        }
-    }
-}
-
-impl Drop for Endpoint {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(self.address);
-    }
-}
 
 /// The exporter under test, and a keep-alive connection to it.
 struct Subject {
@@ -306,7 +199,7 @@ fn fargate_fixture() -> (PathBuf, PathBuf) {
 fn soak() {
     let scrapes: usize = common::env_or("SOAK_SCRAPES", 100_000);
     let (task, stats) = fargate_fixture();
-    let endpoint = Endpoint::closing(&task, &stats);
+    let endpoint = Endpoint::files(&task, &stats);
     let mut e = Subject::start(&endpoint.base, &["--web.disable-exporter-metrics"]);
     let mut rss_at_1000 = 0;
     let started = Instant::now();
@@ -334,7 +227,7 @@ fn soak() {
 fn idle_connections() {
     let held: usize = common::env_or("IDLE_CONNECTIONS", 1000);
     let (task, stats) = fargate_fixture();
-    let endpoint = Endpoint::closing(&task, &stats);
+    let endpoint = Endpoint::files(&task, &stats);
     let mut e = Subject::start(
         &endpoint.base,
         &["--web.disable-exporter-metrics", "--web.idle-timeout=5s"],
@@ -401,7 +294,8 @@ struct Figures {
     start_ms: f64,
 }
 
-fn round(binary: Binary, metadata: &str, scrapes: usize) -> Figures {
+/// One round: `scrapes` keep-alive scrapes, `spacing` apart (0: back to back).
+fn round(binary: Binary, metadata: &str, scrapes: usize, spacing: Duration) -> Figures {
     let mut e = Subject::start_binary(binary, metadata, &["--web.disable-exporter-metrics"]);
     let start_ms = e.first_health.as_secs_f64() * 1e3;
     // A few scrapes first, so that both clients' connections to the endpoint exist.
@@ -411,6 +305,7 @@ fn round(binary: Binary, metadata: &str, scrapes: usize) -> Figures {
     let cpu_before = e.cpu_seconds();
     let mut latencies = Vec::with_capacity(scrapes);
     for _ in 0..scrapes {
+        std::thread::sleep(spacing);
         let t = Instant::now();
         let (status, _) = e.get("/metrics");
         latencies.push(t.elapsed().as_secs_f64() * 1e3);
@@ -426,9 +321,17 @@ fn round(binary: Binary, metadata: &str, scrapes: usize) -> Figures {
 }
 
 /// The Go exporter and ours against the same fake endpoint with the same client, alternating,
-/// in one run: `SIDE_ROUNDS` (3) rounds of `SIDE_SCRAPES` (2000) keep-alive scrapes each, with
-/// `--web.disable-exporter-metrics`, against an endpoint that takes new connections at once and
-/// one that takes 0.5 ms per new connection. Prints the medians over rounds and Go / ours.
+/// in one run, with `--web.disable-exporter-metrics`: `SIDE_ROUNDS` (3) rounds per case. Bodies
+/// are framed as the agent frames them (the fixture's go out chunked). The cases:
+///
+/// - back to back (`SIDE_SCRAPES`, 2000 scrapes), against an endpoint that takes new
+///   connections at once, and one that takes 0.5 ms per new connection: Go keeps its
+///   connections to the endpoint alive, ours opens new ones;
+/// - as the agent and Prometheus meet: the endpoint closes a connection idle for 50 ms (the
+///   agent's 5 s, scaled down) and scrapes come 100 ms apart (15 s, scaled down), so that every
+///   scrape finds the last one's connections closed (`SIDE_SPACED_SCRAPES`, 300 scrapes).
+///
+/// Prints the medians over rounds and Go / ours.
 #[test]
 #[ignore]
 fn side_by_side() {
@@ -439,21 +342,43 @@ fn side_by_side() {
     if !go_runs {
         println!("side_by_side: SKIPPED the Go side: ../shared/{GO_REFERENCE} cannot run here");
     }
+    let spaced_scrapes: usize = common::env_or("SIDE_SPACED_SCRAPES", 300);
     let (task, stats) = fargate_fixture();
-    for (name, cost) in [
-        ("fast", Duration::ZERO),
+    let ms = Duration::from_millis;
+    // (name, cost of a new connection, idle close, spacing, scrapes)
+    let cases = [
         (
-            "slow (0.5 ms per new connection)",
-            Duration::from_micros(500),
+            "back to back, fast",
+            Duration::ZERO,
+            ms(5000),
+            Duration::ZERO,
+            scrapes,
         ),
-    ] {
-        let endpoint = Endpoint::keep_alive(&task, &stats, cost);
+        (
+            "back to back, 0.5 ms per new connection",
+            Duration::from_micros(500),
+            ms(5000),
+            Duration::ZERO,
+            scrapes,
+        ),
+        (
+            "as the agent: idle close 50 ms, scrapes 100 ms apart",
+            Duration::ZERO,
+            ms(50),
+            ms(100),
+            spaced_scrapes,
+        ),
+    ];
+    for (name, cost, idle, spacing, scrapes) in cases {
+        let endpoint = Endpoint::files(&task, &stats);
+        endpoint.set_per_connection(cost);
+        endpoint.set_idle_timeout(idle);
         let mut ours = Vec::new();
         let mut go = Vec::new();
         for _ in 0..rounds {
-            ours.push(round(Binary::Ours, &endpoint.base, scrapes));
+            ours.push(round(Binary::Ours, &endpoint.base, scrapes, spacing));
             if go_runs {
-                go.push(round(Binary::Go, &endpoint.base, scrapes));
+                go.push(round(Binary::Go, &endpoint.base, scrapes, spacing));
             }
         }
         let m = |runs: &[Figures], f: Pick| median(&mut runs.iter().map(f).collect::<Vec<_>>());
@@ -540,7 +465,7 @@ fn run(metadata: &str, exporter_metrics: bool) -> Run {
 #[ignore]
 fn footprint() {
     let (task, stats) = fargate_fixture();
-    let endpoint = Endpoint::closing(&task, &stats);
+    let endpoint = Endpoint::files(&task, &stats);
     for exporter_metrics in [false, true] {
         let runs: Vec<Run> = (0..3)
             .map(|_| run(&endpoint.base, exporter_metrics))
@@ -578,7 +503,11 @@ fn footprint() {
     let fetch = |path: &str| {
         let mut s = TcpStream::connect(&address).expect("connects");
         s.set_nodelay(true).expect("nodelay");
-        write!(s, "GET /v4/bench{path} HTTP/1.1\r\nHost: bench\r\n\r\n").expect("request");
+        write!(
+            s,
+            "GET /v4/fake{path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
+        )
+        .expect("request");
         let mut body = Vec::new();
         s.read_to_end(&mut body).expect("response");
     };

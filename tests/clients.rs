@@ -6,9 +6,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{
-    Exporter, FakeMetadata, emulated, fixture, parse_exposition, project_dir, value, vm_hwm,
-};
+use common::{Endpoint, Exporter, emulated, fixture, parse_exposition, value, vm_hwm};
 
 fn connect(e: &Exporter) -> TcpStream {
     let stream = TcpStream::connect(e.base.trim_start_matches("http://")).expect("connects");
@@ -138,8 +136,7 @@ fn abuse_does_not_stop_well_behaved_scrapes() {
 
 #[test]
 fn two_requests_per_scrape_and_coalescing_within_the_interval() {
-    let dir = project_dir().join("fixtures/fargate");
-    let endpoint = FakeMetadata::files(dir.join("task.json"), dir.join("stats.json"));
+    let endpoint = Endpoint::fixture("fargate");
     let uri = format!("--ecs.metadata-uri={}", endpoint.base);
     let plain = Exporter::start(&[&uri]);
     for _ in 0..5 {

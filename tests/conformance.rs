@@ -6,7 +6,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{Exporter, FakeMetadata, Series, parse_exposition, shared_dir, value};
+use common::{Endpoint, Exporter, Series, parse_exposition, shared_dir, value};
 
 /// The Go exporter's 20 families. With every collector group on, these must match its
 /// snapshots byte for byte; the families we add are left out of the comparison.
@@ -34,7 +34,7 @@ const GO_FAMILIES: &[&str] = &[
 ];
 
 fn scrape(task: &Path, stats: &Path) -> String {
-    let endpoint = FakeMetadata::files(task.to_owned(), stats.to_owned());
+    let endpoint = Endpoint::files(task, stats);
     let uri = format!("--ecs.metadata-uri={}", endpoint.base);
     let exporter = Exporter::start(&[&uri, "--web.disable-exporter-metrics"]);
     let text = exporter.metrics();

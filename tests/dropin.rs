@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Exporter, FakeMetadata, Reply, fixture, parse_exposition, project_dir, run, value};
+use common::{Behaviour, Endpoint, Exporter, fixture, parse_exposition, project_dir, run, value};
 
 const GO: &str = "reference/ecs_exporter-v0.4.0-linux-amd64";
 
@@ -81,9 +81,8 @@ fn free_port() -> u16 {
     listener.local_addr().expect("address").port()
 }
 
-fn fargate() -> FakeMetadata {
-    let dir = project_dir().join("fixtures/fargate");
-    FakeMetadata::files(dir.join("task.json"), dir.join("stats.json"))
+fn fargate() -> Endpoint {
+    Endpoint::fixture("fargate")
 }
 
 /// A log line with its time and source masked: `time=T level=INFO source=S msg=...`.
@@ -512,21 +511,9 @@ fn scrape_in_the_background(e: &Exporter) -> std::thread::JoinHandle<Result<u16,
 #[test]
 fn metrics_requests_past_the_limit_get_503_at_once() {
     // An endpoint that takes 2 s to answer /task.
-    let slow = FakeMetadata::start(|path| {
-        std::thread::sleep(Duration::from_millis(if path == "/task" {
-            2000
-        } else {
-            0
-        }));
-        Reply::file(&project_dir().join(format!(
-            "fixtures/fargate/{}",
-            if path == "/task" {
-                "task.json"
-            } else {
-                "stats.json"
-            }
-        )))
-    });
+    let slow = Endpoint::fixture("fargate");
+    let task = Behaviour::file(&project_dir().join("fixtures/fargate/task.json"));
+    slow.set("/task", task.delayed(Duration::from_secs(2)));
     let e = Exporter::start(&["--ecs.metadata-uri", &slow.base, "--web.max-requests=1"]);
     let first = scrape_in_the_background(&e);
     let started = Instant::now();

@@ -8,8 +8,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{
-    Exporter, Fault, FaultyMetadata, emulated, mask_build_info, parse_exposition, project_dir,
-    value, vm_hwm,
+    Behaviour, Endpoint, Exporter, emulated, mask_build_info, parse_exposition, project_dir, value,
+    vm_hwm,
 };
 
 /// The exporter's deadline per metadata request in these tests.
@@ -22,36 +22,43 @@ fn golden() -> String {
         .expect("golden file")
 }
 
-/// Injects `fault` on `/task`, then on `/task/stats`, checking each as [`check_on`] does.
-fn check(fault: Fault, log_says: &str) {
-    for on_stats in [false, true] {
-        check_on(fault.clone(), on_stats, log_says);
+/// The Fargate fixture's document at `path` (`/task` or `/task/stats`).
+fn document(path: &str) -> std::sync::Arc<[u8]> {
+    let file = if path == "/task" {
+        "task.json"
+    } else {
+        "stats.json"
+    };
+    common::body_of(&project_dir().join("fixtures/fargate").join(file))
+}
+
+/// Injects the fault `make` builds from each document on `/task`, then on `/task/stats`,
+/// checking each as [`check_on`] does.
+fn check(make: impl Fn(std::sync::Arc<[u8]>) -> Behaviour, log_says: &str) {
+    for path in ["/task", "/task/stats"] {
+        check_on(make(document(path)), path, log_says);
     }
 }
 
-/// Injects `fault` on one endpoint, scrapes, checks, clears it, scrapes again.
-fn check_on(fault: Fault, on_stats: bool, log_says: &str) {
-    let dir = project_dir().join("fixtures/fargate");
-    let endpoint = FaultyMetadata::start(dir.join("task.json"), dir.join("stats.json"));
+/// Injects `fault` on one path, scrapes, checks, clears it, scrapes again.
+fn check_on(fault: Behaviour, path: &str, log_says: &str) {
+    let on_stats = path == "/task/stats";
+    let endpoint = Endpoint::fixture("fargate");
     let uri = format!("--ecs.metadata-uri={}", endpoint.base);
     let e = Exporter::start(&[&uri, "--ecs.timeout=1s", "--web.disable-exporter-metrics"]);
-    let what = format!(
-        "{fault:?} on {}",
-        if on_stats { "/task/stats" } else { "/task" }
-    );
-    if on_stats {
-        endpoint.set(Fault::None, fault);
-    } else {
-        endpoint.set(fault, Fault::None);
-    }
+    let what = format!("{fault:.60?} on {path}");
+    endpoint.set(path, fault);
 
     let started = Instant::now();
     let series = parse_exposition(&e.metrics());
     let took = started.elapsed();
     assert!(took < TIMEOUT + SLACK, "{what}: the scrape took {took:?}");
     // A failed /task skips /task/stats: nothing to match stats to, and the agent rate-limits.
-    let hits = endpoint.hits.load(std::sync::atomic::Ordering::SeqCst);
-    assert_eq!(hits, if on_stats { 2 } else { 1 }, "{what}: requests made");
+    assert_eq!(
+        endpoint.hits(),
+        if on_stats { 2 } else { 1 },
+        "{what}: requests made"
+    );
     assert_eq!(value(&series, "ecs_up", &[]), Some(0.0), "{what}");
     let has = |name: &str| series.iter().any(|(n, _, _)| n == name);
     assert!(has("ecs_exporter_build_info"), "{what}");
@@ -95,7 +102,7 @@ fn check_on(fault: Fault, on_stats: bool, log_says: &str) {
         "{what}: the warning should say {log_says:?}: {warning}"
     );
 
-    endpoint.set(Fault::None, Fault::None);
+    endpoint.set(path, Behaviour::Json(document(path)));
     assert_eq!(
         mask_build_info(&e.metrics()),
         golden(),
@@ -110,34 +117,37 @@ fn check_on(fault: Fault, on_stats: bool, log_says: &str) {
 #[test]
 fn http_500() {
     check(
-        Fault::Status(500),
+        |_| Behaviour::Status(500),
         "error=\"HTTP 500 (Internal Server Error)\"",
     );
 }
 
 #[test]
 fn http_429_is_named_as_rate_limiting() {
-    check(Fault::Status(429), "rate limited by the ECS agent");
+    check(|_| Behaviour::Status(429), "rate limited by the ECS agent");
 }
 
 #[test]
 fn http_404() {
-    check(Fault::Status(404), "error=\"HTTP 404 (Not Found)\"");
+    check(|_| Behaviour::Status(404), "error=\"HTTP 404 (Not Found)\"");
 }
 
 #[test]
 fn slower_than_the_timeout() {
-    check(Fault::Slow(Duration::from_secs(3)), "timeout");
+    check(
+        |body| Behaviour::Json(body).delayed(Duration::from_secs(3)),
+        "timeout",
+    );
 }
 
 #[test]
 fn no_response_at_all() {
-    check(Fault::Silent, "timeout");
+    check(|_| Behaviour::Stall, "timeout");
 }
 
 #[test]
 fn connection_closed_without_a_response() {
-    check(Fault::Reset, "request failed");
+    check(|_| Behaviour::Close, "request failed");
 }
 
 #[test]
@@ -145,29 +155,32 @@ fn body_cut_short() {
     // minreq returns what arrived before the close without checking Content-Length; the
     // truncated JSON is what fails, in the decoder.
     check(
-        Fault::CutShort,
+        Behaviour::CutShort,
         "error=\"response is not a JSON object (malformed, truncated",
     );
 }
 
 #[test]
 fn not_json() {
-    check(Fault::NotJson, "not a JSON object");
+    check(
+        |_| Behaviour::json("<html><body>502 Bad Gateway</body></html>"),
+        "not a JSON object",
+    );
 }
 
 #[test]
 fn empty_body() {
-    check(Fault::EmptyBody, "not a JSON object");
+    check(|_| Behaviour::json(""), "not a JSON object");
 }
 
 #[test]
 fn a_100_mib_body_is_cut_at_the_cap() {
-    check(Fault::Huge(100 << 20), "larger than 4 MiB");
+    check(|_| Behaviour::Huge(100 << 20), "larger than 4 MiB");
 }
 
 #[test]
 fn connection_refused() {
-    // Nothing listens on the port: only /task can be refused this way (see Fault::Reset).
+    // Nothing listens on the port: only /task can be refused this way (see Behaviour::Close).
     let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = closed.local_addr().expect("address").port();
     drop(closed);

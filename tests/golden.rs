@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{Exporter, FakeMetadata, mask_build_info, project_dir};
+use common::{Endpoint, Exporter, mask_build_info, project_dir};
 
 fn cases() -> Vec<String> {
     let mut cases: Vec<String> = std::fs::read_dir(project_dir().join("fixtures"))
@@ -39,7 +39,7 @@ fn every_fixture_matches_its_golden_file() {
                 runs.push((format!("metrics.{}.prom", name.trim()), flags));
             }
         }
-        let endpoint = FakeMetadata::files(dir.join("task.json"), dir.join("stats.json"));
+        let endpoint = Endpoint::files(&dir.join("task.json"), &dir.join("stats.json"));
         for (golden, flags) in &runs {
             let uri = format!("--ecs.metadata-uri={}", endpoint.base);
             let mut args = vec![uri.as_str(), "--web.disable-exporter-metrics"];

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Exporter, FakeMetadata, Reply, fixture, parse_exposition, project_dir, value};
+use common::{Behaviour, Endpoint, Exporter, fixture, parse_exposition, project_dir, value};
 
 #[test]
 fn endpoints_methods_and_content_types() {
@@ -186,17 +186,8 @@ fn a_down_endpoint_still_answers_with_ecs_up_0_and_a_warning() {
 
 #[test]
 fn failing_stats_keep_the_task_families_and_the_next_scrape_recovers() {
-    let dir = project_dir().join("fixtures/fargate");
-    let failing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let flag = std::sync::Arc::clone(&failing);
-    let endpoint = FakeMetadata::start(move |path| match path {
-        "/task" => Reply::file(&dir.join("task.json")),
-        "/task/stats" if flag.load(std::sync::atomic::Ordering::SeqCst) => Reply {
-            status: 500,
-            body: b"stats not ready".to_vec(),
-        },
-        _ => Reply::file(&dir.join("stats.json")),
-    });
+    let endpoint = Endpoint::fixture("fargate");
+    endpoint.set("/task/stats", Behaviour::Status(500));
     let uri = format!("--ecs.metadata-uri={}", endpoint.base);
     let e = Exporter::start(&[&uri, "--web.disable-exporter-metrics"]);
 
@@ -219,7 +210,8 @@ fn failing_stats_keep_the_task_families_and_the_next_scrape_recovers() {
         "{log}"
     );
 
-    failing.store(false, std::sync::atomic::Ordering::SeqCst);
+    let stats = project_dir().join("fixtures/fargate/stats.json");
+    endpoint.set("/task/stats", Behaviour::file(&stats));
     let after = e.metrics();
     let want = std::fs::read_to_string(project_dir().join("fixtures/fargate/metrics.prom"))
         .expect("golden");
@@ -263,4 +255,39 @@ fn json_logs_and_debug_lines_per_scrape() {
     );
     assert!(log.contains("\"up\":true,\"samples\":"), "{log}");
     assert!(log.contains("\"msg\":\"scrape done\""), "{log}");
+}
+
+#[test]
+fn scrapes_through_chunked_answers_and_connections_the_endpoint_closed_while_idle() {
+    let endpoint = Endpoint::fixture("fargate");
+    endpoint.set_idle_timeout(std::time::Duration::from_millis(100));
+    // The fixture's documents are over 2 KiB: the endpoint sends them as the agent does, chunked
+    // without a Content-Length.
+    let address = endpoint.base.trim_start_matches("http://");
+    let address = address.split('/').next().unwrap_or(address);
+    let mut stream = std::net::TcpStream::connect(address).expect("connects");
+    std::io::Write::write_all(
+        &mut stream,
+        b"GET /v4/fake/task/stats HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .expect("asks");
+    let answer = common::read_all(stream);
+    let head = answer.split("\r\n\r\n").next().unwrap_or("");
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert!(head.contains("\r\nTransfer-Encoding: chunked"), "{head}");
+    assert!(!head.contains("Content-Length"), "{head}");
+
+    let e = Exporter::start(&[
+        "--ecs.metadata-uri",
+        &endpoint.base,
+        "--web.disable-exporter-metrics",
+    ]);
+    let want = std::fs::read_to_string(project_dir().join("fixtures/fargate/metrics.prom"))
+        .expect("golden");
+    assert_eq!(common::mask_build_info(&e.metrics()), want);
+    // Longer than the endpoint keeps an idle connection: the next scrape finds any connection
+    // of the last one closed.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(common::mask_build_info(&e.metrics()), want);
+    assert_eq!(endpoint.hits(), 5, "one raw request and two per scrape");
 }

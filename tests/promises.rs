@@ -8,7 +8,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::{
-    ChildGuard, Exporter, FakeMetadata, Reply, TempDir, exporter_command, fixture,
+    Behaviour, ChildGuard, Endpoint, Exporter, TempDir, exporter_command, fixture,
     parse_exposition, project_dir, value,
 };
 use miniserde::json::{self, Value};
@@ -71,15 +71,9 @@ fn bodies_are_read_up_to_exactly_4_mib() {
     let (at_cap, past_cap) = (padded(PROMISED_CAP), padded(PROMISED_CAP + 1));
     let stats = fargate_file("stats.json").into_bytes();
     for (body, up) in [(at_cap, 1.0), (past_cap, 0.0)] {
-        let (body, stats) = (body.clone(), stats.clone());
-        let endpoint = FakeMetadata::start(move |path| Reply {
-            status: 200,
-            body: if path == "/task" {
-                body.clone()
-            } else {
-                stats.clone()
-            },
-        });
+        let endpoint = Endpoint::start();
+        endpoint.set("/task", Behaviour::json(body));
+        endpoint.set("/task/stats", Behaviour::json(stats.clone()));
         let e = Exporter::start(&["--ecs.metadata-uri", &endpoint.base]);
         let series = parse_exposition(&e.metrics());
         assert_eq!(value(&series, "ecs_up", &[]), Some(up), "up {up}");
@@ -248,13 +242,8 @@ fn stop(mut child: ChildGuard) -> String {
 #[test]
 fn log_level_filters_lines_below_it() {
     // A failing /task/stats gives a WARN line per scrape; starting gives INFO lines.
-    let endpoint = FakeMetadata::start(|path| match path {
-        "/task" => Reply::file(&project_dir().join("fixtures/fargate/task.json")),
-        _ => Reply {
-            status: 500,
-            body: Vec::new(),
-        },
-    });
+    let endpoint = Endpoint::fixture("fargate");
+    endpoint.set("/task/stats", Behaviour::Status(500));
     let uri = format!("--ecs.metadata-uri={}", endpoint.base);
     for (level, want_info, want_warn) in [
         ("info", true, true),
@@ -287,10 +276,8 @@ fn shutdown_is_logged() {
 
 #[test]
 fn min_refresh_interval_reuses_a_failed_fetch_too() {
-    let endpoint = FakeMetadata::start(|_| Reply {
-        status: 500,
-        body: Vec::new(),
-    });
+    let endpoint = Endpoint::start();
+    endpoint.set("/task", Behaviour::Status(500));
     let uri = format!("--ecs.metadata-uri={}", endpoint.base);
     let e = Exporter::start(&[&uri, "--ecs.min-refresh-interval=30s"]);
     for _ in 0..3 {
@@ -358,119 +345,42 @@ fn the_open_files_limit_is_raised_to_the_hard_limit() {
     );
 }
 
-/// An endpoint that takes 200 ms per request, a thread per connection, and records how many
-/// requests it served at the same time and which paths it was asked for.
-struct Recording {
-    base: String,
-    paths: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-    most_at_once: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-    fail_task: std::sync::Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl Recording {
-    fn start() -> Recording {
-        use std::io::{Read, Write};
-        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-        use std::sync::{Arc, Mutex};
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
-        let port = listener.local_addr().expect("address").port();
-        let paths = Arc::new(Mutex::new(Vec::new()));
-        let most_at_once = Arc::new(AtomicUsize::new(0));
-        let fail_task = Arc::new(AtomicBool::new(false));
-        let now = Arc::new(AtomicUsize::new(0));
-        let (p, m, f) = (
-            Arc::clone(&paths),
-            Arc::clone(&most_at_once),
-            Arc::clone(&fail_task),
-        );
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { continue };
-                let (p, m, f, now) = (
-                    Arc::clone(&p),
-                    Arc::clone(&m),
-                    Arc::clone(&f),
-                    Arc::clone(&now),
-                );
-                std::thread::spawn(move || {
-                    let mut head = Vec::new();
-                    let mut byte = [0u8; 1];
-                    while !head.ends_with(b"\r\n\r\n") {
-                        match stream.read(&mut byte) {
-                            Ok(1) => head.push(byte[0]),
-                            _ => return,
-                        }
-                    }
-                    let head = String::from_utf8_lossy(&head).into_owned();
-                    let path = head.split_whitespace().nth(1).unwrap_or("").to_owned();
-                    let at_once = now.fetch_add(1, Ordering::SeqCst) + 1;
-                    m.fetch_max(at_once, Ordering::SeqCst);
-                    std::thread::sleep(Duration::from_millis(200));
-                    now.fetch_sub(1, Ordering::SeqCst);
-                    let stats = path.ends_with("/stats");
-                    p.lock().expect("paths").push(path);
-                    let (status, file) = match (stats, f.load(Ordering::SeqCst)) {
-                        (false, true) => ("500 Internal Server Error", None),
-                        (false, false) => ("200 OK", Some("task.json")),
-                        (true, _) => ("200 OK", Some("stats.json")),
-                    };
-                    let body = file.map(fargate_file).unwrap_or_default();
-                    let _ = write!(
-                        stream,
-                        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                        body.len()
-                    );
-                });
-            }
-        });
-        Recording {
-            base: format!("http://127.0.0.1:{port}/v4/x"),
-            paths,
-            most_at_once,
-            fail_task,
-        }
-    }
-
-    /// The paths asked for since the last call, and the most served at once.
-    fn take(&self) -> (Vec<String>, usize) {
-        use std::sync::atomic::Ordering;
-        let mut paths: Vec<String> = std::mem::take(&mut *self.paths.lock().expect("paths"));
-        paths.sort();
-        (paths, self.most_at_once.swap(0, Ordering::SeqCst))
-    }
-}
-
 #[test]
 fn both_documents_at_once_while_task_answers_one_after_a_failure() {
-    let endpoint = Recording::start();
+    // 200 ms per request, so that requests made at once overlap.
+    let endpoint = Endpoint::fixture("fargate");
+    let slow = Duration::from_millis(200);
+    let dir = project_dir().join("fixtures/fargate");
+    let task = Behaviour::file(&dir.join("task.json")).delayed(slow);
+    endpoint.set("/task", task.clone());
+    endpoint.set(
+        "/task/stats",
+        Behaviour::file(&dir.join("stats.json")).delayed(slow),
+    );
     let e = Exporter::start(&["--ecs.metadata-uri", &endpoint.base]);
-    let both = vec!["/v4/x/task".to_owned(), "/v4/x/task/stats".to_owned()];
+    let both = vec!["/task".to_owned(), "/task/stats".to_owned()];
     let up = |e: &Exporter| value(&parse_exposition(&e.metrics()), "ecs_up", &[]);
 
     // The first scrape knows nothing of the endpoint: one after the other.
     assert_eq!(up(&e), Some(1.0));
-    assert_eq!(endpoint.take(), (both.clone(), 1));
+    assert_eq!(endpoint.take_requests(), (both.clone(), 1));
     // /task answered: from now on both at once, one round trip.
     assert_eq!(up(&e), Some(1.0));
-    assert_eq!(endpoint.take(), (both.clone(), 2));
+    assert_eq!(endpoint.take_requests(), (both.clone(), 2));
     // /task fails: this scrape asked for both; the next asks /task alone, and keeps doing so.
-    endpoint
-        .fail_task
-        .store(true, std::sync::atomic::Ordering::SeqCst);
+    endpoint.set("/task", Behaviour::Status(500).delayed(slow));
     assert_eq!(up(&e), Some(0.0));
-    assert_eq!(endpoint.take(), (both.clone(), 2));
+    assert_eq!(endpoint.take_requests(), (both.clone(), 2));
     for _ in 0..2 {
         assert_eq!(up(&e), Some(0.0));
-        assert_eq!(endpoint.take(), (vec!["/v4/x/task".to_owned()], 1));
+        assert_eq!(endpoint.take_requests(), (vec!["/task".to_owned()], 1));
     }
     // /task recovers: one after the other once, then both at once again.
-    endpoint
-        .fail_task
-        .store(false, std::sync::atomic::Ordering::SeqCst);
+    endpoint.set("/task", task);
     assert_eq!(up(&e), Some(1.0));
-    assert_eq!(endpoint.take(), (both.clone(), 1));
+    assert_eq!(endpoint.take_requests(), (both.clone(), 1));
     assert_eq!(up(&e), Some(1.0));
-    assert_eq!(endpoint.take(), (both, 2));
+    assert_eq!(endpoint.take_requests(), (both, 2));
 }
 
 #[test]

@@ -1,0 +1,217 @@
+//! The binary under test: started against an endpoint on an ephemeral port, run to completion,
+//! or measured.
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::parse_exposition;
+
+/// A command for the binary under test. When the tests of a cross build run under emulation
+/// (`CARGO_TARGET_<TRIPLE>_RUNNER=qemu-aarch64-static`), the kernel cannot exec the binary
+/// itself, so `ECS_EXPORTER_TEST_RUNNER` names the emulator to put in front of it.
+pub fn exporter_command() -> Command {
+    exporter_command_with(&[])
+}
+
+/// [`exporter_command`] with programs before it (as `unshare --pid --fork`).
+pub fn exporter_command_with(prefix: &[&str]) -> Command {
+    let runner = std::env::var("ECS_EXPORTER_TEST_RUNNER")
+        .ok()
+        .filter(|r| !r.is_empty());
+    let mut words: Vec<String> = prefix.iter().map(|s| s.to_string()).collect();
+    words.extend(runner);
+    words.push(env!("CARGO_BIN_EXE_ecs_exporter").to_owned());
+    let mut cmd = Command::new(&words[0]);
+    cmd.args(&words[1..]);
+    cmd
+}
+
+/// The real binary, listening on an ephemeral loopback port.
+pub struct Exporter {
+    child: Child,
+    pub base: String,
+    log: Arc<Mutex<String>>,
+}
+
+impl Exporter {
+    pub fn start(args: &[&str]) -> Exporter {
+        let mut child = exporter_command()
+            .arg("--web.listen-address=127.0.0.1:0")
+            .args(args)
+            .env_remove("ECS_CONTAINER_METADATA_URI_V4")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the exporter starts");
+        let mut stderr = BufReader::new(child.stderr.take().expect("stderr piped"));
+        // Up to the first "Listening on" line (warnings may come before it), with its
+        // logfmt `address=HOST:PORT` or JSON `"address":"HOST:PORT"`.
+        let mut first = String::new();
+        let mut address = None;
+        while address.is_none() {
+            let mut line = String::new();
+            if !stderr.read_line(&mut line).is_ok_and(|n| n > 0) {
+                break;
+            }
+            first.push_str(&line);
+            if line.contains("Listening on") {
+                address = line
+                    .split([' ', ','])
+                    .find_map(|field| {
+                        field
+                            .strip_prefix("address=")
+                            .or_else(|| field.strip_prefix("\"address\":"))
+                    })
+                    .map(|a| a.trim().trim_end_matches('}').trim_matches('"').to_owned());
+            }
+        }
+        let Some(address) = address else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the exporter did not start; it said: {first}")
+        };
+        let log = Arc::new(Mutex::new(first));
+        let sink = Arc::clone(&log);
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            while stderr.read_line(&mut line).is_ok_and(|n| n > 0) {
+                sink.lock().expect("log lock").push_str(&line);
+                line.clear();
+            }
+        });
+        Exporter {
+            child,
+            base: format!("http://{address}"),
+            log,
+        }
+    }
+
+    pub fn get(&self, path: &str) -> minreq::Response {
+        minreq::get(format!("{}{path}", self.base))
+            .with_timeout(10)
+            .send()
+            .expect("the exporter answers")
+    }
+
+    pub fn request(&self, method: &str, path: &str) -> minreq::Response {
+        let method = match method {
+            "HEAD" => minreq::Method::Head,
+            "POST" => minreq::Method::Post,
+            "DELETE" => minreq::Method::Delete,
+            other => minreq::Method::Custom(other.to_owned()),
+        };
+        minreq::Request::new(method, format!("{}{path}", self.base))
+            .with_timeout(10)
+            .send()
+            .expect("answers")
+    }
+
+    /// GET the metrics, checking status, content type and that the text parses.
+    pub fn metrics(&self) -> String {
+        let response = self.get("/metrics");
+        assert_eq!(response.status_code, 200);
+        assert_eq!(
+            response.header("content-type"),
+            Some("text/plain; version=0.0.4; charset=utf-8; escaping=underscores")
+        );
+        let text = response.as_str().expect("UTF-8").to_owned();
+        parse_exposition(&text);
+        text
+    }
+
+    /// Everything the exporter wrote to stderr so far (waits briefly for lines in flight).
+    pub fn log(&self) -> String {
+        std::thread::sleep(Duration::from_millis(50));
+        self.log.lock().expect("log lock").clone()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Exporter {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A child process that is killed and reaped when the guard goes, a failing test included, so
+/// that no exporter outlives its test (and no `cargo test | ...` hangs on its open stderr).
+pub struct ChildGuard(pub Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs the binary to completion: (exit code, stdout, stderr).
+pub fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut cmd = exporter_command();
+    cmd.args(args)
+        .env_remove("ECS_CONTAINER_METADATA_URI_V4")
+        .stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = ChildGuard(
+        cmd.stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("runs"),
+    );
+    // A run that should end but serves instead (a bug) fails here rather than hanging.
+    let (stdout, stderr) = (child.0.stdout.take(), child.0.stderr.take());
+    let stdout = std::thread::spawn(move || stdout.map(read_all).unwrap_or_default());
+    let stderr = std::thread::spawn(move || stderr.map(read_all).unwrap_or_default());
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.0.try_wait().expect("waits") {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "ecs_exporter {args:?} did not exit within 20 s"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    (
+        status.code().unwrap_or(-1),
+        stdout.join().expect("stdout"),
+        stderr.join().expect("stderr"),
+    )
+}
+
+/// Reads a stream to a string (for child pipes).
+pub fn read_all(mut r: impl Read) -> String {
+    let mut s = String::new();
+    let _ = r.read_to_string(&mut s);
+    s
+}
+
+/// Whether the binary under test runs under an emulator (whose own memory would be counted).
+pub fn emulated() -> bool {
+    std::env::var("ECS_EXPORTER_TEST_RUNNER").is_ok_and(|r| !r.is_empty())
+}
+
+/// Peak resident memory (VmHWM) of a process, in bytes.
+pub fn vm_hwm(pid: u32) -> Option<u64> {
+    proc_status_bytes(pid, "VmHWM:")
+}
+
+/// Resident memory (VmRSS) of a process, in bytes.
+pub fn vm_rss(pid: u32) -> Option<u64> {
+    proc_status_bytes(pid, "VmRSS:")
+}
+
+fn proc_status_bytes(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find_map(|l| l.strip_prefix(field))?;
+    Some(line.trim().strip_suffix("kB")?.trim().parse::<u64>().ok()? * 1024)
+}
