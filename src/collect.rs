@@ -288,10 +288,19 @@ fn wildcard_match(pattern: &str, text: &str) -> bool {
 /// The exporter's own metrics.
 pub struct Exporter<'a> {
     pub process: &'a ProcessStats,
-    /// Metrics requests served so far, by HTTP status code.
-    pub requests: &'a [(&'static str, u64)],
+    pub answered: Answered,
     /// Metrics requests received and not yet answered, this one included.
     pub in_flight: u64,
+}
+
+/// Metrics requests answered so far, by status, for promhttp's counter. 200 and 503 (over
+/// `--web.max-requests`, or while shutting down) occur; 500 never, as a scrape never fails as a
+/// whole, but it is written from the start, as client_golang does, so that dashboards which
+/// select `code="500"` find a series.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Answered {
+    pub ok: u64,
+    pub unavailable: u64,
 }
 
 /// Appends the samples of one scrape to `out` (in no particular order; the writer sorts).
@@ -681,7 +690,8 @@ fn collect_exporter<'a>(exporter: &Exporter<'a>, out: &mut Vec<Sample<'a>>) {
     ];
     push_present(out, &figures, &[]);
     push(out, Metric::ScrapesInFlight, &[], exporter.in_flight as f64);
-    for &(code, count) in exporter.requests {
+    let a = exporter.answered;
+    for (code, count) in [("200", a.ok), ("500", 0), ("503", a.unavailable)] {
         push(out, Metric::ScrapeRequests, &[code], count as f64);
     }
 }

@@ -37,14 +37,15 @@ pub struct Sample<'a> {
     pub value: f64,
 }
 
-/// Writes every family of `families` that has samples, in table order.
+/// Writes every family of `families` that has samples, in table order; returns the number of
+/// samples written.
 ///
 /// Samples are sorted by family, then by label values (as client_golang's registry does). Where
 /// two samples of one family have the same label values, the later one wins: this is how one
 /// network series per interface is kept when several containers report the same interface (the
 /// Go exporter's "last container in /task's order wins"), and it keeps the output valid should
 /// the endpoint ever repeat a container name.
-pub fn write(out: &mut String, families: &[Family], samples: &[Sample<'_>]) {
+pub fn write(out: &mut String, families: &[Family], samples: &[Sample<'_>]) -> usize {
     // Sort positions rather than the samples themselves: a sample is 144 bytes and moving them
     // was most of the sort's cost. The sort is stable, so equal keys keep collection order and
     // "later wins" below means "collected later". Labels past a family's own count are empty.
@@ -57,6 +58,7 @@ pub fn write(out: &mut String, families: &[Family], samples: &[Sample<'_>]) {
             .then_with(|| a.labels[..n].cmp(&b.labels[..n]))
     });
     let mut current = usize::MAX;
+    let mut written = 0;
     for (i, sample) in order.iter().enumerate() {
         if let Some(next) = order.get(i + 1)
             && next.family == sample.family
@@ -76,7 +78,9 @@ pub fn write(out: &mut String, families: &[Family], samples: &[Sample<'_>]) {
         out.push(' ');
         write_float(out, sample.value);
         out.push('\n');
+        written += 1;
     }
+    written
 }
 
 fn write_header(out: &mut String, family: &Family) {

@@ -2,7 +2,7 @@
 //! prometheus-community/ecs_exporter v0.4.0.
 //!
 //! Data flows one way: args -> config (`cli`) -> per request: fetch (`tmds`) -> decode (`model`)
-//! -> collect (`collect`) -> write (`exposition`) -> respond (`server`). The library exists so
+//! -> collect (`collect`) -> write (`exposition`), one scrape in `scrape`, and respond (`server`). The library exists so
 //! that tests, the fuzzer and the benchmarks can drive the pure middle of that pipeline without
 //! sockets; the binary in `main.rs` only acts on what the command line asked for.
 
@@ -14,6 +14,7 @@ pub mod log;
 pub mod model;
 pub mod process;
 pub mod rfc3339;
+pub mod scrape;
 pub mod server;
 pub mod sys;
 pub mod tmds;

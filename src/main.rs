@@ -99,8 +99,10 @@ fn main() -> ExitCode {
     if let Err(e) = waiter {
         return start_failure(logger, &format!("cannot start the signal thread: {e}"));
     }
-    server.run();
-    ExitCode::SUCCESS
+    match server.run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => start_failure(logger, &e),
+    }
 }
 
 /// One log line in the chosen format, as Go's `msg="Error starting server" err=...`, and exit 1.

@@ -1,121 +1,94 @@
-//! The HTTP side: tiny_http servers, one per listen address, answered by one loop on the main
-//! thread.
+//! The HTTP side: tiny_http servers, one per listen address; scrapes answered one at a time by
+//! one loop on the main thread, everything else at once by the listener threads.
 //!
-//! The failure policy, stated once: a scrape always answers 200 with whatever the metadata that
-//! did arrive supports, `ecs_up` says whether all of it arrived, and each failed metadata request
-//! is logged as a warning naming the endpoint and the failure. Nothing a client or the endpoint
-//! sends can end the loop. Metrics requests beyond `--web.max-requests` waiting or in progress
-//! are answered 503 at once, so a slow endpoint cannot pile up scrapes behind it.
-//!
-//! Each tiny_http server reads requests on threads of its own; a small forwarder thread per
-//! server hands complete requests to the loop over a channel (tiny_http cannot wait on several
-//! servers at once), applies the in-flight limit, and listens again if the accept thread dies.
+//! Each tiny_http server reads requests on threads of its own; a listener thread per server takes
+//! its complete requests. `/health`, `/`, 404 and 405 are answered right there, so that they
+//! never wait behind a scrape (a slow agent must not make the container health check fail).
+//! Metrics requests go to the loop, in order, through [`Shared::send`]; beyond
+//! `--web.max-requests` waiting or in progress they are answered 503 at once, so that a slow
+//! endpoint cannot pile up scrapes behind it. After SIGTERM, the scrape in hand is answered and
+//! every queued one gets 503 without fetching anything. Nothing a client sends can end the loop.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tiny_http::{Header, Method, Request, Response, StatusCode};
 
 use crate::cli::Config;
-use crate::collect::{self, Exporter, FAMILIES, Scrape};
-use crate::log::{self as logging, Level, Logger};
-use crate::model::{self, DecodeError, TaskMetadata, TaskStats};
-use crate::tmds::{self, Endpoint, FetchError};
-use crate::{exposition, log, process, version};
+use crate::collect::Answered;
+use crate::log::Logger;
+use crate::scrape::{Scraper, Serving};
+use crate::{log, version};
 
 /// As client_golang 1.21's promhttp sends it (the escaping parameter says that names outside
 /// the legacy character set would be escaped with underscores; ours never are).
 const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8; escaping=underscores";
-
-/// The status codes client_golang's promhttp counts from the start, so that dashboards which
-/// select `code="500"` find a series. 200 and 503 (over `--web.max-requests`) occur; 500 never:
-/// a scrape never fails as a whole.
-const COUNTED_CODES: [&str; 3] = ["200", "500", "503"];
+const TEXT: &str = "text/plain; charset=utf-8";
 
 pub struct Server {
     shared: Arc<Shared>,
     config: Config,
     logger: Logger,
-    landing_page: String,
-    start_time_seconds: Option<f64>,
-    /// The exposition text, reused from scrape to scrape.
-    body: String,
-    /// The last metadata fetch, kept for `--ecs.min-refresh-interval`.
-    last: Option<Fetched>,
-    /// Fetches `/task/stats` while the loop fetches `/task` (started by [`Server::run`]).
-    stats_fetcher: Option<Arc<StatsFetcher>>,
 }
 
-/// A long-lived thread that fetches `/task/stats` at the loop's request, so that a scrape costs
-/// one round trip to the endpoint instead of two in a row (minreq opens a connection per
-/// request; the endpoint may be slow to take one). One thread for the exporter's life, not one
-/// per scrape.
-struct StatsFetcher {
-    job: Mutex<StatsJob>,
-    changed: Condvar,
-}
-
-enum StatsJob {
-    Idle,
-    Requested,
-    Done(Option<TaskStats>),
-}
-
-impl StatsFetcher {
-    fn request(&self) {
-        *self.job.lock().unwrap_or_else(PoisonError::into_inner) = StatsJob::Requested;
-        self.changed.notify_all();
-    }
-
-    /// Waits for the requested fetch to finish (it has its own deadline, `--ecs.timeout`).
-    fn result(&self) -> Option<TaskStats> {
-        let mut job = self.job.lock().unwrap_or_else(PoisonError::into_inner);
-        while !matches!(*job, StatsJob::Done(_)) {
-            job = self
-                .changed
-                .wait(job)
-                .unwrap_or_else(PoisonError::into_inner);
-        }
-        match std::mem::replace(&mut *job, StatsJob::Idle) {
-            StatsJob::Done(stats) => stats,
-            _ => None,
-        }
-    }
-
-    fn serve(&self, config: &Config, logger: &Logger) {
-        loop {
-            let mut job = self.job.lock().unwrap_or_else(PoisonError::into_inner);
-            while !matches!(*job, StatsJob::Requested) {
-                job = self
-                    .changed
-                    .wait(job)
-                    .unwrap_or_else(PoisonError::into_inner);
-            }
-            drop(job);
-            let stats = read_document(config, logger, Endpoint::Stats, model::decode_stats);
-            *self.job.lock().unwrap_or_else(PoisonError::into_inner) = StatsJob::Done(stats);
-            self.changed.notify_all();
-        }
-    }
-}
-
-/// What the loop, the forwarders and the shutdown handle share.
+/// What the loop, the listener threads and the shutdown handle share.
 struct Shared {
     stop: AtomicBool,
     /// The servers in use, one per listener; an entry is replaced when its accept thread dies
-    /// (see [`forward`]).
+    /// (see [`Listener::rebind`]).
     servers: Mutex<Vec<Arc<tiny_http::Server>>>,
-    /// Metrics requests received and not yet answered.
-    in_flight: AtomicUsize,
-    /// Metrics requests answered so far, by [`COUNTED_CODES`].
-    answered: [AtomicU64; 3],
-    /// What the forwarders and the shutdown handle hand to the loop, in order. (A Mutex and a
+    counters: Counters,
+    /// What the listeners and the shutdown handle hand to the loop, in order. (A Mutex and a
     /// Condvar, which tiny_http links anyway, rather than std's channel: 12 KB smaller.)
     events: Mutex<VecDeque<Event>>,
     ready: Condvar,
+    /// `/`, built once.
+    landing_page: String,
+}
+
+/// The exporter's counts of metrics requests, for its own metrics.
+#[derive(Default)]
+struct Counters {
+    /// Answered 200.
+    ok: AtomicU64,
+    /// Answered 503: over `--web.max-requests`, or queued at shutdown.
+    unavailable: AtomicU64,
+    in_flight: InFlight,
+}
+
+impl Counters {
+    fn serving(&self) -> Serving {
+        Serving {
+            answered: Answered {
+                ok: self.ok.load(Ordering::SeqCst),
+                unavailable: self.unavailable.load(Ordering::SeqCst),
+            },
+            in_flight: self.in_flight.0.load(Ordering::SeqCst) as u64,
+        }
+    }
+}
+
+/// Metrics requests received and not yet answered: counted in when a listener admits one,
+/// out when it has been answered, whichever way.
+#[derive(Default)]
+struct InFlight(AtomicUsize);
+
+impl InFlight {
+    /// Counts one more, unless that would pass `max` (0: no limit).
+    fn admit(&self, max: usize) -> bool {
+        self.0
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (max == 0 || n < max).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    fn done(&self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Shared {
@@ -148,46 +121,46 @@ impl Shared {
             }
         }
     }
-}
 
-enum Event {
-    Request(Request),
-    Stop,
-}
-
-/// The documents one fetch got (`None` where fetching or decoding failed), and when.
-struct Fetched {
-    at: Instant,
-    task: Option<TaskMetadata>,
-    stats: Option<TaskStats>,
-}
-
-/// Listening failed.
-#[derive(Debug)]
-pub struct BindError {
-    /// The address, or what stood for it (socket activation).
-    pub address: String,
-    pub cause: Box<dyn std::error::Error + Send + Sync>,
-}
-
-impl std::fmt::Display for BindError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "cannot listen on {}: {}", self.address, self.cause)
+    /// A metrics request that will not be scraped: 503 at once, counted.
+    fn unavailable(&self, request: Request, why: &[u8]) {
+        self.counters.unavailable.fetch_add(1, Ordering::SeqCst);
+        let _ = respond(request, 503, TEXT, why, &[]);
     }
 }
 
-impl std::error::Error for BindError {}
+enum Event {
+    /// A metrics request, admitted (counted in flight).
+    Scrape(Request),
+    Stop,
+}
+
+/// Listening, or starting the threads that serve, failed.
+#[derive(Debug)]
+pub struct StartError {
+    /// What could not be done: the address, or what stood for it.
+    pub what: String,
+    pub cause: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.what, self.cause)
+    }
+}
+
+impl std::error::Error for StartError {}
 
 impl Server {
     /// Listens on every address of the configuration, or takes the sockets systemd passed.
-    pub fn bind(config: Config) -> Result<Server, BindError> {
+    pub fn bind(config: Config) -> Result<Server, StartError> {
         let timeout = config.idle_timeout;
         let mut servers = Vec::new();
         if config.systemd_socket {
             let pid = std::env::var("LISTEN_PID").ok();
             let fds = std::env::var("LISTEN_FDS").ok();
-            let fail = |cause| BindError {
-                address: "systemd socket activation listeners".into(),
+            let fail = |cause| StartError {
+                what: "cannot listen on systemd socket activation listeners".into(),
                 cause,
             };
             let listeners = crate::sys::systemd_listeners(pid.as_deref(), fds.as_deref())
@@ -206,8 +179,8 @@ impl Server {
                     std::net::TcpListener::bind((address.host.as_str(), port))
                 };
                 let http = listener.map_err(Box::from).and_then(|l| listen(l, timeout));
-                servers.push(http.map_err(|cause| BindError {
-                    address: address.to_string(),
+                servers.push(http.map_err(|cause| StartError {
+                    what: format!("cannot listen on {address}"),
                     cause,
                 })?);
             }
@@ -220,18 +193,13 @@ impl Server {
             shared: Arc::new(Shared {
                 stop: AtomicBool::new(false),
                 servers: Mutex::new(servers.into_iter().map(Arc::new).collect()),
-                in_flight: AtomicUsize::new(0),
-                answered: Default::default(),
+                counters: Counters::default(),
                 events: Mutex::new(VecDeque::new()),
                 ready: Condvar::new(),
+                landing_page: landing_page(&config.telemetry_path),
             }),
-            landing_page: landing_page(&config.telemetry_path),
             logger: config.logger,
             config,
-            start_time_seconds: process::start_time_seconds(),
-            body: String::new(),
-            last: None,
-            stats_fetcher: None,
         }
     }
 
@@ -242,9 +210,9 @@ impl Server {
         }
     }
 
-    /// Serves requests until [`Shutdown::shutdown`] is called; the request in hand is answered
-    /// first.
-    pub fn run(mut self) {
+    /// Serves requests until [`Shutdown::shutdown`] is called: the scrape in hand is answered
+    /// first. Fails, before anything is served, if a thread cannot be started.
+    pub fn run(self) -> Result<(), StartError> {
         let servers = self
             .shared
             .servers
@@ -274,8 +242,13 @@ impl Server {
             "telemetry_path" = &self.config.telemetry_path,
             "metadata" = &self.config.metadata,
         );
+        let thread_failed = |cause: std::io::Error| StartError {
+            what: "cannot start a thread".into(),
+            cause: Box::new(cause),
+        };
+        let mut scraper = Scraper::start(self.config.clone()).map_err(thread_failed)?;
         for index in 0..servers.len() {
-            let forwarder = Forwarder {
+            let listener = Listener {
                 index,
                 shared: Arc::clone(&self.shared),
                 logger: self.logger,
@@ -283,162 +256,40 @@ impl Server {
                 max_requests: self.config.max_requests,
                 idle_timeout: self.config.idle_timeout,
             };
-            let name = format!("listener-{index}");
-            if !spawn(&self.logger, name, 128, move || forwarder.run()) {
-                return;
-            }
+            spawn(format!("listener-{index}"), 128, move || listener.run())
+                .map_err(thread_failed)?;
         }
         drop(servers);
-        let fetcher = Arc::new(StatsFetcher {
-            job: Mutex::new(StatsJob::Idle),
-            changed: Condvar::new(),
-        });
-        let (config, logger) = (self.config.clone(), self.logger);
-        let serving = Arc::clone(&fetcher);
-        let spawned = spawn(&self.logger, "stats-fetcher".into(), 256, move || {
-            serving.serve(&config, &logger)
-        });
-        // Without the thread, scrapes fetch the two documents one after the other.
-        self.stats_fetcher = spawned.then_some(fetcher);
         let shared = Arc::clone(&self.shared);
         let period = (self.config.idle_timeout / 2).max(Duration::from_millis(500));
-        if !spawn(&self.logger, "keep-accepting".into(), 64, move || {
+        spawn("keep-accepting".into(), 64, move || {
             keep_accepting(&shared, period)
-        }) {
-            return;
-        }
-        while let Event::Request(request) = self.shared.next() {
-            self.handle(request);
+        })
+        .map_err(thread_failed)?;
+
+        let counters = &self.shared.counters;
+        while let Event::Scrape(request) = self.shared.next() {
+            if self.shared.stopping() {
+                self.shared.unavailable(request, b"503 shutting down\n");
+            } else {
+                let body = scraper.scrape(counters.serving());
+                let result = respond(request, 200, METRICS_CONTENT_TYPE, body.as_bytes(), &[]);
+                // Counted after answering, as promhttp does: a scrape sees the ones before it.
+                counters.ok.fetch_add(1, Ordering::SeqCst);
+                if let Err(e) = result {
+                    log!(
+                        self.logger,
+                        Debug,
+                        "writing a response failed",
+                        "error" = &e
+                    );
+                }
+            }
+            counters.in_flight.done();
         }
         log!(self.logger, Info, "stopped");
+        Ok(())
     }
-
-    fn handle(&mut self, request: Request) {
-        let allowed = get_or_head(&request);
-        let result = match Route::of(&request, &self.config.telemetry_path) {
-            Route::NotFound => respond(
-                request,
-                404,
-                "text/plain; charset=utf-8",
-                b"404 page not found\n",
-                &[],
-            ),
-            _ if !allowed => respond(
-                request,
-                405,
-                "text/plain; charset=utf-8",
-                b"405 method not allowed\n",
-                &[("Allow", "GET, HEAD")],
-            ),
-            Route::Health => respond(request, 200, "text/plain; charset=utf-8", b"ok", &[]),
-            Route::Landing => respond(
-                request,
-                200,
-                "text/html; charset=utf-8",
-                self.landing_page.as_bytes(),
-                &[],
-            ),
-            Route::Metrics => {
-                self.scrape();
-                let result = respond(
-                    request,
-                    200,
-                    METRICS_CONTENT_TYPE,
-                    self.body.as_bytes(),
-                    &[],
-                );
-                // Counted after answering, as promhttp does: a scrape sees the ones before it.
-                self.shared.answered[0].fetch_add(1, Ordering::SeqCst);
-                self.shared.in_flight.fetch_sub(1, Ordering::SeqCst);
-                result
-            }
-        };
-        if let Err(e) = result {
-            log!(
-                self.logger,
-                Debug,
-                "writing a response failed",
-                "error" = &e
-            );
-        }
-    }
-
-    /// fetch -> decode -> collect -> write, into `self.body`.
-    fn scrape(&mut self) {
-        let started = Instant::now();
-        // Coalescing: within --ecs.min-refresh-interval of the last fetch, reuse what it got
-        // (failure included), so that HA Prometheus pairs and other sidecars sharing the task's
-        // metadata rate limit do not multiply the requests.
-        let interval = self.config.min_refresh_interval;
-        let reuse = self
-            .last
-            .as_ref()
-            .is_some_and(|l| l.at.elapsed() < interval);
-        if reuse {
-            log!(self.logger, Debug, "reusing the last metadata fetch");
-        } else {
-            // Both documents at once while /task answers; at the first scrape and after a
-            // failed /task, one after the other, so that a failing or rate-limiting endpoint
-            // gets one request per scrape, not two.
-            let last_ok = self.last.as_ref().is_some_and(|l| l.task.is_some());
-            let fetcher = self.stats_fetcher.as_deref().filter(|_| last_ok);
-            let (task, stats) = read_metadata(&self.config, &self.logger, fetcher);
-            self.last = Some(Fetched {
-                at: Instant::now(),
-                task,
-                stats,
-            });
-        }
-        let (task, stats) = match &self.last {
-            Some(last) => (last.task.as_ref(), last.stats.as_ref()),
-            None => (None, None),
-        };
-        let process;
-        let requests: [(&str, u64); 3] = std::array::from_fn(|i| {
-            let answered = self.shared.answered[i].load(Ordering::SeqCst);
-            (COUNTED_CODES[i], answered)
-        });
-        let exporter = if self.config.exporter_metrics {
-            process = process::read(self.start_time_seconds);
-            Some(Exporter {
-                process: &process,
-                requests: &requests,
-                in_flight: self.shared.in_flight.load(Ordering::SeqCst) as u64,
-            })
-        } else {
-            None
-        };
-        let scrape = Scrape {
-            task,
-            stats,
-            exporter,
-            build: &version::BUILD,
-            options: &self.config.collect,
-        };
-        let samples = render(&scrape, &mut self.body);
-        if self.logger.enabled(Level::Debug) {
-            let up = task.is_some() && stats.is_some();
-            log!(
-                self.logger,
-                Debug,
-                "scrape done",
-                "up" = up,
-                "samples" = samples,
-                "bytes" = self.body.len(),
-                "duration" = &logging::Debug(started.elapsed()),
-            );
-        }
-    }
-}
-
-/// collect -> write: the exposition of one scrape's documents into `body`, returning the number
-/// of samples. Public so that the fuzzer drives exactly what a scrape runs.
-pub fn render(scrape: &Scrape, body: &mut String) -> usize {
-    let mut samples = Vec::with_capacity(64);
-    collect::collect(scrape, &mut samples);
-    body.clear();
-    exposition::write(body, FAMILIES, &samples);
-    samples.len()
 }
 
 /// Serves on `listener`. TCP_NODELAY and the idle timeout are set on the listening socket,
@@ -452,21 +303,13 @@ fn listen(
     tiny_http::Server::from_listener(listener, None)
 }
 
-/// Starts a named thread with a small stack (KiB); false, with an error logged, if it could not.
-fn spawn(
-    logger: &Logger,
-    name: String,
-    stack_kib: usize,
-    f: impl FnOnce() + Send + 'static,
-) -> bool {
-    let spawned = std::thread::Builder::new()
+/// Starts a named thread with a small stack (KiB).
+fn spawn(name: String, stack_kib: usize, f: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
+    std::thread::Builder::new()
         .name(name)
         .stack_size(stack_kib * 1024)
-        .spawn(f);
-    if let Err(e) = &spawned {
-        log!(logger, Error, "cannot start a thread", "error" = e);
-    }
-    spawned.is_ok()
+        .spawn(f)
+        .map(drop)
 }
 
 /// Keeps every listener's accept from timing out. SO_RCVTIMEO, set on the listening socket so
@@ -496,8 +339,8 @@ fn keep_accepting(shared: &Shared, period: Duration) {
     }
 }
 
-/// Hands one server's requests to the loop.
-struct Forwarder {
+/// Takes one server's requests: answers all but scrapes at once, hands scrapes to the loop.
+struct Listener {
     index: usize,
     shared: Arc<Shared>,
     logger: Logger,
@@ -506,22 +349,14 @@ struct Forwarder {
     idle_timeout: Duration,
 }
 
-impl Forwarder {
+impl Listener {
     fn run(self) {
         let Some(mut http) = self.shared.server(self.index) else {
             return;
         };
         loop {
             match http.recv() {
-                Ok(request) => {
-                    if self.is_metrics(&request) && !self.admit() {
-                        self.shared.answered[2].fetch_add(1, Ordering::SeqCst);
-                        let body = b"503 too many metrics requests in flight\n";
-                        let _ = respond(request, 503, "text/plain; charset=utf-8", body, &[]);
-                        continue;
-                    }
-                    self.shared.send(Event::Request(request));
-                }
+                Ok(request) => self.take(request),
                 Err(_) if self.shared.stopping() => return,
                 // tiny_http reports an accept error this way, and its accept thread has ended
                 // with it (say, out of file descriptors): nothing would be served again.
@@ -536,21 +371,46 @@ impl Forwarder {
         }
     }
 
-    /// A metrics request the loop will answer (GET or HEAD on the telemetry path).
-    fn is_metrics(&self, request: &Request) -> bool {
-        let route = Route::of(request, &self.telemetry_path);
-        matches!(route, Route::Metrics) && get_or_head(request)
-    }
-
-    /// Counts one more metrics request in flight, unless that would pass the limit.
-    fn admit(&self) -> bool {
-        let max = self.max_requests;
-        let in_flight = &self.shared.in_flight;
-        in_flight
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
-                (max == 0 || n < max).then_some(n + 1)
-            })
-            .is_ok()
+    fn take(&self, request: Request) {
+        let route = Route::of(&request, &self.telemetry_path);
+        let allowed = matches!(request.method(), Method::Get | Method::Head);
+        let result = match route {
+            Route::NotFound => respond(request, 404, TEXT, b"404 page not found\n", &[]),
+            _ if !allowed => respond(
+                request,
+                405,
+                TEXT,
+                b"405 method not allowed\n",
+                &[("Allow", "GET, HEAD")],
+            ),
+            Route::Health => respond(request, 200, TEXT, b"ok", &[]),
+            Route::Landing => respond(
+                request,
+                200,
+                "text/html; charset=utf-8",
+                self.shared.landing_page.as_bytes(),
+                &[],
+            ),
+            Route::Metrics => {
+                let shared = &self.shared;
+                if shared.stopping() {
+                    shared.unavailable(request, b"503 shutting down\n");
+                } else if shared.counters.in_flight.admit(self.max_requests) {
+                    shared.send(Event::Scrape(request));
+                } else {
+                    shared.unavailable(request, b"503 too many metrics requests in flight\n");
+                }
+                Ok(())
+            }
+        };
+        if let Err(e) = result {
+            log!(
+                self.logger,
+                Debug,
+                "writing a response failed",
+                "error" = &e
+            );
+        }
     }
 
     /// Listens again on `address` once the old listener is gone, retrying every 100 ms until it
@@ -605,8 +465,8 @@ impl Forwarder {
     }
 }
 
-/// Ends the server loop: set the flag, wake the forwarders, and tell the loop after the
-/// requests already handed to it.
+/// Ends the server loop: set the flag, wake the listeners, and tell the loop after the
+/// scrapes already handed to it (which it answers 503 once the flag is set).
 pub struct Shutdown {
     shared: Arc<Shared>,
 }
@@ -643,84 +503,6 @@ impl Route {
             "/health" => Route::Health,
             "/" => Route::Landing,
             _ => Route::NotFound,
-        }
-    }
-}
-
-/// The methods every route answers; others get 405.
-fn get_or_head(request: &Request) -> bool {
-    matches!(request.method(), Method::Get | Method::Head)
-}
-
-/// Fetches and decodes `/task` and `/task/stats`. With a `fetcher`, both at once: two requests.
-/// Without, `/task` first, and `/task/stats` only if `/task` arrived: without `/task` there is
-/// nothing to match stats to (then stats fetched at the same time are dropped too).
-fn read_metadata(
-    config: &Config,
-    logger: &Logger,
-    fetcher: Option<&StatsFetcher>,
-) -> (Option<TaskMetadata>, Option<TaskStats>) {
-    if let Some(fetcher) = fetcher {
-        fetcher.request();
-    }
-    let task = read_document(config, logger, Endpoint::Task, model::decode_task);
-    let stats = match fetcher {
-        Some(fetcher) => fetcher.result(),
-        None if task.is_some() => {
-            read_document(config, logger, Endpoint::Stats, model::decode_stats)
-        }
-        None => None,
-    };
-    let stats = if task.is_some() { stats } else { None };
-    (task, stats)
-}
-
-fn read_document<T>(
-    config: &Config,
-    logger: &Logger,
-    endpoint: Endpoint,
-    decode: fn(&str) -> Result<T, DecodeError>,
-) -> Option<T> {
-    let started = Instant::now();
-    let result = tmds::fetch(&config.metadata, endpoint, config.timeout)
-        .map_err(ReadError::Fetch)
-        .and_then(|body| decode(&body).map_err(ReadError::Decode));
-    match result {
-        Ok(document) => {
-            log!(
-                logger,
-                Debug,
-                "metadata read",
-                "endpoint" = &endpoint,
-                "duration" = &logging::Debug(started.elapsed()),
-            );
-            Some(document)
-        }
-        Err(e) => {
-            log!(
-                logger,
-                Warn,
-                "metadata request failed",
-                "endpoint" = &endpoint,
-                "error" = &e,
-                "duration" = &logging::Debug(started.elapsed()),
-            );
-            None
-        }
-    }
-}
-
-#[derive(Debug)]
-enum ReadError {
-    Fetch(FetchError),
-    Decode(DecodeError),
-}
-
-impl std::fmt::Display for ReadError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ReadError::Fetch(e) => e.fmt(f),
-            ReadError::Decode(e) => e.fmt(f),
         }
     }
 }
@@ -777,7 +559,7 @@ mod tests {
         Some(answer)
     }
 
-    /// tiny_http's accept thread ends on an accept error and only reports it; the loop must
+    /// tiny_http's accept thread ends on an accept error and only reports it; the listener must
     /// listen again. Shutting the listening socket down makes accept fail for real.
     #[test]
     fn an_accept_error_makes_it_listen_again() {
@@ -812,7 +594,8 @@ mod tests {
             }
         }
         shutdown.shutdown();
-        thread.join().expect("the loop ends");
+        let ended = thread.join().expect("the loop ends");
+        assert!(ended.is_ok());
         assert!(
             answered,
             "/health is answered again after the accept thread died"

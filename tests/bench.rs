@@ -531,8 +531,8 @@ fn footprint() {
 #[test]
 #[ignore]
 fn pipeline() {
-    use ecs_exporter::collect::{self, FAMILIES, Options, Scrape};
-    use ecs_exporter::{exposition, model, version};
+    use ecs_exporter::collect::{Options, Scrape};
+    use ecs_exporter::{model, scrape, version};
     let iterations: usize = common::env_or("PIPELINE_ITERATIONS", 1000);
     let (task, stats) = fargate_fixture();
     let task = std::fs::read_to_string(task).expect("task");
@@ -543,17 +543,14 @@ fn pipeline() {
     for _ in 0..iterations {
         let task = model::decode_task(&task).ok();
         let stats = model::decode_stats(&stats).ok();
-        let scrape = Scrape {
+        let input = Scrape {
             task: task.as_ref(),
             stats: stats.as_ref(),
             exporter: None,
             build: &version::BUILD,
             options: &options,
         };
-        let mut samples = Vec::with_capacity(64);
-        collect::collect(&scrape, &mut samples);
-        out.clear();
-        exposition::write(&mut out, FAMILIES, &samples);
+        scrape::render(&input, &mut out);
         total += out.len();
     }
     println!("pipeline: {iterations} iterations, {total} bytes written");

@@ -524,7 +524,7 @@ fn metrics_requests_past_the_limit_get_503_at_once() {
         waited < Duration::from_millis(1500),
         "answered at once, not after the slow scrape ({waited:?})"
     );
-    // Other paths are not metrics requests: /health answers after the scrape, with 200.
+    // Other paths are not metrics requests: /health is answered at once, with 200.
     assert_eq!(e.get("/health").status_code, 200);
     assert_eq!(first.join().expect("joins").expect("answers"), 200);
     let series = parse_exposition(&e.metrics());

@@ -13,7 +13,7 @@ mod common;
 use std::panic::AssertUnwindSafe;
 
 use common::{parse_exposition, project_dir, shared_dir_if_present};
-use ecs_exporter::collect::{Exporter, Options, Scrape};
+use ecs_exporter::collect::{Answered, Exporter, Options, Scrape};
 use ecs_exporter::model;
 use ecs_exporter::process::ProcessStats;
 use ecs_exporter::version::BUILD;
@@ -188,20 +188,22 @@ fn pipeline(task: &str, stats: &str, options: &Options) {
         resident_bytes: Some(1e6),
         ..ProcessStats::default()
     };
-    let requests = [("200", 3), ("500", 0), ("503", 0)];
     let scrape = Scrape {
         task: task.as_ref(),
         stats: if task.is_some() { stats.as_ref() } else { None },
         exporter: Some(Exporter {
             process: &process,
-            requests: &requests,
+            answered: Answered {
+                ok: 3,
+                unavailable: 1,
+            },
             in_flight: 1,
         }),
         build: &BUILD,
         options,
     };
     let mut out = String::new();
-    ecs_exporter::server::render(&scrape, &mut out);
+    ecs_exporter::scrape::render(&scrape, &mut out);
     let series = parse_exposition(&out);
     let up = series.iter().find(|(n, _, _)| n == "ecs_up").map(|s| s.2);
     assert_eq!(
