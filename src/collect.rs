@@ -776,8 +776,12 @@ mod tests {
 
     /// The samples of `metric` for one task and stats document, as (first label, value).
     fn samples(task: &str, stats: &str, metric: Metric) -> Vec<(String, f64)> {
-        let task = crate::model::decode_task(task).expect("task JSON");
-        let stats = crate::model::decode_stats(stats).expect("stats JSON");
+        let task = crate::model::decode_task(task.into())
+            .expect("task JSON")
+            .document;
+        let stats = crate::model::decode_stats(stats.into())
+            .expect("stats JSON")
+            .document;
         let scrape = Scrape {
             task: Some(&task),
             stats: Some(&stats),

@@ -38,14 +38,20 @@ pub struct Sample<'a> {
 }
 
 /// Writes every family of `families` that has samples, in table order; returns the number of
-/// samples written.
+/// samples written, or [`TooLarge`] as soon as `out` holds more than `limit` bytes (writing stops
+/// there, so that no document can make the answer grow without bound).
 ///
 /// Samples are sorted by family, then by label values (as client_golang's registry does). Where
 /// two samples of one family have the same label values, the later one wins: this is how one
 /// network series per interface is kept when several containers report the same interface (the
 /// Go exporter's "last container in /task's order wins"), and it keeps the output valid should
 /// the endpoint ever repeat a container name.
-pub fn write(out: &mut String, families: &[Family], samples: &[Sample<'_>]) -> usize {
+pub fn write(
+    out: &mut String,
+    families: &[Family],
+    samples: &[Sample<'_>],
+    limit: usize,
+) -> Result<usize, TooLarge> {
     // Sort positions rather than the samples themselves: a sample is 144 bytes and moving them
     // was most of the sort's cost. The sort is stable, so equal keys keep collection order and
     // "later wins" below means "collected later". Labels past a family's own count are empty.
@@ -79,8 +85,21 @@ pub fn write(out: &mut String, families: &[Family], samples: &[Sample<'_>]) -> u
         write_float(out, sample.value);
         out.push('\n');
         written += 1;
+        if out.len() > limit {
+            return Err(TooLarge(limit));
+        }
     }
-    written
+    Ok(written)
+}
+
+/// The exposition grew past this many bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TooLarge(pub usize);
+
+impl std::fmt::Display for TooLarge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the answer would be larger than {} MiB", self.0 >> 20)
+    }
 }
 
 fn write_header(out: &mut String, family: &Family) {
@@ -390,12 +409,24 @@ mod tests {
             sample(0, "m", 4.0),
         ];
         let mut out = String::new();
-        write(&mut out, TABLE, &samples);
-        assert_eq!(
-            out,
-            "# HELP a_total A.\n# TYPE a_total counter\n\
-             a_total{name=\"a\"} 2\na_total{name=\"m\"} 4\na_total{name=\"z\"} 3\n"
-        );
+        assert_eq!(write(&mut out, TABLE, &samples, usize::MAX), Ok(3));
+        let whole = "# HELP a_total A.\n# TYPE a_total counter\n\
+                     a_total{name=\"a\"} 2\na_total{name=\"m\"} 4\na_total{name=\"z\"} 3\n";
+        assert_eq!(out, whole);
+        // Past the limit, writing stops at the sample that passed it.
+        for limit in [whole.len() - 1, 70] {
+            out.clear();
+            assert_eq!(
+                write(&mut out, TABLE, &samples, limit),
+                Err(TooLarge(limit))
+            );
+            assert!(
+                out.len() > limit && whole.starts_with(&out),
+                "{limit}: {out}"
+            );
+        }
+        out.clear();
+        assert_eq!(write(&mut out, TABLE, &samples, whole.len()), Ok(3));
     }
 
     #[test]
@@ -415,7 +446,7 @@ mod tests {
             value: 1.0,
         }];
         let mut out = String::new();
-        write(&mut out, TWO, &samples);
+        assert_eq!(write(&mut out, TWO, &samples, usize::MAX), Ok(1));
         assert_eq!(
             out,
             "# HELP info I.\n# TYPE info gauge\ninfo{a=\"x\",b=\"y\\\"z\"} 1\n"

@@ -11,10 +11,16 @@ use std::time::Instant;
 
 use crate::cli::Config;
 use crate::collect::{self, Answered, Exporter, FAMILIES, Scrape};
+use crate::exposition::{self, TooLarge};
 use crate::log::{self as logging, Level};
-use crate::model::{self, DecodeError, TaskMetadata, TaskStats};
+use crate::model::{self, DecodeError, Decoded, TaskMetadata, TaskStats};
 use crate::tmds::{self, Endpoint, FetchError};
-use crate::{exposition, log, process, version};
+use crate::{log, process, version};
+
+/// The largest answer written. A real task's is tens of KiB; documents that would make it larger
+/// (names thousands of bytes long, repeated in every family) are left out of the scrape, with
+/// `ecs_up 0` and a warning, rather than held in memory.
+pub const MAX_ANSWER: usize = 8 << 20;
 
 /// What the server tells a scrape about itself, for the exporter's own metrics.
 #[derive(Clone, Copy, Debug, Default)]
@@ -106,16 +112,29 @@ impl Scraper {
         } else {
             None
         };
-        let scrape = Scrape {
+        let mut scrape = Scrape {
             task,
             stats,
             exporter,
             build: &version::BUILD,
             options: &self.config.collect,
         };
-        let samples = render(&scrape, &mut self.body);
+        let samples = match render(&scrape, &mut self.body) {
+            Ok(samples) => samples,
+            Err(e) => {
+                log!(
+                    logger,
+                    Warn,
+                    "metadata left out of the scrape",
+                    "error" = &e
+                );
+                scrape.task = None;
+                scrape.stats = None;
+                render(&scrape, &mut self.body).unwrap_or(0)
+            }
+        };
         if logger.enabled(Level::Debug) {
-            let up = task.is_some() && stats.is_some();
+            let up = scrape.task.is_some() && scrape.stats.is_some();
             log!(
                 logger,
                 Debug,
@@ -131,13 +150,13 @@ impl Scraper {
 }
 
 /// collect -> write: the exposition of one scrape's documents into `body`, returning the number
-/// of samples written. Public so that the fuzzer and the benchmarks run exactly what a scrape
-/// runs.
-pub fn render(scrape: &Scrape, body: &mut String) -> usize {
+/// of samples written, or [`TooLarge`] past [`MAX_ANSWER`] bytes. Public so that the fuzzer and
+/// the benchmarks run exactly what a scrape runs.
+pub fn render(scrape: &Scrape, body: &mut String) -> Result<usize, TooLarge> {
     let mut samples = Vec::with_capacity(64);
     collect::collect(scrape, &mut samples);
     body.clear();
-    exposition::write(body, FAMILIES, &samples)
+    exposition::write(body, FAMILIES, &samples, MAX_ANSWER)
 }
 
 /// A long-lived thread that fetches `/task/stats` at the loop's request, so that a scrape costs
@@ -216,15 +235,26 @@ fn read_metadata(
 fn read_document<T>(
     config: &Config,
     endpoint: Endpoint,
-    decode: fn(&str) -> Result<T, DecodeError>,
+    decode: fn(String) -> Result<Decoded<T>, DecodeError>,
 ) -> Option<T> {
     let logger = config.logger;
     let started = Instant::now();
     let result = tmds::fetch(&config.metadata, endpoint, config.timeout)
         .map_err(ReadError::Fetch)
-        .and_then(|body| decode(&body).map_err(ReadError::Decode));
+        .and_then(|body| decode(body).map_err(ReadError::Decode));
     match result {
-        Ok(document) => {
+        Ok(Decoded { document, left_out }) => {
+            if left_out > 0 {
+                log!(
+                    logger,
+                    Warn,
+                    "metadata left out: more containers or interfaces than the exporter reads",
+                    "endpoint" = &endpoint,
+                    "left_out" = left_out,
+                    "containers_per_task" = model::MAX_CONTAINERS,
+                    "interfaces_per_container" = model::MAX_INTERFACES,
+                );
+            }
             log!(
                 logger,
                 Debug,

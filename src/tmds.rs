@@ -71,8 +71,6 @@ pub enum FetchError {
     Status(u16, String),
     /// The body was larger than [`MAX_BODY`].
     TooLarge,
-    /// The body was not UTF-8 (so not JSON).
-    NotUtf8,
     /// The stand-in file could not be read.
     File(PathBuf, std::io::Error),
 }
@@ -87,7 +85,6 @@ impl fmt::Display for FetchError {
             FetchError::Status(code, reason) if reason.is_empty() => write!(f, "HTTP {code}"),
             FetchError::Status(code, reason) => write!(f, "HTTP {code} ({reason})"),
             FetchError::TooLarge => write!(f, "response body larger than {} MiB", MAX_BODY >> 20),
-            FetchError::NotUtf8 => f.write_str("response body is not UTF-8"),
             FetchError::File(path, e) => write!(f, "cannot read {}: {e}", path.display()),
         }
     }
@@ -135,7 +132,25 @@ pub fn fetch(source: &Source, endpoint: Endpoint, timeout: Duration) -> Result<S
             })?;
         }
     }
-    String::from_utf8(body).map_err(|_| FetchError::NotUtf8)
+    Ok(into_text(body))
+}
+
+/// The body as text, each byte that is not part of valid UTF-8 replaced by `?` in place, so that
+/// only the string holding it changes (outside a string it makes the JSON malformed anyway) and
+/// no body costs more than its size. (Go's decoder writes U+FFFD, three bytes for one; the agent
+/// never sends such bytes, as Go's encoder replaces them.)
+fn into_text(mut body: Vec<u8>) -> String {
+    let mut from = 0;
+    while let Err(e) = std::str::from_utf8(body.get(from..).unwrap_or_default()) {
+        let bad = from + e.valid_up_to();
+        let end = e.error_len().map_or(body.len(), |len| bad + len);
+        body.get_mut(bad..end)
+            .into_iter()
+            .flatten()
+            .for_each(|b| *b = b'?');
+        from = end;
+    }
+    String::from_utf8(body).unwrap_or_default()
 }
 
 enum Capped {
@@ -158,6 +173,20 @@ fn read_capped(reader: impl Read, body: &mut Vec<u8>) -> Result<(), Capped> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bytes_that_are_not_utf8_become_question_marks_in_place() {
+        let rows: &[(&[u8], &str)] = &[
+            (b"{\"a\": \"ok\"}", "{\"a\": \"ok\"}"),
+            (b"{\"a\": \"\xff\xfe\"}", "{\"a\": \"??\"}"),
+            ("{\"a\": \"\u{fc}\"}".as_bytes(), "{\"a\": \"\u{fc}\"}"),
+            (b"x\xe2\x82", "x??"),
+            (b"\xe2\x82\xacx\xc3", "\u{20ac}x?"),
+        ];
+        for &(body, want) in rows {
+            assert_eq!(into_text(body.to_vec()), want, "{body:?}");
+        }
+    }
 
     /// What the warning line says: the reason phrase when the endpoint sent one, never "()".
     #[test]

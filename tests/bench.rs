@@ -541,8 +541,8 @@ fn pipeline() {
     let mut out = String::new();
     let mut total = 0;
     for _ in 0..iterations {
-        let task = model::decode_task(&task).ok();
-        let stats = model::decode_stats(&stats).ok();
+        let task = model::decode_task(task.clone()).ok().map(|d| d.document);
+        let stats = model::decode_stats(stats.clone()).ok().map(|d| d.document);
         let input = Scrape {
             task: task.as_ref(),
             stats: stats.as_ref(),
@@ -550,7 +550,7 @@ fn pipeline() {
             build: &version::BUILD,
             options: &options,
         };
-        scrape::render(&input, &mut out);
+        scrape::render(&input, &mut out).expect("within the answer limit");
         total += out.len();
     }
     println!("pipeline: {iterations} iterations, {total} bytes written");

@@ -142,20 +142,6 @@ fn a_number_beyond_f64_fails_only_its_document() {
     assert_eq!(value(&series, "ecs_task_cpu_limit_vcpus", &[]), Some(0.5));
 }
 
-#[test]
-fn unknown_fields_nested_100000_deep() {
-    let depth = 100_000;
-    let deep = format!("{}1{}", "{\"a\": [".repeat(depth), "]}".repeat(depth));
-    let task = fargate("task.json").replacen('{', &format!("{{\"Unknown\": {deep},"), 1);
-    let stats =
-        fargate("stats.json").replacen("\"read\":", &format!("\"x\": {deep}, \"read\":"), 1);
-    let tmp = TempDir::new("deep");
-    let (text, _) = scrape(tmp.documents(&task, &stats), &[]);
-    let golden = std::fs::read_to_string(project_dir().join("fixtures/fargate/metrics.prom"))
-        .expect("golden");
-    assert_eq!(common::mask_build_info(&text), golden);
-}
-
 /// Awkward names: quotes, backslashes, newlines, and UTF-8.
 const NASTY: &[(&str, &str)] = &[
     ("cluster", "prod \"blue\"\\green\nline2"),
@@ -248,4 +234,39 @@ fn awkward_names_round_trip_through_prometheus_client() {
     let ours = parse_exposition(&text);
     let theirs = parsed.matches("], [").count() + 1;
     assert_eq!(ours.len(), theirs, "both parsers see every sample");
+}
+
+#[test]
+fn a_bad_string_loses_nothing_but_its_bad_characters() {
+    // An incomplete UTF-8 sequence in the cluster name, a lone surrogate escape in a container
+    // name and in a value nobody reads: the document is read whole.
+    let task = fargate("task.json")
+        .replacen("\"Name\": \"checkout\"", "\"Name\": \"check\\ud800out\"", 1)
+        .replacen('{', "{\"Unknown\": \"\\udfff\",", 1);
+    let (before, after) = task.split_once("shop-prod").expect("the cluster name");
+    let mut bytes = format!("{before}shop").into_bytes();
+    bytes.extend_from_slice(&[0xe2, 0x82]);
+    bytes.extend_from_slice(format!("prod{after}").as_bytes());
+    let tmp = TempDir::new("bad-strings");
+    std::fs::write(tmp.0.join("task.json"), &bytes).expect("write task.json");
+    std::fs::write(tmp.0.join("stats.json"), fargate("stats.json")).expect("write stats.json");
+    let (_, series) = scrape(&tmp.0, &[]);
+    assert_eq!(value(&series, "ecs_up", &[]), Some(1.0));
+    let info = series
+        .iter()
+        .find(|(n, _, _)| n == "ecs_task_metadata_info")
+        .expect("task info");
+    let cluster = info.1.iter().find(|(k, _)| k == "cluster").map(|(_, v)| v);
+    assert_eq!(
+        cluster.map(String::as_str),
+        Some("arn:aws:ecs:eu-west-1:123456789012:cluster/shop??prod")
+    );
+    assert!(
+        value(
+            &series,
+            "ecs_container_cpu_usage_seconds_total",
+            &[("container_name", "check\u{fffd}out")]
+        )
+        .is_some()
+    );
 }

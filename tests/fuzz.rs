@@ -181,8 +181,10 @@ fn mutate(rng: &mut Rng, doc: &str) -> String {
 
 /// Decode -> collect -> write, as a scrape does, then check the output.
 fn pipeline(task: &str, stats: &str, options: &Options) {
-    let task = model::decode_task(task).ok();
-    let stats = model::decode_stats(stats).ok();
+    let task = model::decode_task(task.to_owned()).ok().map(|d| d.document);
+    let stats = model::decode_stats(stats.to_owned())
+        .ok()
+        .map(|d| d.document);
     let process = ProcessStats {
         cpu_seconds: Some(0.5),
         resident_bytes: Some(1e6),
@@ -203,7 +205,7 @@ fn pipeline(task: &str, stats: &str, options: &Options) {
         options,
     };
     let mut out = String::new();
-    ecs_exporter::scrape::render(&scrape, &mut out);
+    ecs_exporter::scrape::render(&scrape, &mut out).expect("within the answer limit");
     let series = parse_exposition(&out);
     let up = series.iter().find(|(n, _, _)| n == "ecs_up").map(|s| s.2);
     assert_eq!(

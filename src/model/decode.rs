@@ -1,0 +1,568 @@
+//! Lenient, bounded decoding: the miniserde visitors behind the document types of `model`.
+//!
+//! Lenient: each visitor accepts the JSON shapes that fit its type and leaves the field as it was
+//! for any other, so that a wrong-typed value is absent rather than fatal; keys a type does not
+//! list are skipped unread. Bounded, so that no 4 MiB body can make the exporter hold much more
+//! than its size (docs/design.md, "Hostile documents"):
+//!
+//! - skipped values may nest [`MAX_DEPTH`] levels (miniserde keeps a frame per level);
+//! - a string longer than [`MAX_STRING`] is left out, as a value of the wrong type (no name, ARN
+//!   or image comes near; every kept string may end up in many label values);
+//! - a list or map keeps at most [`Bounded::MAX`] entries of its element type (containers of a
+//!   task, interfaces of a container: the two that multiply the samples of a scrape), the rest
+//!   are left out and counted;
+//! - all that a document keeps (strings, list and map entries) is charged to a budget, and a
+//!   document that needs more than it fails whole.
+//!
+//! miniserde's visitors carry no context and [`Place`] is a bare pointer, so the budget of the
+//! document being decoded lives in a thread-local that [`decode`] sets and clears around each
+//! call: a decode is one call on one thread.
+
+use std::cell::Cell;
+
+use miniserde::Result;
+use miniserde::de::{Deserialize, Map, Seq, Visitor};
+
+use super::Place;
+
+/// How deep skipped values may nest.
+pub const MAX_DEPTH: usize = 64;
+/// The longest string kept, in bytes.
+pub const MAX_STRING: usize = 4096;
+
+/// Why a document could not be decoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DecodeError {
+    /// Not JSON, or not a JSON object (malformed, truncated, or another type).
+    Malformed,
+    /// Values nested deeper than [`MAX_DEPTH`].
+    TooDeep,
+    /// What the document keeps would take more than this many bytes.
+    TooLarge(usize),
+}
+
+impl std::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DecodeError::Malformed => f.write_str(
+                "response is not a JSON object (malformed, truncated or of another type)",
+            ),
+            DecodeError::TooDeep => write!(f, "response nests deeper than {MAX_DEPTH} levels"),
+            DecodeError::TooLarge(limit) => write!(
+                f,
+                "response would take more than {} KiB once decoded",
+                limit >> 10
+            ),
+        }
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+/// A decoded document and how many list or map entries past their [`Bounded::MAX`] it left out.
+pub struct Decoded<T> {
+    pub document: T,
+    pub left_out: usize,
+}
+
+/// Decodes `text`, keeping at most `limit` bytes. A document that fails only because of a lone
+/// UTF-16 surrogate escape (`"\ud800"`) is decoded again with U+FFFD in its place, as Go's
+/// `encoding/json` reads it (the text is repaired in place: the escapes have the same length).
+pub fn decode<T: Deserialize>(
+    text: String,
+    limit: usize,
+) -> std::result::Result<Decoded<T>, DecodeError> {
+    let result = decode_once(&text, limit);
+    if let Err(DecodeError::Malformed) = result
+        && let Some(repaired) = replace_lone_surrogates(text)
+    {
+        return decode_once(&repaired, limit);
+    }
+    result
+}
+
+fn decode_once<T: Deserialize>(
+    text: &str,
+    limit: usize,
+) -> std::result::Result<Decoded<T>, DecodeError> {
+    BUDGET.set(Budget {
+        left: limit,
+        ..Budget::default()
+    });
+    let result = miniserde::json::from_str::<T>(text);
+    let budget = BUDGET.take();
+    match (result, budget.over) {
+        (Ok(document), _) => Ok(Decoded {
+            document,
+            left_out: budget.left_out,
+        }),
+        (Err(_), Some(Over::Depth)) => Err(DecodeError::TooDeep),
+        (Err(_), Some(Over::Size)) => Err(DecodeError::TooLarge(limit)),
+        (Err(_), None) => Err(DecodeError::Malformed),
+    }
+}
+
+/// `text` with every `\uD800`-`\uDFFF` escape that is not half of a pair replaced by `\uFFFD`
+/// (the same length), or `None` if it has none. Backslashes only occur inside JSON strings, so
+/// no string tracking is needed: an escaped backslash is skipped as a pair.
+fn replace_lone_surrogates(text: String) -> Option<String> {
+    let mut bytes = text.into_bytes();
+    let unit = |bytes: &[u8], at: usize| -> Option<u16> {
+        let escape = bytes.get(at..at + 6)?.strip_prefix(b"\\u")?;
+        u16::from_str_radix(std::str::from_utf8(escape).ok()?, 16).ok()
+    };
+    let mut replaced = false;
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'\\' {
+            i += 1;
+            continue;
+        }
+        match unit(&bytes, i) {
+            Some(0xD800..=0xDBFF) if matches!(unit(&bytes, i + 6), Some(0xDC00..=0xDFFF)) => {
+                i += 12
+            }
+            Some(0xD800..=0xDFFF) => {
+                bytes
+                    .get_mut(i..i + 6)
+                    .into_iter()
+                    .for_each(|e| e.copy_from_slice(b"\\ufffd"));
+                replaced = true;
+                i += 6;
+            }
+            _ => i += 2,
+        }
+    }
+    replaced.then(|| String::from_utf8(bytes).ok()).flatten()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The budget.
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Over {
+    Depth,
+    Size,
+}
+
+#[derive(Clone, Copy, Default)]
+struct Budget {
+    /// Bytes the document may still keep.
+    left: usize,
+    /// How deep the skipped value being read nests.
+    depth: usize,
+    left_out: usize,
+    over: Option<Over>,
+}
+
+thread_local! {
+    static BUDGET: Cell<Budget> = const {
+        Cell::new(Budget { left: 0, depth: 0, left_out: 0, over: None })
+    };
+}
+
+fn update(f: impl FnOnce(&mut Budget) -> Result<()>) -> Result<()> {
+    let mut budget = BUDGET.get();
+    let result = f(&mut budget);
+    BUDGET.set(budget);
+    result
+}
+
+/// Takes `bytes` from the budget; fails the document when there are not that many left.
+fn charge(bytes: usize) -> Result<()> {
+    update(|b| match b.left.checked_sub(bytes) {
+        Some(left) => {
+            b.left = left;
+            Ok(())
+        }
+        None => {
+            b.over = Some(Over::Size);
+            Err(miniserde::Error)
+        }
+    })
+}
+
+/// One level deeper into a skipped value.
+fn enter() -> Result<()> {
+    update(|b| {
+        b.depth += 1;
+        if b.depth > MAX_DEPTH {
+            b.over = Some(Over::Depth);
+            return Err(miniserde::Error);
+        }
+        Ok(())
+    })
+}
+
+fn leave() {
+    let _ = update(|b| {
+        b.depth = b.depth.saturating_sub(1);
+        Ok(())
+    });
+}
+
+fn count_left_out() {
+    let _ = update(|b| {
+        b.left_out += 1;
+        Ok(())
+    });
+}
+
+/// Makes room for one more element in `out`, charging what the growth allocates.
+fn reserve_one<T>(out: &mut Vec<T>) -> Result<()> {
+    if out.len() == out.capacity() {
+        let more = out.capacity().max(2);
+        charge(more.saturating_mul(size_of::<T>()))?;
+        out.reserve_exact(more);
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Skipping, with the depth counted.
+
+/// A value nobody reads: any JSON, nested at most [`MAX_DEPTH`] levels.
+#[derive(Default)]
+pub(crate) struct Skip;
+
+#[derive(Default)]
+struct SkipNested {
+    child: Skip,
+}
+
+fn skip_nested() -> Result<Box<SkipNested>> {
+    enter()?;
+    Ok(Box::new(SkipNested::default()))
+}
+
+impl Visitor for Skip {
+    fn null(&mut self) -> Result<()> {
+        Ok(())
+    }
+    fn boolean(&mut self, _: bool) -> Result<()> {
+        Ok(())
+    }
+    fn string(&mut self, _: &str) -> Result<()> {
+        Ok(())
+    }
+    fn negative(&mut self, _: i64) -> Result<()> {
+        Ok(())
+    }
+    fn nonnegative(&mut self, _: u64) -> Result<()> {
+        Ok(())
+    }
+    fn float(&mut self, _: f64) -> Result<()> {
+        Ok(())
+    }
+    fn seq(&mut self) -> Result<Box<dyn Seq + '_>> {
+        Ok(skip_nested()?)
+    }
+    fn map(&mut self) -> Result<Box<dyn Map + '_>> {
+        Ok(skip_nested()?)
+    }
+}
+
+impl Seq for SkipNested {
+    fn element(&mut self) -> Result<&mut dyn Visitor> {
+        Ok(&mut self.child)
+    }
+    fn finish(&mut self) -> Result<()> {
+        leave();
+        Ok(())
+    }
+}
+
+impl Map for SkipNested {
+    fn key(&mut self, _: &str) -> Result<&mut dyn Visitor> {
+        Ok(&mut self.child)
+    }
+    fn finish(&mut self) -> Result<()> {
+        leave();
+        Ok(())
+    }
+}
+
+/// Implements the listed `Visitor` methods as "skip the value, leave the field as it was"
+/// (nested values depth counted).
+macro_rules! skip {
+    ($($method:ident)*) => { $($crate::model::decode::skip!(@ $method);)* };
+    (@null) => { fn null(&mut self) -> miniserde::Result<()> { Ok(()) } };
+    (@boolean) => { fn boolean(&mut self, _: bool) -> miniserde::Result<()> { Ok(()) } };
+    (@string) => { fn string(&mut self, _: &str) -> miniserde::Result<()> { Ok(()) } };
+    (@negative) => { fn negative(&mut self, _: i64) -> miniserde::Result<()> { Ok(()) } };
+    (@nonnegative) => { fn nonnegative(&mut self, _: u64) -> miniserde::Result<()> { Ok(()) } };
+    (@float) => { fn float(&mut self, _: f64) -> miniserde::Result<()> { Ok(()) } };
+    (@seq) => {
+        fn seq(&mut self) -> miniserde::Result<Box<dyn miniserde::de::Seq + '_>> {
+            $crate::model::decode::Skip.seq_boxed()
+        }
+    };
+    (@map) => {
+        fn map(&mut self) -> miniserde::Result<Box<dyn miniserde::de::Map + '_>> {
+            $crate::model::decode::Skip.map_boxed()
+        }
+    };
+}
+pub(crate) use skip;
+
+impl Skip {
+    pub(crate) fn seq_boxed(self) -> Result<Box<dyn Seq + 'static>> {
+        Ok(skip_nested()?)
+    }
+    pub(crate) fn map_boxed(self) -> Result<Box<dyn Map + 'static>> {
+        Ok(skip_nested()?)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Structs: which JSON key fills which field.
+
+/// A struct decoded from a JSON object, field by field.
+pub(crate) trait Fields: Default {
+    /// What making one allocates (a box), charged when it is made.
+    const HEAP: usize = 0;
+
+    /// Where the value of `key` goes, or `None` to skip it.
+    fn field(&mut self, key: &str) -> Option<&mut dyn Visitor>;
+}
+
+impl<T: Fields> Fields for Box<T> {
+    const HEAP: usize = size_of::<T>();
+
+    fn field(&mut self, key: &str) -> Option<&mut dyn Visitor> {
+        (**self).field(key)
+    }
+}
+
+/// `fields!(Type { "JsonKey" => field, ... })`: the [`Fields`] of a struct.
+macro_rules! fields {
+    ($ty:ty { $($key:literal => $field:ident),* $(,)? }) => {
+        impl $crate::model::decode::Fields for $ty {
+            fn field(&mut self, key: &str) -> Option<&mut dyn miniserde::de::Visitor> {
+                Some(match key {
+                    $($key => $crate::model::Place::new(&mut self.$field),)*
+                    _ => return None,
+                })
+            }
+        }
+    };
+}
+pub(crate) use fields;
+
+/// How many entries of a list or map of this element type are kept.
+pub(crate) trait Bounded {
+    const MAX: usize = usize::MAX;
+}
+
+impl<T: Fields> Visitor for Place<T> {
+    fn map(&mut self) -> Result<Box<dyn Map + '_>> {
+        if self.out.is_none() {
+            charge(T::HEAP)?;
+        }
+        Ok(Box::new(FieldsMap {
+            out: self.out.get_or_insert_with(T::default),
+            skip: Skip,
+        }))
+    }
+    skip!(null boolean string negative nonnegative float seq);
+}
+
+struct FieldsMap<'a, T> {
+    out: &'a mut T,
+    skip: Skip,
+}
+
+impl<T: Fields> Map for FieldsMap<'_, T> {
+    fn key(&mut self, k: &str) -> Result<&mut dyn Visitor> {
+        Ok(match self.out.field(k) {
+            Some(visitor) => visitor,
+            None => &mut self.skip,
+        })
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scalars.
+
+impl Visitor for Place<String> {
+    fn string(&mut self, s: &str) -> Result<()> {
+        if s.len() <= MAX_STRING {
+            charge(s.len())?;
+            self.out = Some(s.to_owned());
+        }
+        Ok(())
+    }
+    skip!(null boolean negative nonnegative float seq map);
+}
+
+/// Counters: unsigned 64-bit in Docker's stats. A negative or fractional value is not a count.
+impl Visitor for Place<u64> {
+    fn nonnegative(&mut self, n: u64) -> Result<()> {
+        self.out = Some(n);
+        Ok(())
+    }
+    skip!(null boolean string negative float seq map);
+}
+
+/// Go's `*int64` fields (limits in MiB, restart count).
+impl Visitor for Place<i64> {
+    fn nonnegative(&mut self, n: u64) -> Result<()> {
+        self.out = i64::try_from(n).ok().or(self.out);
+        Ok(())
+    }
+    fn negative(&mut self, n: i64) -> Result<()> {
+        self.out = Some(n);
+        Ok(())
+    }
+    skip!(null boolean string float seq map);
+}
+
+/// Go's `*float64` fields (task CPU in vCPUs): any JSON number.
+impl Visitor for Place<f64> {
+    fn nonnegative(&mut self, n: u64) -> Result<()> {
+        self.out = Some(n as f64);
+        Ok(())
+    }
+    fn negative(&mut self, n: i64) -> Result<()> {
+        self.out = Some(n as f64);
+        Ok(())
+    }
+    fn float(&mut self, n: f64) -> Result<()> {
+        self.out = Some(n);
+        Ok(())
+    }
+    skip!(null boolean string seq map);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lists and maps.
+
+/// A JSON array; elements of the wrong type are dropped, elements past `T::MAX` left out.
+impl<T: Bounded> Visitor for Place<Vec<T>>
+where
+    Place<T>: Visitor,
+{
+    fn seq(&mut self) -> Result<Box<dyn Seq + '_>> {
+        Ok(Box::new(ListSeq {
+            out: self.out.get_or_insert_with(Vec::new),
+            slot: None,
+            skip: Skip,
+        }))
+    }
+    skip!(null boolean string negative nonnegative float map);
+}
+
+struct ListSeq<'a, T> {
+    out: &'a mut Vec<T>,
+    slot: Option<T>,
+    skip: Skip,
+}
+
+impl<T> ListSeq<'_, T> {
+    fn flush(&mut self) -> Result<()> {
+        if let Some(value) = self.slot.take() {
+            reserve_one(self.out)?;
+            self.out.push(value);
+        }
+        Ok(())
+    }
+}
+
+impl<T: Bounded> Seq for ListSeq<'_, T>
+where
+    Place<T>: Visitor,
+{
+    fn element(&mut self) -> Result<&mut dyn Visitor> {
+        self.flush()?;
+        if self.out.len() >= T::MAX {
+            count_left_out();
+            return Ok(&mut self.skip);
+        }
+        Ok(Place::new(&mut self.slot))
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        self.flush()
+    }
+}
+
+/// A JSON object with arbitrary keys; entries whose value has the wrong type are dropped,
+/// entries past `T::MAX` left out.
+impl<T: Bounded> Visitor for Place<crate::model::Keyed<T>>
+where
+    Place<T>: Visitor,
+{
+    fn map(&mut self) -> Result<Box<dyn Map + '_>> {
+        let out = &mut self.out.get_or_insert_with(Default::default).0;
+        Ok(Box::new(KeyedMap {
+            out,
+            key: String::new(),
+            slot: None,
+            skip: Skip,
+        }))
+    }
+    skip!(null boolean string negative nonnegative float seq);
+}
+
+struct KeyedMap<'a, T> {
+    out: &'a mut Vec<(String, T)>,
+    key: String,
+    slot: Option<T>,
+    skip: Skip,
+}
+
+impl<T> KeyedMap<'_, T> {
+    fn flush(&mut self) -> Result<()> {
+        if let Some(value) = self.slot.take() {
+            reserve_one(self.out)?;
+            self.out.push((std::mem::take(&mut self.key), value));
+        }
+        Ok(())
+    }
+}
+
+impl<T: Bounded> Map for KeyedMap<'_, T>
+where
+    Place<T>: Visitor,
+{
+    fn key(&mut self, k: &str) -> Result<&mut dyn Visitor> {
+        self.flush()?;
+        if self.out.len() >= T::MAX || k.len() > MAX_STRING {
+            count_left_out();
+            return Ok(&mut self.skip);
+        }
+        charge(k.len())?;
+        k.clone_into(&mut self.key);
+        Ok(Place::new(&mut self.slot))
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        self.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lone_surrogates_become_the_replacement_character() {
+        let rows = [
+            (r#"{"a":"\ud800"}"#, Some(r#"{"a":"\ufffd"}"#)),
+            (r#"{"a":"\uDC00x"}"#, Some(r#"{"a":"\ufffdx"}"#)),
+            (r#"{"a":"\ud83d\ude00"}"#, None),
+            (r#"{"a":"\\ud800"}"#, None),
+            (r#"{"a":"\ud83d\u0041"}"#, Some(r#"{"a":"\ufffd\u0041"}"#)),
+            (r#"{"a":"\ud800"#, Some(r#"{"a":"\ufffd"#)),
+            (r#"{"a":"x"}"#, None),
+        ];
+        for (text, want) in rows {
+            let repaired = replace_lone_surrogates(text.to_owned());
+            assert_eq!(repaired.as_deref(), want, "{text}");
+        }
+    }
+}
