@@ -31,7 +31,8 @@ Flags:
       --[no-]web.systemd-socket  Use systemd socket activation listeners (LISTEN_FDS) instead
                                  of port listeners.
       --web.telemetry-path=\"/metrics\"
-                                 Path under which to expose metrics.
+                                 Path under which to expose metrics: starts with '/', has no
+                                 '?', '#' or whitespace, and is neither / nor /health.
       --[no-]web.disable-exporter-metrics
                                  Leave out the exporter's own process_* and promhttp_* metrics.
       --web.max-requests=40      Metrics requests waiting or in progress beyond this many are
@@ -56,7 +57,8 @@ Flags:
       --[no-]collector.container_network
                                  Per-container interface counters, for containers in bridge
                                  network mode.
-                                 (All six on by default; off, only the Go exporter's families.)
+                                 (All six on by default; with all six off, the Go exporter's
+                                 families remain, with ecs_up and ecs_exporter_build_info.)
       --ecs.containers-exclude=PATTERN[,PATTERN...] ...
                                  No container-level metrics for containers whose name matches
                                  (`*` matches anything). Task and per-interface network
@@ -377,27 +379,93 @@ fn parse_source_flag(value: &str) -> Result<Source, CliError> {
     }
     match parse_url(value) {
         Some(Ok(url)) => Ok(Source::Http(url)),
-        Some(Err(scheme)) => Err(usage(format!(
-            "--ecs.metadata-uri {value:?}: unsupported scheme {scheme:?}; the ECS metadata endpoint is plain http://"
+        Some(Err(problem)) => Err(usage(format!(
+            "--ecs.metadata-uri {:?}: {problem}",
+            redacted(value)
         ))),
         None => Ok(Source::Dir(PathBuf::from(value))),
     }
 }
 
-/// `Some(Ok(base))` for an http:// URL (trailing slashes trimmed), `Some(Err(scheme))` for a
-/// URL of another scheme, `None` for something that is not a URL.
-fn parse_url(value: &str) -> Option<Result<String, &str>> {
-    let (scheme, _) = value.split_once("://")?;
+/// What is wrong with a URL given for the metadata endpoint.
+#[derive(Debug, PartialEq, Eq)]
+enum UrlProblem<'a> {
+    Scheme(&'a str),
+    NoHost,
+    Port(&'a str),
+    Credentials,
+}
+
+impl fmt::Display for UrlProblem<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UrlProblem::Scheme(scheme) => write!(
+                f,
+                "unsupported scheme {scheme:?}; the ECS metadata endpoint is plain http://"
+            ),
+            UrlProblem::NoHost => f.write_str("the URL has no host"),
+            UrlProblem::Port(port) => write!(f, "port {port:?} is not a port from 1 to 65535"),
+            UrlProblem::Credentials => f.write_str(
+                "credentials in the URL are not supported (the ECS metadata endpoint takes none)",
+            ),
+        }
+    }
+}
+
+/// `Some(Ok(base))` for an http:// URL with a host and a valid port, if any (trailing slashes
+/// trimmed); `Some(Err(problem))` for a URL that cannot serve; `None` for something that is not
+/// a URL.
+fn parse_url(value: &str) -> Option<Result<String, UrlProblem<'_>>> {
+    let (scheme, rest) = value.split_once("://")?;
     let is_scheme = scheme
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b));
     if scheme.is_empty() || !is_scheme {
         return None;
     }
-    if scheme.eq_ignore_ascii_case("http") {
-        Some(Ok(value.trim_end_matches('/').to_owned()))
-    } else {
-        Some(Err(scheme))
+    if !scheme.eq_ignore_ascii_case("http") {
+        return Some(Err(UrlProblem::Scheme(scheme)));
+    }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if authority.contains('@') {
+        return Some(Err(UrlProblem::Credentials));
+    }
+    // An IPv6 literal's colons are inside its brackets.
+    let after_host = authority.rfind(']').unwrap_or(0);
+    let (host, port) = match authority[after_host..].rfind(':') {
+        Some(at) => (
+            &authority[..after_host + at],
+            Some(&authority[after_host + at + 1..]),
+        ),
+        None => (authority, None),
+    };
+    if host.is_empty() || host == "[]" {
+        return Some(Err(UrlProblem::NoHost));
+    }
+    if let Some(port) = port.filter(|p| !p.is_empty())
+        && !port.parse::<u16>().is_ok_and(|p| p > 0)
+    {
+        return Some(Err(UrlProblem::Port(port)));
+    }
+    Some(Ok(value.trim_end_matches('/').to_owned()))
+}
+
+/// `value` with the password of any `user:password@` replaced by `xxxxx`, as Go's
+/// `url.URL.Redacted` writes it, for messages that repeat what was given.
+pub fn redacted(value: &str) -> std::borrow::Cow<'_, str> {
+    let Some((scheme, rest)) = value.split_once("://") else {
+        return value.into();
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    match authority.rsplit_once('@') {
+        Some((userinfo, _)) => match userinfo.split_once(':') {
+            Some((user, _)) => {
+                let host_and_rest = &rest[userinfo.len()..];
+                format!("{scheme}://{user}:xxxxx{host_and_rest}").into()
+            }
+            None => value.into(),
+        },
+        None => value.into(),
     }
 }
 
@@ -415,13 +483,13 @@ fn source_from_env(env_uri: Option<OsString>) -> Result<Source, String> {
              (elsewhere, pass --ecs.metadata-uri with a URL or a fixtures directory)"
         ));
     }
+    let text = uri.to_string_lossy();
+    let shown = redacted(&text);
     match uri.to_str().and_then(parse_url) {
         Some(Ok(url)) => Ok(Source::Http(url)),
-        Some(Err(scheme)) => Err(format!(
-            "{METADATA_ENV} is {uri:?}: unsupported scheme {scheme:?}; the ECS metadata endpoint is plain http://"
-        )),
+        Some(Err(problem)) => Err(format!("{METADATA_ENV} is {shown:?}: {problem}")),
         None => Err(format!(
-            "{METADATA_ENV} is {uri:?}, not an http:// URL: ecs_exporter expects the value ECS sets"
+            "{METADATA_ENV} is {shown:?}, not an http:// URL: ecs_exporter expects the value ECS sets"
         )),
     }
 }
@@ -750,6 +818,30 @@ mod tests {
                 &["--ecs.metadata-uri=https://x"],
                 "2 --ecs.metadata-uri \"https://x\": unsupported scheme \"https\"; the ECS metadata endpoint is plain http://",
             ),
+            (
+                &["--ecs.metadata-uri=http://"],
+                "2 --ecs.metadata-uri \"http://\": the URL has no host",
+            ),
+            (
+                &["--ecs.metadata-uri=http://:80/v4"],
+                "2 --ecs.metadata-uri \"http://:80/v4\": the URL has no host",
+            ),
+            (
+                &["--ecs.metadata-uri=http://169.254.170.2:99999/v4"],
+                "2 --ecs.metadata-uri \"http://169.254.170.2:99999/v4\": port \"99999\" is not a port from 1 to 65535",
+            ),
+            (
+                &["--ecs.metadata-uri=http://h:0"],
+                "2 --ecs.metadata-uri \"http://h:0\": port \"0\" is not a port from 1 to 65535",
+            ),
+            (
+                &["--ecs.metadata-uri=http://[::1]:x/v4"],
+                "2 --ecs.metadata-uri \"http://[::1]:x/v4\": port \"x\" is not a port from 1 to 65535",
+            ),
+            (
+                &["--ecs.metadata-uri=http://user:s3cret@169.254.170.2/v4"],
+                "2 --ecs.metadata-uri \"http://user:xxxxx@169.254.170.2/v4\": credentials in the URL are not supported (the ECS metadata endpoint takes none)",
+            ),
         ];
         for &(args, want) in rows {
             assert_eq!(error(args, ENV), want, "{args:?}");
@@ -777,6 +869,21 @@ mod tests {
         assert!(error(&[], Some("169.254.170.2/v4")).starts_with(
             "1 ECS_CONTAINER_METADATA_URI_V4 is \"169.254.170.2/v4\", not an http:// URL"
         ));
+        let secret = error(&[], Some("http://u:s3cret@169.254.170.2/v4/x"));
+        assert_eq!(
+            secret,
+            "1 ECS_CONTAINER_METADATA_URI_V4 is \"http://u:xxxxx@169.254.170.2/v4/x\": credentials in the URL are not supported (the ECS metadata endpoint takes none)"
+        );
+        for ok in [
+            "http://[::1]:80/v4",
+            "http://h:65535",
+            "http://h:/v4",
+            "HTTP://h/v4",
+        ] {
+            assert!(parse_url(ok).is_some_and(|r| r.is_ok()), "{ok}");
+        }
+        assert_eq!(redacted("http://u@h/p"), "http://u@h/p");
+        assert_eq!(redacted("http://h/p@q"), "http://h/p@q");
         let c = match run(&["--ecs.metadata-uri=fixtures/ec2"], Some("http://ignored")) {
             Ok(Command::Run(c)) => c,
             other => panic!("{other:?}"),

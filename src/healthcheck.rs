@@ -29,8 +29,8 @@ pub fn check(listen: &ListenAddress) -> Result<String, String> {
         .map_err(|e| fail(format!("cannot resolve: {e}")))?
         .next()
         .ok_or_else(|| fail("no address".into()))?;
-    let mut stream =
-        TcpStream::connect_timeout(&address, TIMEOUT).map_err(|e| fail(e.to_string()))?;
+    let mut stream = TcpStream::connect_timeout(&address, TIMEOUT)
+        .map_err(|e| fail(timed_out(e, "could not connect")))?;
     stream
         .set_read_timeout(Some(TIMEOUT))
         .map_err(|e| fail(e.to_string()))?;
@@ -40,14 +40,14 @@ pub fn check(listen: &ListenAddress) -> Result<String, String> {
     let request = format!("GET /health HTTP/1.0\r\nHost: {target}\r\nConnection: close\r\n\r\n");
     stream
         .write_all(request.as_bytes())
-        .map_err(|e| fail(e.to_string()))?;
+        .map_err(|e| fail(timed_out(e, "could not send the request")))?;
     let mut head = [0u8; 64];
     let mut len = 0;
     while len < 12 {
         match stream.read(&mut head[len..]) {
             Ok(0) => break,
             Ok(n) => len += n,
-            Err(e) => return Err(fail(e.to_string())),
+            Err(e) => return Err(fail(timed_out(e, "no answer"))),
         }
     }
     let status_line = String::from_utf8_lossy(&head[..len]);
@@ -56,5 +56,16 @@ pub fn check(listen: &ListenAddress) -> Result<String, String> {
         Ok(format!("ok: {url} answered 200"))
     } else {
         Err(fail(format!("answered {status}")))
+    }
+}
+
+/// An I/O error in words; a timeout as what did not happen in time (a socket timeout reads as
+/// "Resource temporarily unavailable" otherwise).
+fn timed_out(e: std::io::Error, what: &str) -> String {
+    match e.kind() {
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
+            format!("{what} within {} s", TIMEOUT.as_secs())
+        }
+        _ => e.to_string(),
     }
 }

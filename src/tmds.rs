@@ -61,14 +61,24 @@ impl fmt::Display for Endpoint {
     }
 }
 
+/// minreq's reason phrase for an answer that had no status line, which it reports as a 503.
+const NO_STATUS_LINE: &str = "Server did not provide a status line";
+
 /// Why a fetch failed.
 #[derive(Debug)]
 pub enum FetchError {
     /// Connecting, sending or reading failed, or the deadline passed.
     Request(minreq::Error),
-    /// The endpoint answered with a status other than 200, and this reason phrase. (minreq
-    /// reports a connection closed before any status line as 503 with a phrase saying so.)
+    /// The endpoint answered with a status other than 200, and this reason phrase.
     Status(u16, String),
+    /// The endpoint answered with a redirect, to this location (none: empty). Redirects are
+    /// not followed: the agent never sends one, and the task's metadata is nowhere else.
+    Redirect(u16, String),
+    /// No HTTP status line came back: the connection closed at once, or what came was not HTTP
+    /// (minreq reports either as a 503 with a phrase of its own).
+    NoStatusLine,
+    /// The connection closed before the body's Content-Length was reached.
+    CutShort { got: usize, promised: usize },
     /// The body was larger than [`MAX_BODY`].
     TooLarge,
     /// The stand-in file could not be read.
@@ -82,8 +92,26 @@ impl fmt::Display for FetchError {
             FetchError::Status(429, _) => f.write_str(
                 "HTTP 429: rate limited by the ECS agent (too many metadata requests in this task)",
             ),
+            FetchError::Status(code @ 100..=199, reason) => write!(
+                f,
+                "HTTP {code} ({reason}): an interim response, which the exporter does not skip \
+                 (the ECS agent never sends one)"
+            ),
             FetchError::Status(code, reason) if reason.is_empty() => write!(f, "HTTP {code}"),
             FetchError::Status(code, reason) => write!(f, "HTTP {code} ({reason})"),
+            FetchError::Redirect(code, location) => write!(
+                f,
+                "HTTP {code}: a redirect to {location:?}, not followed (the ECS agent never \
+                 redirects)"
+            ),
+            FetchError::NoStatusLine => f.write_str(
+                "no HTTP status line came back (the connection closed, or the answer was not HTTP)",
+            ),
+            FetchError::CutShort { got, promised } => write!(
+                f,
+                "the connection closed after {got} of the {promised} bytes its Content-Length \
+                 promised"
+            ),
             FetchError::TooLarge => write!(f, "response body larger than {} MiB", MAX_BODY >> 20),
             FetchError::File(path, e) => write!(f, "cannot read {}: {e}", path.display()),
         }
@@ -109,19 +137,35 @@ pub fn fetch(source: &Source, endpoint: Endpoint, timeout: Duration) -> Result<S
             let response = minreq::get(url)
                 // minreq counts in whole seconds; the CLI only accepts whole seconds.
                 .with_timeout(timeout.as_secs().max(1))
-                .with_max_redirects(0)
+                .with_follow_redirects(false)
                 .send_lazy()
                 .map_err(FetchError::Request)?;
-            if response.status_code != 200 {
-                return Err(FetchError::Status(
-                    response.status_code,
-                    response.reason_phrase,
-                ));
+            let header = |name: &str| {
+                let mut headers = response.headers.iter();
+                let found = headers.find(|(k, _)| k.eq_ignore_ascii_case(name));
+                found.map(|(_, v)| v.clone())
+            };
+            match response.status_code {
+                200 => {}
+                503 if response.reason_phrase == NO_STATUS_LINE => {
+                    return Err(FetchError::NoStatusLine);
+                }
+                code @ 300..=399 => {
+                    let location = header("location").unwrap_or_default();
+                    return Err(FetchError::Redirect(code, location));
+                }
+                code => return Err(FetchError::Status(code, response.reason_phrase)),
             }
+            // minreq ends a body at the close even when its Content-Length promised more.
+            let promised = header("content-length").and_then(|l| l.trim().parse::<usize>().ok());
             read_capped(response, &mut body).map_err(|e| match e {
                 Capped::TooLarge => FetchError::TooLarge,
                 Capped::Io(e) => FetchError::Request(minreq::Error::IoError(e)),
             })?;
+            if let Some(promised) = promised.filter(|&p| body.len() < p) {
+                let got = body.len();
+                return Err(FetchError::CutShort { got, promised });
+            }
         }
         Source::Dir(dir) => {
             let path = dir.join(endpoint.file());
@@ -202,6 +246,25 @@ mod tests {
                 "HTTP 429: rate limited by the ECS agent (too many metadata requests in this task)",
             ),
             (FetchError::TooLarge, "response body larger than 4 MiB"),
+            (
+                FetchError::Status(100, "Continue".into()),
+                "HTTP 100 (Continue): an interim response, which the exporter does not skip (the ECS agent never sends one)",
+            ),
+            (
+                FetchError::Redirect(302, "http://x/".into()),
+                "HTTP 302: a redirect to \"http://x/\", not followed (the ECS agent never redirects)",
+            ),
+            (
+                FetchError::NoStatusLine,
+                "no HTTP status line came back (the connection closed, or the answer was not HTTP)",
+            ),
+            (
+                FetchError::CutShort {
+                    got: 10,
+                    promised: 20,
+                },
+                "the connection closed after 10 of the 20 bytes its Content-Length promised",
+            ),
         ];
         for (error, want) in rows {
             assert_eq!(error.to_string(), want);

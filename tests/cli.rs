@@ -92,6 +92,15 @@ fn bad_flags_exit_2_with_one_line() {
             &["--web.listen-address=vsock://:9100"],
             "vsock is not supported",
         ),
+        (&["--ecs.metadata-uri=http://"], "the URL has no host"),
+        (
+            &["--ecs.metadata-uri=http://169.254.170.2:99999/v4"],
+            "port \"99999\" is not a port from 1 to 65535",
+        ),
+        (
+            &["--ecs.metadata-uri=http://user:s3cret@169.254.170.2/v4"],
+            "\"http://user:xxxxx@169.254.170.2/v4\": credentials in the URL are not supported",
+        ),
     ];
     for &(args, want) in rows {
         let (code, err) = one_line_error(args, &env);
@@ -110,6 +119,25 @@ fn without_the_metadata_variable_exit_1_naming_it() {
         "{err}"
     );
     assert!(err.contains("runs inside an ECS task"), "{err}");
+}
+
+#[test]
+fn a_password_in_the_metadata_url_is_never_printed() {
+    let (code, err) = one_line_error(
+        &["--ecs.metadata-uri=http://user:s3cret@169.254.170.2/v4"],
+        &[],
+    );
+    assert_eq!(code, 2);
+    let env = [(
+        "ECS_CONTAINER_METADATA_URI_V4",
+        "http://u:s3cret@169.254.170.2/v4/x",
+    )];
+    let (code, log) = one_line_error(&[], &env);
+    assert_eq!(code, 1);
+    for said in [err, log] {
+        assert!(!said.contains("s3cret"), "{said}");
+        assert!(said.contains(":xxxxx@169.254.170.2"), "{said}");
+    }
 }
 
 #[test]

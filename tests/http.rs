@@ -231,7 +231,7 @@ fn json_logs_and_debug_lines_per_scrape() {
         "--log.format=json",
         "--log.level=debug",
     ]);
-    e.metrics();
+    let body = e.metrics();
     let log = e.log();
     let lines: Vec<&str> = log.lines().collect();
     assert!(
@@ -253,7 +253,12 @@ fn json_logs_and_debug_lines_per_scrape() {
         log.contains("\"msg\":\"TLS is disabled.\",\"http2\":false,"),
         "{log}"
     );
-    assert!(log.contains("\"up\":true,\"samples\":"), "{log}");
+    // The samples the line counts are the samples written.
+    let written = body.lines().filter(|l| !l.starts_with('#')).count();
+    assert!(
+        log.contains(&format!("\"up\":true,\"samples\":{written},")),
+        "{written} samples: {log}"
+    );
     assert!(log.contains("\"msg\":\"scrape done\""), "{log}");
 }
 

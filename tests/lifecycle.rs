@@ -138,3 +138,22 @@ fn health_check_answers_for_a_running_server_and_fails_for_none() {
     );
     assert_eq!(out.lines().count(), 1);
 }
+
+#[test]
+fn health_check_names_a_timeout_as_one() {
+    // A listener that accepts and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let address = silent.local_addr().expect("address");
+    let started = Instant::now();
+    let (code, out, _) = run(
+        &["--health-check", &format!("--web.listen-address={address}")],
+        &[],
+    );
+    assert_eq!(code, 1, "{out}");
+    assert_eq!(
+        out,
+        format!("unhealthy: http://{address}/health: no answer within 2 s\n")
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+    drop(silent);
+}
