@@ -37,6 +37,8 @@ Flags:
                                  Leave out the exporter's own process_* and promhttp_* metrics.
       --web.max-requests=40      Metrics requests waiting or in progress beyond this many are
                                  answered 503 at once (0: no limit).
+      --web.max-connections=256  Client connections held beyond this many are answered 503 and
+                                 closed (0: no limit).
       --web.idle-timeout=2m      Close a client connection that sends or takes nothing for this
                                  long, idle keep-alive included (1s to 1h).
       --web.config.file=\"\"       TLS and basic auth: not supported; only empty is accepted.
@@ -90,6 +92,8 @@ pub struct Config {
     pub systemd_socket: bool,
     /// Metrics requests waiting or in progress beyond this many get 503 (0: no limit).
     pub max_requests: usize,
+    /// Client connections held beyond this many get 503 and are closed (0: no limit).
+    pub max_connections: usize,
     /// A client connection that sends or takes nothing for this long is closed.
     pub idle_timeout: Duration,
     pub telemetry_path: String,
@@ -163,6 +167,7 @@ pub fn parse(
     let mut listen = Vec::new();
     let mut systemd_socket = false;
     let mut max_requests = 40;
+    let mut max_connections = 256;
     let mut idle_timeout = Duration::from_secs(120);
     let mut seen: Vec<String> = Vec::new();
     let mut telemetry_path = "/metrics".to_owned();
@@ -201,12 +206,10 @@ pub fn parse(
             Long("web.systemd-socket") => systemd_socket = true,
             Long("no-web.systemd-socket") => systemd_socket = false,
             Long("web.max-requests") => {
-                let value = string_value(&mut parser, "--web.max-requests")?;
-                max_requests = value.parse().map_err(|_| {
-                    usage(format!(
-                        "--web.max-requests {value:?}: expected a whole number (0: no limit)"
-                    ))
-                })?;
+                max_requests = parse_count(&mut parser, "--web.max-requests")?;
+            }
+            Long("web.max-connections") => {
+                max_connections = parse_count(&mut parser, "--web.max-connections")?;
             }
             Long("web.idle-timeout") => {
                 let value = string_value(&mut parser, "--web.idle-timeout")?;
@@ -296,6 +299,7 @@ pub fn parse(
         listen,
         systemd_socket,
         max_requests,
+        max_connections,
         idle_timeout,
         telemetry_path,
         exporter_metrics,
@@ -324,6 +328,16 @@ fn collector_flag(flag: &str, options: &mut Options) -> Option<()> {
     };
     *switch = on;
     Some(())
+}
+
+/// A whole number of requests or connections; 0 is no limit.
+fn parse_count(parser: &mut lexopt::Parser, flag: &str) -> Result<usize, CliError> {
+    let value = string_value(parser, flag)?;
+    value.parse().map_err(|_| {
+        usage(format!(
+            "{flag} {value:?}: expected a whole number (0: no limit)"
+        ))
+    })
 }
 
 fn string_value(parser: &mut lexopt::Parser, flag: &str) -> Result<String, CliError> {
@@ -508,8 +522,7 @@ fn check_telemetry_path(path: &str) -> Result<(), CliError> {
     Err(usage(format!("--web.telemetry-path {path:?}: {why}")))
 }
 
-/// Whole seconds, as `3s`, `1m` or `3`: minreq's deadline counts in seconds.
-/// `3s`, `1m`, `500ms` or a bare number of seconds.
+/// `500ms`, `3s`, `1m`, `1h` or a bare number of seconds: the units of every duration flag.
 fn parse_duration(value: &str) -> Option<Duration> {
     let (number, millis_per_unit) = if let Some(n) = value.strip_suffix("ms") {
         (n, 1)
@@ -517,6 +530,8 @@ fn parse_duration(value: &str) -> Option<Duration> {
         (n, 1000)
     } else if let Some(n) = value.strip_suffix('m') {
         (n, 60_000)
+    } else if let Some(n) = value.strip_suffix('h') {
+        (n, 3_600_000)
     } else {
         (value, 1000)
     };
@@ -641,11 +656,18 @@ mod tests {
         let c = config(&[
             "--web.systemd-socket",
             "--web.max-requests=0",
+            "--web.max-connections=3",
             "--web.idle-timeout=30s",
         ]);
         assert!(c.systemd_socket);
         assert_eq!(c.max_requests, 0);
+        assert_eq!(c.max_connections, 3);
         assert_eq!(c.idle_timeout, Duration::from_secs(30));
+        assert_eq!(config(&[]).max_connections, 256);
+        let idle = |v: &str| config(&[&format!("--web.idle-timeout={v}")]).idle_timeout;
+        assert_eq!(idle("1h"), Duration::from_secs(3600));
+        assert_eq!(idle("2m"), Duration::from_secs(120));
+        assert_eq!(idle("1000ms"), Duration::from_secs(1));
         assert_eq!(
             config(&["--ecs.timeout=2000ms"]).timeout,
             Duration::from_secs(2)
@@ -795,6 +817,14 @@ mod tests {
                 "2 --web.idle-timeout \"0s\": expected whole seconds from 1s to 1h, like 30s or 2m",
             ),
             (
+                &["--web.idle-timeout=2h"],
+                "2 --web.idle-timeout \"2h\": expected whole seconds from 1s to 1h, like 30s or 2m",
+            ),
+            (
+                &["--web.max-connections=many"],
+                "2 --web.max-connections \"many\": expected a whole number (0: no limit)",
+            ),
+            (
                 &["--ecs.metadata-uri=ftp://x/v4"],
                 "2 --ecs.metadata-uri \"ftp://x/v4\": unsupported scheme \"ftp\"; the ECS metadata endpoint is plain http://",
             ),
@@ -918,7 +948,7 @@ mod tests {
         let value = |flag: &str| match flag {
             "web.listen-address" => Some(":1"),
             "web.telemetry-path" => Some("/m"),
-            "web.max-requests" => Some("1"),
+            "web.max-requests" | "web.max-connections" => Some("1"),
             "web.idle-timeout" | "ecs.timeout" => Some("1s"),
             "web.config.file" => Some(""),
             "ecs.metadata-uri" => Some("http://x"),

@@ -9,6 +9,7 @@
 pub mod cli;
 pub mod collect;
 pub mod exposition;
+pub mod front;
 pub mod healthcheck;
 pub mod log;
 pub mod model;

@@ -1,16 +1,17 @@
-//! The HTTP side: tiny_http servers, one per listen address; scrapes answered one at a time by
-//! one loop on the main thread, everything else at once by the listener threads.
+//! The HTTP side: the listening sockets and their accept path (`front`), one tiny_http server
+//! behind it, scrapes answered one at a time by one loop on the main thread, everything else at
+//! once by the listener thread.
 //!
-//! Each tiny_http server reads requests on threads of its own; a listener thread per server takes
-//! its complete requests. `/health`, `/`, 404 and 405 are answered right there, so that they
-//! never wait behind a scrape (a slow agent must not make the container health check fail).
-//! Metrics requests go to the loop, in order, through [`Shared::send`]; beyond
-//! `--web.max-requests` waiting or in progress they are answered 503 at once, so that a slow
-//! endpoint cannot pile up scrapes behind it. After SIGTERM, the scrape in hand is answered and
-//! every queued one gets 503 without fetching anything. Nothing a client sends can end the loop.
+//! tiny_http reads requests on threads of its own; the listener thread takes its complete
+//! requests. `/health`, `/`, 404 and 405 are answered right there, so that they never wait behind
+//! a scrape (a slow agent must not make the container health check fail). Metrics requests go to
+//! the loop, in order, through [`Shared::send`]; beyond `--web.max-requests` waiting or in
+//! progress they are answered 503 at once, so that a slow endpoint cannot pile up scrapes behind
+//! it. After SIGTERM, the scrape in hand is answered and every queued one gets 503 without
+//! fetching anything. Nothing a client sends can end the loop.
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
+use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
@@ -19,6 +20,7 @@ use tiny_http::{Header, Method, Request, Response, StatusCode};
 
 use crate::cli::Config;
 use crate::collect::Answered;
+use crate::front::{self, Door};
 use crate::log::Logger;
 use crate::scrape::{Scraper, Serving};
 use crate::{log, version};
@@ -30,16 +32,19 @@ const TEXT: &str = "text/plain; charset=utf-8";
 
 pub struct Server {
     shared: Arc<Shared>,
+    /// The sockets clients connect to, in the order given.
+    listeners: Vec<TcpListener>,
     config: Config,
     logger: Logger,
 }
 
-/// What the loop, the listener threads and the shutdown handle share.
+/// What the loop, the listener thread, the accept path and the shutdown handle share.
 struct Shared {
     stop: AtomicBool,
-    /// The servers in use, one per listener; an entry is replaced when its accept thread dies
-    /// (see [`Listener::rebind`]).
-    servers: Mutex<Vec<Arc<tiny_http::Server>>>,
+    /// The tiny_http server behind the accept path; replaced when its accept thread dies (see
+    /// [`Listener::listen_again`]).
+    server: Mutex<Http>,
+    door: Arc<Door>,
     counters: Counters,
     /// What the listeners and the shutdown handle hand to the loop, in order. (A Mutex and a
     /// Condvar, which tiny_http links anyway, rather than std's channel: 12 KB smaller.)
@@ -91,10 +96,14 @@ impl InFlight {
     }
 }
 
+/// A tiny_http server that lives as long as the process. tiny_http 0.12's `Drop` wakes its accept
+/// thread by connecting to the listener's path, and panics for an abstract socket, which has
+/// none; so a server is never dropped (one that had to be replaced stays behind, idle).
+type Http = &'static tiny_http::Server;
+
 impl Shared {
-    fn server(&self, index: usize) -> Option<Arc<tiny_http::Server>> {
-        let servers = self.servers.lock().unwrap_or_else(PoisonError::into_inner);
-        servers.get(index).map(Arc::clone)
+    fn server(&self) -> Http {
+        *self.server.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn stopping(&self) -> bool {
@@ -152,55 +161,72 @@ impl std::fmt::Display for StartError {
 impl std::error::Error for StartError {}
 
 impl Server {
-    /// Listens on every address of the configuration, or takes the sockets systemd passed.
+    /// Listens on every address of the configuration, or takes the sockets systemd passed, and
+    /// starts the tiny_http server behind them.
     pub fn bind(config: Config) -> Result<Server, StartError> {
-        let timeout = config.idle_timeout;
-        let mut servers = Vec::new();
+        let mut listeners = Vec::new();
         if config.systemd_socket {
             let pid = std::env::var("LISTEN_PID").ok();
             let fds = std::env::var("LISTEN_FDS").ok();
-            let fail = |cause| StartError {
-                what: "cannot listen on systemd socket activation listeners".into(),
-                cause,
-            };
-            let listeners = crate::sys::systemd_listeners(pid.as_deref(), fds.as_deref())
-                .map_err(|e| fail(Box::new(e)))?;
-            for listener in listeners {
-                servers.push(listen(listener, timeout).map_err(fail)?);
-            }
+            listeners =
+                crate::sys::systemd_listeners(pid.as_deref(), fds.as_deref()).map_err(|e| {
+                    StartError {
+                        what: "cannot listen on systemd socket activation listeners".into(),
+                        cause: Box::new(e),
+                    }
+                })?;
         } else {
             for address in &config.listen {
                 let port = address.port;
                 let listener = if address.host.is_empty() {
                     // All interfaces: IPv6 and IPv4 where the kernel has IPv6, else IPv4 alone.
-                    std::net::TcpListener::bind(("::", port))
-                        .or_else(|_| std::net::TcpListener::bind(("0.0.0.0", port)))
+                    TcpListener::bind(("::", port))
+                        .or_else(|_| TcpListener::bind(("0.0.0.0", port)))
                 } else {
-                    std::net::TcpListener::bind((address.host.as_str(), port))
+                    TcpListener::bind((address.host.as_str(), port))
                 };
-                let http = listener.map_err(Box::from).and_then(|l| listen(l, timeout));
-                servers.push(http.map_err(|cause| StartError {
+                listeners.push(listener.map_err(|cause| StartError {
                     what: format!("cannot listen on {address}"),
-                    cause,
+                    cause: Box::new(cause),
                 })?);
             }
         }
-        Ok(Server::with_servers(servers, config))
+        let (server, internal) = serve_internally().map_err(|cause| StartError {
+            what: "cannot listen on an internal socket".into(),
+            cause,
+        })?;
+        Server::with_listeners(listeners, server, internal, config).map_err(|cause| StartError {
+            what: "cannot start serving".into(),
+            cause: Box::new(cause),
+        })
     }
 
-    fn with_servers(servers: Vec<tiny_http::Server>, config: Config) -> Server {
-        Server {
+    fn with_listeners(
+        listeners: Vec<TcpListener>,
+        server: tiny_http::Server,
+        internal: std::os::unix::net::SocketAddr,
+        config: Config,
+    ) -> std::io::Result<Server> {
+        let door = Door::new(
+            internal,
+            config.max_connections,
+            config.idle_timeout,
+            config.logger,
+        )?;
+        Ok(Server {
             shared: Arc::new(Shared {
                 stop: AtomicBool::new(false),
-                servers: Mutex::new(servers.into_iter().map(Arc::new).collect()),
+                server: Mutex::new(Box::leak(Box::new(server))),
+                door: Arc::new(door),
                 counters: Counters::default(),
                 events: Mutex::new(VecDeque::new()),
                 ready: Condvar::new(),
                 landing_page: landing_page(&config.telemetry_path),
             }),
+            listeners,
             logger: config.logger,
             config,
-        }
+        })
     }
 
     /// A handle that ends [`Server::run`] from another thread.
@@ -213,16 +239,12 @@ impl Server {
     /// Serves requests until [`Shutdown::shutdown`] is called: the scrape in hand is answered
     /// first. Fails, before anything is served, if a thread cannot be started.
     pub fn run(self) -> Result<(), StartError> {
-        let servers = self
-            .shared
-            .servers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
         // The two lines the Go exporter starts with (exporter-toolkit's), per listener, so that
         // log-based start-up checks keep working.
-        for server in &servers {
-            let address = server.server_addr().to_string();
+        for listener in &self.listeners {
+            let address = listener
+                .local_addr()
+                .map_or_else(|e| e.to_string(), |a| a.to_string());
             log!(self.logger, Info, "Listening on", "address" = &address);
             log!(
                 self.logger,
@@ -247,25 +269,20 @@ impl Server {
             cause: Box::new(cause),
         };
         let mut scraper = Scraper::start(self.config.clone()).map_err(thread_failed)?;
-        for index in 0..servers.len() {
-            let listener = Listener {
-                index,
-                shared: Arc::clone(&self.shared),
-                logger: self.logger,
-                telemetry_path: self.config.telemetry_path.clone(),
-                max_requests: self.config.max_requests,
-                idle_timeout: self.config.idle_timeout,
-            };
-            spawn(format!("listener-{index}"), 128, move || listener.run())
-                .map_err(thread_failed)?;
+        let listener = Listener {
+            shared: Arc::clone(&self.shared),
+            logger: self.logger,
+            telemetry_path: self.config.telemetry_path.clone(),
+            max_requests: self.config.max_requests,
+        };
+        spawn("listener".into(), 128, move || listener.run()).map_err(thread_failed)?;
+        for (index, socket) in self.listeners.into_iter().enumerate() {
+            let door = Arc::clone(&self.shared.door);
+            spawn(format!("accept-{index}"), 64, move || {
+                front::accept(socket, door)
+            })
+            .map_err(thread_failed)?;
         }
-        drop(servers);
-        let shared = Arc::clone(&self.shared);
-        let period = (self.config.idle_timeout / 2).max(Duration::from_millis(500));
-        spawn("keep-accepting".into(), 64, move || {
-            keep_accepting(&shared, period)
-        })
-        .map_err(thread_failed)?;
 
         let counters = &self.shared.counters;
         while let Event::Scrape(request) = self.shared.next() {
@@ -287,20 +304,21 @@ impl Server {
             }
             counters.in_flight.done();
         }
+        // Every answer is written; let the accept path forward the last ones.
+        self.shared.door.drain(Duration::from_secs(1));
         log!(self.logger, Info, "stopped");
         Ok(())
     }
 }
 
-/// Serves on `listener`. TCP_NODELAY and the idle timeout are set on the listening socket,
-/// which every accepted connection inherits (see [`crate::sys`]).
-fn listen(
-    listener: std::net::TcpListener,
-    idle_timeout: Duration,
-) -> Result<tiny_http::Server, Box<dyn std::error::Error + Send + Sync>> {
-    crate::sys::set_nodelay(&listener)?;
-    crate::sys::set_timeouts(&listener, idle_timeout)?;
-    tiny_http::Server::from_listener(listener, None)
+/// The tiny_http server behind the accept path, on an internal socket, and that socket's address.
+fn serve_internally() -> Result<
+    (tiny_http::Server, std::os::unix::net::SocketAddr),
+    Box<dyn std::error::Error + Send + Sync>,
+> {
+    let listener = front::internal_listener()?;
+    let address = listener.local_addr()?;
+    Ok((tiny_http::Server::from_listener(listener, None)?, address))
 }
 
 /// Starts a named thread with a small stack (KiB).
@@ -312,59 +330,26 @@ fn spawn(name: String, stack_kib: usize, f: impl FnOnce() + Send + 'static) -> s
         .map(drop)
 }
 
-/// Keeps every listener's accept from timing out. SO_RCVTIMEO, set on the listening socket so
-/// that accepted connections inherit it, also bounds how long `accept` waits, and tiny_http's
-/// accept thread ends on that error. A connection to ourselves every half timeout starts a new
-/// wait; tiny_http reads its end of file and closes it.
-fn keep_accepting(shared: &Shared, period: Duration) {
-    while !shared.stopping() {
-        std::thread::sleep(period);
-        let servers = shared
-            .servers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        for server in servers {
-            if let Some(mut address) = server.server_addr().to_ip() {
-                if address.ip().is_unspecified() {
-                    let loopback: std::net::IpAddr = match address {
-                        SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-                        SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-                    };
-                    address.set_ip(loopback);
-                }
-                let _ = std::net::TcpStream::connect_timeout(&address, Duration::from_secs(1));
-            }
-        }
-    }
-}
-
-/// Takes one server's requests: answers all but scrapes at once, hands scrapes to the loop.
+/// Takes the tiny_http server's requests: answers all but scrapes at once, hands scrapes to the
+/// loop.
 struct Listener {
-    index: usize,
     shared: Arc<Shared>,
     logger: Logger,
     telemetry_path: String,
     max_requests: usize,
-    idle_timeout: Duration,
 }
 
 impl Listener {
     fn run(self) {
-        let Some(mut http) = self.shared.server(self.index) else {
-            return;
-        };
+        let mut http = self.shared.server();
         loop {
             match http.recv() {
                 Ok(request) => self.take(request),
                 Err(_) if self.shared.stopping() => return,
                 // tiny_http reports an accept error this way, and its accept thread has ended
                 // with it (say, out of file descriptors): nothing would be served again.
-                Err(e) => match http.server_addr().to_ip() {
-                    Some(address) => match self.rebind(address, &e) {
-                        Some(server) => http = server,
-                        None => return,
-                    },
+                Err(e) => match self.listen_again(&e) {
+                    Some(server) => http = server,
                     None => return,
                 },
             }
@@ -413,38 +398,28 @@ impl Listener {
         }
     }
 
-    /// Listens again on `address` once the old listener is gone, retrying every 100 ms until it
-    /// works (descriptors free up as clients close) or the exporter is stopped.
-    fn rebind(
-        &self,
-        address: SocketAddr,
-        cause: &std::io::Error,
-    ) -> Option<Arc<tiny_http::Server>> {
+    /// Starts a new internal server once the old one's accept thread is gone, retrying every
+    /// 100 ms until it works (descriptors free up as clients close) or the exporter is stopped;
+    /// new connections go to it.
+    fn listen_again(&self, cause: &std::io::Error) -> Option<Http> {
         log!(
             self.logger,
             Warn,
             "accepting connections failed; listening again",
-            "address" = &address,
             "error" = cause
         );
         let mut attempts = 0u32;
         while !self.shared.stopping() {
-            let bound = std::net::TcpListener::bind(address)
-                .map_err(Box::from)
-                .and_then(|l| listen(l, self.idle_timeout));
-            match bound {
-                Ok(server) => {
-                    let server = Arc::new(server);
-                    let mut servers = self
+            match serve_internally() {
+                Ok((server, address)) => {
+                    let server: Http = Box::leak(Box::new(server));
+                    *self
                         .shared
-                        .servers
+                        .server
                         .lock()
-                        .unwrap_or_else(PoisonError::into_inner);
-                    if let Some(slot) = servers.get_mut(self.index) {
-                        *slot = Arc::clone(&server);
-                    }
-                    drop(servers);
-                    log!(self.logger, Info, "listening again", "address" = &address);
+                        .unwrap_or_else(PoisonError::into_inner) = server;
+                    self.shared.door.set_internal(address);
+                    log!(self.logger, Info, "listening again");
                     return Some(server);
                 }
                 Err(e) => {
@@ -465,7 +440,7 @@ impl Listener {
     }
 }
 
-/// Ends the server loop: set the flag, wake the listeners, and tell the loop after the
+/// Ends the server loop: set the flag, wake the listener thread, and tell the loop after the
 /// scrapes already handed to it (which it answers 503 once the flag is set).
 pub struct Shutdown {
     shared: Arc<Shared>,
@@ -474,15 +449,8 @@ pub struct Shutdown {
 impl Shutdown {
     pub fn shutdown(&self) {
         self.shared.stop.store(true, Ordering::SeqCst);
-        let servers = self
-            .shared
-            .servers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        for server in servers.iter() {
-            server.unblock();
-        }
-        drop(servers);
+        self.shared.door.stop();
+        self.shared.server().unblock();
         self.shared.send(Event::Stop);
     }
 }
@@ -550,7 +518,7 @@ mod tests {
     use std::io::{Read, Write};
     use std::os::fd::AsRawFd;
 
-    fn get_health(address: SocketAddr) -> Option<String> {
+    fn get_health(address: std::net::SocketAddr) -> Option<String> {
         let mut stream = std::net::TcpStream::connect(address).ok()?;
         stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
         stream.write_all(b"GET /health HTTP/1.0\r\n\r\n").ok()?;
@@ -559,14 +527,17 @@ mod tests {
         Some(answer)
     }
 
-    /// tiny_http's accept thread ends on an accept error and only reports it; the listener must
-    /// listen again. Shutting the listening socket down makes accept fail for real.
+    /// tiny_http's accept thread ends on an accept error and only reports it; the listener
+    /// thread must start a new internal server, and the accept path send connections to it.
+    /// Shutting the internal listening socket down makes tiny_http's accept fail for real.
     #[test]
     fn an_accept_error_makes_it_listen_again() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
-        let address = listener.local_addr().expect("address");
-        let handle = listener.try_clone().expect("a second handle on the socket");
-        let http = tiny_http::Server::from_listener(listener, None).expect("serves");
+        let tcp = TcpListener::bind("127.0.0.1:0").expect("binds");
+        let address = tcp.local_addr().expect("address");
+        let internal = front::internal_listener().expect("an internal socket");
+        let internal_address = internal.local_addr().expect("its address");
+        let handle = internal.try_clone().expect("a second handle on the socket");
+        let http = tiny_http::Server::from_listener(internal, None).expect("serves");
         let args = [
             "--ecs.metadata-uri=http://127.0.0.1:9/v4",
             "--log.level=error",
@@ -576,7 +547,8 @@ mod tests {
             Ok(crate::cli::Command::Run(config)) => config,
             other => panic!("{other:?}"),
         };
-        let server = Server::with_servers(vec![http], config);
+        let server =
+            Server::with_listeners(vec![tcp], http, internal_address, config).expect("serves");
         let shutdown = server.shutdown_handle();
         let thread = std::thread::spawn(move || server.run());
         assert!(get_health(address).is_some_and(|a| a.contains(" 200 ")));

@@ -1,6 +1,5 @@
-//! What std cannot do: waiting for SIGTERM and SIGINT, raising the open files limit, socket
-//! options that accepted connections inherit, and systemd's socket activation. The only user
-//! of the libc crate.
+//! What std cannot do: waiting for SIGTERM and SIGINT, raising the open files limit, waiting on
+//! two sockets at once, and systemd's socket activation. The only user of the libc crate.
 //!
 //! The exporter is often PID 1 of a scratch container. The kernel ignores a signal sent to PID 1 unless PID 1 handles it, so without this ECS would
 //! wait out the stop timeout and then SIGKILL the exporter. Instead of a handler (which can do
@@ -75,31 +74,31 @@ pub fn raise_fd_limit() -> io::Result<u64> {
     }
 }
 
-/// Sets TCP_NODELAY on a listening socket; Linux gives it to every connection accepted from it.
-/// Without it, a response written in more than one piece (tiny_http writes headers and body
-/// through a 1 KiB buffer) waits for the client's delayed ACK: 40 ms per scrape.
-pub fn set_nodelay(listener: &std::net::TcpListener) -> io::Result<()> {
-    let on: libc::c_int = 1;
-    setsockopt(listener, libc::IPPROTO_TCP, libc::TCP_NODELAY, &on)
-}
-
-/// Sets SO_RCVTIMEO and SO_SNDTIMEO on a listening socket; Linux copies both to every
-/// connection accepted from it. tiny_http has no timeouts of its own: without these, a client
-/// that sends half a request, or never reads its answer, holds a thread and a descriptor for
-/// ever. With them, a read or write that waits longer fails and tiny_http closes the connection.
-pub fn set_timeouts(
-    listener: &std::net::TcpListener,
+/// Waits until one of some descriptors can be read from (or has hung up, or failed: a read then
+/// says which), or `timeout` passes. `None` leaves a descriptor out. Which ones are ready.
+pub fn poll_readable<const N: usize>(
+    fds: [Option<std::os::fd::RawFd>; N],
     timeout: std::time::Duration,
-) -> io::Result<()> {
-    let tv = libc::timeval {
-        // The CLI caps the timeout at an hour, so the cast cannot truncate.
-        tv_sec: timeout.as_secs().min(86_400) as _,
-        tv_usec: timeout.subsec_micros().into(),
-    };
-    for option in [libc::SO_RCVTIMEO, libc::SO_SNDTIMEO] {
-        setsockopt(listener, libc::SOL_SOCKET, option, &tv)?;
+) -> io::Result<[bool; N]> {
+    let mut entries = fds.map(|fd| libc::pollfd {
+        // poll ignores a negative descriptor.
+        fd: fd.unwrap_or(-1),
+        events: libc::POLLIN,
+        revents: 0,
+    });
+    let millis = timeout.as_millis().min(i32::MAX as u128) as libc::c_int;
+    loop {
+        // SAFETY: poll reads and writes the N pollfd structs we own.
+        let rc = unsafe { libc::poll(entries.as_mut_ptr(), N as libc::nfds_t, millis) };
+        if rc >= 0 {
+            break;
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
     }
-    Ok(())
+    Ok(entries.map(|e| e.fd >= 0 && e.revents != 0))
 }
 
 /// The listening sockets systemd passed to this process (`LISTEN_PID` is ours, `LISTEN_FDS`
@@ -137,55 +136,27 @@ pub fn systemd_listeners(
     Ok(listeners)
 }
 
-fn setsockopt<T>(
-    listener: &std::net::TcpListener,
-    level: libc::c_int,
-    option: libc::c_int,
-    value: &T,
-) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: setsockopt reads size_of::<T>() bytes from a valid reference.
-    let rc = unsafe {
-        libc::setsockopt(
-            listener.as_raw_fd(),
-            level,
-            option,
-            (value as *const T).cast(),
-            std::mem::size_of::<T>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// The server relies on Linux handing the listener's TCP_NODELAY to accepted connections.
+    /// Waiting on two sockets: the one with data is named, a hang-up counts, the timeout passes.
     #[test]
-    fn accepted_connections_inherit_nodelay() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
-        set_nodelay(&listener).expect("sets TCP_NODELAY");
-        let address = listener.local_addr().expect("address");
-        let _client = std::net::TcpStream::connect(address).expect("connects");
-        let (accepted, _) = listener.accept().expect("accepts");
-        assert!(accepted.nodelay().expect("reads TCP_NODELAY"));
-    }
-
-    /// The idle timeout relies on Linux handing the listener's timeouts to accepted sockets.
-    #[test]
-    fn accepted_connections_inherit_the_timeouts() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
-        let timeout = std::time::Duration::from_millis(1500);
-        set_timeouts(&listener, timeout).expect("sets the timeouts");
-        let address = listener.local_addr().expect("address");
-        let _client = std::net::TcpStream::connect(address).expect("connects");
-        let (accepted, _) = listener.accept().expect("accepts");
-        assert_eq!(accepted.read_timeout().expect("reads"), Some(timeout));
-        assert_eq!(accepted.write_timeout().expect("reads"), Some(timeout));
+    fn poll_names_the_readable_socket() {
+        use std::io::Write;
+        use std::os::fd::AsRawFd;
+        use std::time::Duration;
+        let (mut a, b) = std::os::unix::net::UnixStream::pair().expect("a pair");
+        let (c, d) = std::os::unix::net::UnixStream::pair().expect("a pair");
+        let fds = [Some(b.as_raw_fd()), Some(d.as_raw_fd())];
+        let short = Duration::from_millis(20);
+        assert_eq!(poll_readable(fds, short).expect("polls"), [false, false]);
+        a.write_all(b"x").expect("writes");
+        assert_eq!(poll_readable(fds, short).expect("polls"), [true, false]);
+        drop(c);
+        assert_eq!(poll_readable(fds, short).expect("polls"), [true, true]);
+        let only_d = [None, Some(d.as_raw_fd())];
+        assert_eq!(poll_readable(only_d, short).expect("polls"), [false, true]);
     }
 
     #[test]

@@ -7,9 +7,10 @@
 //! - `soak`: `SOAK_SCRAPES` (default 100,000) sequential keep-alive scrapes; resident memory
 //!   after the first 1,000 and at the end.
 //! - `footprint`: the figures of the README's footprint table (see its doc).
-//! - `idle_connections`: `IDLE_CONNECTIONS` (default 1000) clients that connect, send half a
-//!   request and go silent; RSS, threads and a scrape's time while they are held, and again
-//!   after `--web.idle-timeout=5s` has closed them.
+//! - `idle_connections`: as many clients as `--web.max-connections` allows (255 beside the
+//!   benchmark's own connection) connect, send half a request (`IDLE_HEAD_BYTES` of it, default
+//!   40; 16000 fills each one's head buffer) and go silent; RSS, threads and a scrape's time while
+//!   they are held, and again after `--web.idle-timeout=5s` has closed them.
 //!
 //! They all talk to the tests' one fake endpoint (`common::Endpoint`), which frames bodies as
 //! the ECS agent does (the fixtures' bodies go out chunked) and answers from memory.
@@ -225,7 +226,8 @@ fn soak() {
 #[test]
 #[ignore]
 fn idle_connections() {
-    let held: usize = common::env_or("IDLE_CONNECTIONS", 1000);
+    let held: usize = 255;
+    let head_bytes: usize = common::env_or("IDLE_HEAD_BYTES", 40);
     let (task, stats) = fargate_fixture();
     let endpoint = Endpoint::files(&task, &stats);
     let mut e = Subject::start(
@@ -253,13 +255,14 @@ fn idle_connections() {
     let mut clients = Vec::with_capacity(held);
     for _ in 0..held {
         let mut s = TcpStream::connect(&address).expect("connects");
-        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
-            .expect("half a request");
+        let mut half = b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Pad: ".to_vec();
+        half.resize(head_bytes.max(half.len()), b'a');
+        s.write_all(&half).expect("half a request");
         clients.push(s);
     }
     std::thread::sleep(Duration::from_secs(1));
     println!(
-        "idle_connections: {held} held: VmRSS {} KiB, {} threads, scrape median {:.3} ms",
+        "idle_connections: {held} held with {head_bytes} bytes of a head each: VmRSS {} KiB, {} threads, scrape median {:.3} ms",
         e.status_kib("VmRSS:"),
         threads(&e),
         scrape_ms(&mut e)

@@ -89,7 +89,7 @@ fn abuse_does_not_stop_well_behaved_scrapes() {
     );
     let answer = raw(&e, long.as_bytes());
     assert!(
-        answer.is_empty() || answer.starts_with("HTTP/1.1 404"),
+        answer.starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"),
         "{}",
         &answer[..answer.len().min(200)]
     );
@@ -174,4 +174,76 @@ fn two_requests_per_scrape_and_coalescing_within_the_interval() {
         14,
         "after the interval the next scrape fetches again"
     );
+}
+
+/// Sends `head` in pieces (stopping when the exporter closes) and returns its answer.
+fn send_head(e: &Exporter, head: &[u8]) -> String {
+    let mut stream = connect(e);
+    for piece in head.chunks(64 * 1024) {
+        if stream.write_all(piece).is_err() {
+            break;
+        }
+    }
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[test]
+fn a_request_head_past_16_kib_gets_431_and_costs_nothing() {
+    let e = Exporter::start(&["--ecs.metadata-uri", &fixture("fargate")]);
+    // A head of exactly 16 KiB is read; one byte more is not.
+    let head = |len: usize| {
+        let mut h = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Pad: ".to_vec();
+        h.resize(len - 4, b'a');
+        h.extend_from_slice(b"\r\n\r\n");
+        h
+    };
+    assert!(send_head(&e, &head(16 * 1024)).starts_with("HTTP/1.1 200 "));
+    let over = send_head(&e, &head(16 * 1024 + 1));
+    assert!(over.starts_with("HTTP/1.1 431 "), "{over}");
+    // One header line of 16 MiB, sent as fast as the exporter reads.
+    let mut huge = b"GET /metrics HTTP/1.1\r\nX-Big: ".to_vec();
+    huge.resize(16 << 20, b'a');
+    let answer = send_head(&e, &huge);
+    assert!(
+        answer.starts_with("HTTP/1.1 431 "),
+        "{}",
+        &answer[..answer.len().min(100)]
+    );
+    assert_eq!(e.get("/health").status_code, 200);
+    if !emulated() {
+        let peak = vm_hwm(e.pid()).expect("VmHWM");
+        eprintln!(
+            "clients: VmHWM {} KiB after a 16 MiB header line",
+            peak >> 10
+        );
+        assert!(peak < 8 << 20, "peak resident memory {peak} bytes");
+    }
+}
+
+#[test]
+fn connections_past_the_limit_get_503_and_are_closed() {
+    let e = Exporter::start(&[
+        "--ecs.metadata-uri",
+        &fixture("fargate"),
+        "--web.max-connections=10",
+    ]);
+    // Ten connections held, silent.
+    let held: Vec<TcpStream> = (0..10).map(|_| connect(&e)).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut eleventh = connect(&e);
+    let _ = eleventh.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
+    let mut answer = Vec::new();
+    let _ = eleventh.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 503 Service Unavailable\r\n"),
+        "{answer}"
+    );
+    assert!(answer.ends_with("503 too many connections\n"), "{answer}");
+    // Once one closes, a new one is served.
+    drop(held);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(e.get("/health").status_code, 200);
 }

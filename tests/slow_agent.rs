@@ -113,7 +113,7 @@ fn health_answers_at_once_with_the_scrape_queue_full() {
         let r = minreq::get(format!("http://{address}{path}"))
             .with_timeout(10)
             .send()
-            .expect("answers");
+            .unwrap_or_else(|e| panic!("{path}: {e}"));
         assert_eq!(r.status_code, status, "{path}");
         assert!(asked.elapsed() < bound, "{path} took {:?}", asked.elapsed());
     }

@@ -212,10 +212,17 @@ fn serve(mut stream: TcpStream, shared: &Shared) {
             .find(|(p, _)| *p == path)
             .map(|(_, b)| b.clone())
             .unwrap_or(Behaviour::Status(404));
+        // Busy from the request until the answer starts: a client that gets the answer may send
+        // its next request at once, on another connection.
         let busy = shared.busy.fetch_add(1, Ordering::SeqCst) + 1;
         shared.most_busy.fetch_max(busy, Ordering::SeqCst);
-        let keep = answer(&mut stream, &behaviour, shared);
+        let mut behaviour = &behaviour;
+        while let Behaviour::Delay(by, inner) = behaviour {
+            std::thread::sleep(*by);
+            behaviour = inner;
+        }
         shared.busy.fetch_sub(1, Ordering::SeqCst);
+        let keep = answer(&mut stream, behaviour, shared);
         if !keep || close {
             return;
         }
@@ -258,10 +265,8 @@ fn answer(stream: &mut TcpStream, behaviour: &Behaviour, shared: &Shared) -> boo
             );
             stream.write_all(&framed(*code, body.as_bytes())).is_ok()
         }
-        Behaviour::Delay(by, inner) => {
-            std::thread::sleep(*by);
-            answer(stream, inner, shared)
-        }
+        // Waited out by `serve`.
+        Behaviour::Delay(_, inner) => answer(stream, inner, shared),
         Behaviour::Stall => {
             while !shared.stop.load(Ordering::SeqCst) {
                 std::thread::sleep(Duration::from_millis(20));
