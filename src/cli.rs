@@ -1,4 +1,8 @@
-//! Command-line parsing: Go ecs_exporter v0.4.0's flags, with its names and defaults.
+//! Command-line parsing: Go ecs_exporter v0.4.0's flags, with its names and defaults, and ours.
+//!
+//! Every flag is a row of [`FLAGS`]: its name, how `--help` shows it, its help text and what it
+//! sets; the collector groups' `--[no-]collector.NAME` come from `collect::GROUPS`. The parser
+//! and `--help` both read those tables, so neither can list a flag the other does not.
 //!
 //! Parsing is pure: it takes the arguments and the metadata variable's value and returns what to
 //! do, or an error saying what is wrong. It never prints or exits; `main` does that once.
@@ -8,71 +12,315 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::collect::Options;
+use crate::collect::{GROUPS, Options};
 use crate::log::{Format, Level, Logger};
 use crate::tmds::Source;
 
 pub const METADATA_ENV: &str = "ECS_CONTAINER_METADATA_URI_V4";
 
-pub const HELP: &str = "\
+const USAGE: &str = "\
 usage: ecs_exporter [<flags>]
 
 Prometheus exporter for Amazon ECS: serves the task metadata endpoint v4's task and container
 metrics. Runs as a sidecar inside an ECS task, where ECS sets ECS_CONTAINER_METADATA_URI_V4.
-
-Flags:
-  -h, --help                     Show this help and exit.
-      --version                  Show the version and exit.
-      --health-check             GET /health on the (first) listen address, print one line, and
-                                 exit 0 if it answered 200, else 1 (for ECS healthCheck).
-      --web.listen-address=:9779 ...
-                                 Address to listen on (host:port, [ipv6]:port, or :port for all
-                                 interfaces). Repeatable for multiple addresses.
-      --[no-]web.systemd-socket  Use systemd socket activation listeners (LISTEN_FDS) instead
-                                 of port listeners.
-      --web.telemetry-path=\"/metrics\"
-                                 Path under which to expose metrics: starts with '/', has no
-                                 '?', '#' or whitespace, and is neither / nor /health.
-      --[no-]web.disable-exporter-metrics
-                                 Leave out the exporter's own process_* and promhttp_* metrics.
-      --web.max-requests=40      Metrics requests waiting or in progress beyond this many are
-                                 answered 503 at once (0: no limit).
-      --web.max-connections=256  Client connections held beyond this many are answered 503 and
-                                 closed (0: no limit).
-      --web.idle-timeout=2m      Close a client connection that sends or takes nothing for this
-                                 long, idle keep-alive included (1s to 1h).
-      --web.config.file=\"\"       TLS and basic auth: not supported; only empty is accepted.
-      --ecs.metadata-uri=URI     Task metadata endpoint base URL (default: the value of
-                                 $ECS_CONTAINER_METADATA_URI_V4), or a directory holding
-                                 task.json and stats.json, read on every scrape.
-      --ecs.timeout=3s           Deadline for each metadata request, in whole seconds (1s-300s).
-      --ecs.min-refresh-interval=0
-                                 Scrapes within this long of the last metadata fetch reuse it
-                                 (0 to 300s, like 500ms or 5s; 0: every scrape fetches).
-      --[no-]collector.container Container info, known and health status, exit code, start time.
-      --[no-]collector.memory    Container memory working set, maximum usage, limit failures,
-                                 and memory_stats.stats (anonymous, file, slab, page faults...).
-      --[no-]collector.cpu       Container user and system CPU time.
-      --[no-]collector.storage   Container bytes and operations read from and written to block
-                                 devices.
-      --[no-]collector.pids      Container processes and threads, and their limit.
-      --[no-]collector.container_network
-                                 Per-container interface counters, for containers in bridge
-                                 network mode.
-                                 (All six on by default; with all six off, the Go exporter's
-                                 families remain, with ecs_up and ecs_exporter_build_info.)
-      --ecs.containers-exclude=PATTERN[,PATTERN...] ...
-                                 No container-level metrics for containers whose name matches
-                                 (`*` matches anything). Task and per-interface network
-                                 metrics stay whole. Repeatable.
-      --log.level=info           Only log messages of this severity or above: debug, info,
-                                 warn, error.
-      --log.format=logfmt        Log format on stderr: logfmt, json.
 ";
 
-/// The flags that may be given more than once; every other flag given twice (in either of its
-/// `--x`/`--no-x` spellings) is a usage error, as in the Go exporter's kingpin.
-const REPEATABLE: [&str; 2] = ["web.listen-address", "ecs.containers-exclude"];
+/// One flag.
+pub struct Flag {
+    /// `--NAME`.
+    pub name: &'static str,
+    /// After the name in `--help`: `=DEFAULT` or `=VALUE`, and ` ...` if repeatable.
+    shown: &'static str,
+    /// `--help`'s text; a newline starts another line of it.
+    help: &'static str,
+    pub kind: Kind,
+}
+
+/// What a flag takes, and what it sets.
+pub enum Kind {
+    /// Stops parsing and answers at once (`--help`, `--version`).
+    Now(fn() -> Command),
+    /// No value; `--no-NAME` too if `negatable`.
+    Switch {
+        negatable: bool,
+        set: fn(&mut Settings, bool),
+    },
+    /// A value, once or, if `repeatable`, any number of times.
+    Value {
+        repeatable: bool,
+        /// A value the flag takes, for the tests.
+        example: &'static str,
+        set: fn(&mut Settings, &str) -> Result<(), CliError>,
+    },
+}
+
+/// Every flag, in the order of `--help`.
+pub static FLAGS: &[Flag] = &[
+    Flag {
+        name: "help",
+        shown: "",
+        help: "Show this help and exit.",
+        kind: Kind::Now(|| Command::Help),
+    },
+    Flag {
+        name: "version",
+        shown: "",
+        help: "Show the version and exit.",
+        kind: Kind::Now(|| Command::Version),
+    },
+    Flag {
+        name: "health-check",
+        shown: "",
+        help: "GET /health on the (first) listen address, print one line, and\n\
+               exit 0 if it answered 200, else 1 (for ECS healthCheck).",
+        kind: Kind::Switch {
+            negatable: false,
+            set: |s, _| s.health_check = true,
+        },
+    },
+    Flag {
+        name: "web.listen-address",
+        shown: "=:9779 ...",
+        help: "Address to listen on (host:port, [ipv6]:port, or :port for all\n\
+               interfaces). Repeatable for multiple addresses.",
+        kind: Kind::Value {
+            repeatable: true,
+            example: "127.0.0.1:9779",
+            set: |s, v| parse_listen(v).map(|a| s.listen.push(a)),
+        },
+    },
+    Flag {
+        name: "web.systemd-socket",
+        shown: "",
+        help: "Use systemd socket activation listeners (LISTEN_FDS) instead\n\
+               of port listeners.",
+        kind: Kind::Switch {
+            negatable: true,
+            set: |s, on| s.systemd_socket = on,
+        },
+    },
+    Flag {
+        name: "web.telemetry-path",
+        shown: "=\"/metrics\"",
+        help: "Path under which to expose metrics: starts with '/', has no\n\
+               '?', '#' or whitespace, and is neither / nor /health.",
+        kind: Kind::Value {
+            repeatable: false,
+            example: "/prom",
+            set: |s, v| {
+                check_telemetry_path(v)?;
+                s.telemetry_path = v.to_owned();
+                Ok(())
+            },
+        },
+    },
+    Flag {
+        name: "web.disable-exporter-metrics",
+        shown: "",
+        help: "Leave out the exporter's own process_* and promhttp_* metrics.",
+        kind: Kind::Switch {
+            negatable: true,
+            set: |s, on| s.exporter_metrics = !on,
+        },
+    },
+    Flag {
+        name: "web.max-requests",
+        shown: "=40",
+        help: "Metrics requests waiting or in progress beyond this many are\n\
+               answered 503 at once (0: no limit).",
+        kind: Kind::Value {
+            repeatable: false,
+            example: "1",
+            set: |s, v| parse_count(v, "--web.max-requests").map(|x| s.max_requests = x),
+        },
+    },
+    Flag {
+        name: "web.max-connections",
+        shown: "=256",
+        help: "Client connections held beyond this many are answered 503 and\n\
+               closed (0: no limit).",
+        kind: Kind::Value {
+            repeatable: false,
+            example: "1",
+            set: |s, v| parse_count(v, "--web.max-connections").map(|x| s.max_connections = x),
+        },
+    },
+    Flag {
+        name: "web.idle-timeout",
+        shown: "=2m",
+        help: "Close a client connection that sends or takes nothing for this\n\
+               long, idle keep-alive included (1s to 1h).",
+        kind: Kind::Value {
+            repeatable: false,
+            example: "1h",
+            set: |s, v| parse_idle_timeout(v).map(|x| s.idle_timeout = x),
+        },
+    },
+    Flag {
+        name: "web.config.file",
+        shown: "=\"\"",
+        help: "TLS and basic auth: not supported; only empty is accepted.",
+        kind: Kind::Value {
+            repeatable: false,
+            example: "",
+            set: |_, v| {
+                // Never serve plain HTTP to someone who asked for TLS or basic auth.
+                if v.is_empty() {
+                    return Ok(());
+                }
+                Err(usage(
+                    "--web.config.file (TLS and basic auth) is not supported yet: remove it to \
+                     serve plain HTTP, or put a TLS proxy in front of the exporter",
+                ))
+            },
+        },
+    },
+    Flag {
+        name: "ecs.metadata-uri",
+        shown: "=URI",
+        help: "Task metadata endpoint base URL (default: the value of\n\
+               $ECS_CONTAINER_METADATA_URI_V4), or a directory holding\n\
+               task.json and stats.json, read on every scrape.",
+        kind: Kind::Value {
+            repeatable: false,
+            example: "http://169.254.170.2/v4/x",
+            set: |s, v| parse_source_flag(v).map(|x| s.metadata = Some(x)),
+        },
+    },
+    Flag {
+        name: "ecs.timeout",
+        shown: "=3s",
+        help: "Deadline for each metadata request, in whole seconds (1s-300s).",
+        kind: Kind::Value {
+            repeatable: false,
+            example: "1m",
+            set: |s, v| parse_timeout(v).map(|x| s.timeout = x),
+        },
+    },
+    Flag {
+        name: "ecs.min-refresh-interval",
+        shown: "=0",
+        help: "Scrapes within this long of the last metadata fetch reuse it\n\
+               (0 to 300s, like 500ms or 5s; 0: every scrape fetches).",
+        kind: Kind::Value {
+            repeatable: false,
+            example: "5s",
+            set: |s, v| parse_refresh_interval(v).map(|x| s.min_refresh_interval = x),
+        },
+    },
+    Flag {
+        name: "ecs.containers-exclude",
+        shown: "=PATTERN[,PATTERN...] ...",
+        help: "No container-level metrics for containers whose name matches\n\
+               (`*` matches anything). Task and per-interface network\n\
+               metrics stay whole. Repeatable.",
+        kind: Kind::Value {
+            repeatable: true,
+            example: "ecs-*,init",
+            set: |s, v| {
+                let patterns = v.split(',').filter(|p| !p.is_empty()).map(str::to_owned);
+                s.collect.exclude.extend(patterns);
+                Ok(())
+            },
+        },
+    },
+    Flag {
+        name: "log.level",
+        shown: "=info",
+        help: "Only log messages of this severity or above: debug, info,\n\
+               warn, error.",
+        kind: Kind::Value {
+            repeatable: false,
+            example: "warn",
+            set: |s, v| {
+                s.logger.level = Level::parse(v).ok_or_else(|| {
+                    usage(format!(
+                        "--log.level {v:?}: must be one of {}",
+                        Level::NAMES
+                    ))
+                })?;
+                Ok(())
+            },
+        },
+    },
+    Flag {
+        name: "log.format",
+        shown: "=logfmt",
+        help: "Log format on stderr: logfmt, json.",
+        kind: Kind::Value {
+            repeatable: false,
+            example: "json",
+            set: |s, v| {
+                s.logger.format = Format::parse(v).ok_or_else(|| {
+                    usage(format!(
+                        "--log.format {v:?}: must be one of {}",
+                        Format::NAMES
+                    ))
+                })?;
+                Ok(())
+            },
+        },
+    },
+];
+
+/// The column where help texts start.
+const HELP_COLUMN: usize = 33;
+
+/// `--help`: the flags of [`FLAGS`], then the collector groups' switches.
+pub fn help() -> String {
+    let mut out = String::from(USAGE);
+    out.push_str("\nFlags:\n");
+    for flag in FLAGS {
+        let negatable = matches!(
+            flag.kind,
+            Kind::Switch {
+                negatable: true,
+                ..
+            }
+        );
+        let short = if flag.name == "help" { "-h, " } else { "    " };
+        let no = if negatable { "[no-]" } else { "" };
+        help_entry(
+            &mut out,
+            &format!("  {short}--{no}{}{}", flag.name, flag.shown),
+            flag.help,
+        );
+    }
+    out.push_str(
+        "\nCollector groups, on unless said otherwise; with all of them off, the Go exporter's\n\
+         families remain, with ecs_up and ecs_exporter_build_info:\n",
+    );
+    for switch in GROUPS.iter().filter_map(|g| g.switch.as_ref()) {
+        let entry = format!("      --[no-]collector.{}", switch.name);
+        let off = if switch.default {
+            ""
+        } else {
+            "\nOff by default."
+        };
+        help_entry(&mut out, &entry, &format!("{}{off}", switch.help));
+    }
+    out
+}
+
+/// One flag's lines: the flag, then its help from [`HELP_COLUMN`] (on the next line if the
+/// flag is too long to leave a space before it).
+fn help_entry(out: &mut String, flag: &str, help: &str) {
+    out.push_str(flag);
+    let mut column = flag.len();
+    if column + 1 > HELP_COLUMN {
+        out.push('\n');
+        column = 0;
+    }
+    for (i, line) in help.lines().enumerate() {
+        if i > 0 {
+            out.push('\n');
+            column = 0;
+        }
+        out.extend(std::iter::repeat_n(' ', HELP_COLUMN - column));
+        out.push_str(line.trim_start());
+    }
+    out.push('\n');
+}
 
 /// What the command line asks for.
 #[derive(Debug, PartialEq)]
@@ -104,6 +352,46 @@ pub struct Config {
     pub min_refresh_interval: Duration,
     pub logger: Logger,
     pub collect: Options,
+}
+
+/// What the flags have set so far; the defaults are the Go exporter's, and ours.
+pub struct Settings {
+    listen: Vec<ListenAddress>,
+    systemd_socket: bool,
+    max_requests: usize,
+    max_connections: usize,
+    idle_timeout: Duration,
+    telemetry_path: String,
+    exporter_metrics: bool,
+    metadata: Option<Source>,
+    timeout: Duration,
+    min_refresh_interval: Duration,
+    logger: Logger,
+    collect: Options,
+    health_check: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            listen: Vec::new(),
+            systemd_socket: false,
+            max_requests: 40,
+            max_connections: 256,
+            idle_timeout: Duration::from_secs(120),
+            telemetry_path: "/metrics".to_owned(),
+            exporter_metrics: true,
+            metadata: None,
+            timeout: Duration::from_secs(3),
+            min_refresh_interval: Duration::ZERO,
+            logger: Logger {
+                level: Level::Info,
+                format: Format::Logfmt,
+            },
+            collect: Options::default(),
+            health_check: false,
+        }
+    }
 }
 
 /// `host:port`, as given to `--web.listen-address`.
@@ -164,187 +452,96 @@ pub fn parse(
 ) -> Result<Command, CliError> {
     use lexopt::prelude::*;
 
-    let mut listen = Vec::new();
-    let mut systemd_socket = false;
-    let mut max_requests = 40;
-    let mut max_connections = 256;
-    let mut idle_timeout = Duration::from_secs(120);
+    let mut settings = Settings::default();
+    // Flags given so far; every flag but a repeatable one given twice (in either of its
+    // `--x`/`--no-x` spellings) is a usage error, as in the Go exporter's kingpin.
     let mut seen: Vec<String> = Vec::new();
-    let mut telemetry_path = "/metrics".to_owned();
-    let mut exporter_metrics = true;
-    let mut metadata_flag = None;
-    let mut timeout = Duration::from_secs(3);
-    let mut min_refresh_interval = Duration::ZERO;
-    let mut collect = Options::default();
-    let mut logger = Logger {
-        level: Level::Info,
-        format: Format::Logfmt,
-    };
-    let mut health_check = false;
-
     let mut parser = lexopt::Parser::from_args(args);
     while let Some(arg) = parser.next().map_err(describe)? {
-        if let Long(flag) = &arg {
-            let name = flag.strip_prefix("no-").unwrap_or(flag);
-            if !REPEATABLE.contains(&name) {
-                if seen.iter().any(|s| s == name) {
-                    return Err(usage(format!("flag '{name}' cannot be repeated")));
-                }
-                seen.push(name.to_owned());
+        let long = match &arg {
+            Short('h') => return Ok(Command::Help),
+            Long(long) => (*long).to_owned(),
+            _ => return Err(describe(arg.unexpected())),
+        };
+        let (name, on) = match long.strip_prefix("no-") {
+            Some(name) => (name, false),
+            None => (long.as_str(), true),
+        };
+        let flag = FLAGS.iter().find(|f| f.name == name);
+        let repeatable = matches!(
+            flag.map(|f| &f.kind),
+            Some(Kind::Value {
+                repeatable: true,
+                ..
+            })
+        );
+        match flag.map(|f| &f.kind) {
+            Some(Kind::Now(command)) if on => return Ok(command()),
+            Some(Kind::Switch { negatable, set }) if on || *negatable => set(&mut settings, on),
+            Some(Kind::Value { set, .. }) if on => {
+                let value = parser.value().map_err(describe)?;
+                let value = value
+                    .into_string()
+                    .map_err(|v| usage(format!("--{name} {v:?}: not valid UTF-8")))?;
+                set(&mut settings, &value)?;
             }
-        }
-        match arg {
-            Short('h') | Long("help") => return Ok(Command::Help),
-            Long("version") => return Ok(Command::Version),
-            Long("health-check") => health_check = true,
-            Long("web.listen-address") => {
-                listen.push(parse_listen(&string_value(
-                    &mut parser,
-                    "--web.listen-address",
-                )?)?);
-            }
-            Long("web.systemd-socket") => systemd_socket = true,
-            Long("no-web.systemd-socket") => systemd_socket = false,
-            Long("web.max-requests") => {
-                max_requests = parse_count(&mut parser, "--web.max-requests")?;
-            }
-            Long("web.max-connections") => {
-                max_connections = parse_count(&mut parser, "--web.max-connections")?;
-            }
-            Long("web.idle-timeout") => {
-                let value = string_value(&mut parser, "--web.idle-timeout")?;
-                idle_timeout = parse_duration(&value)
-                    .filter(|d| (1..=3600).contains(&d.as_secs()) && d.subsec_nanos() == 0)
-                    .ok_or_else(|| {
-                        usage(format!(
-                            "--web.idle-timeout {value:?}: expected whole seconds from 1s to 1h, like 30s or 2m"
-                        ))
-                    })?;
-            }
-            Long("web.telemetry-path") => {
-                telemetry_path = string_value(&mut parser, "--web.telemetry-path")?;
-                check_telemetry_path(&telemetry_path)?;
-            }
-            Long("web.disable-exporter-metrics") => exporter_metrics = false,
-            Long("no-web.disable-exporter-metrics") => exporter_metrics = true,
-            Long("web.config.file") => {
-                let file = string_value(&mut parser, "--web.config.file")?;
-                // Never serve plain HTTP to someone who asked for TLS or basic auth.
-                if !file.is_empty() {
-                    return Err(usage(
-                        "--web.config.file (TLS and basic auth) is not supported yet: remove it to \
-                         serve plain HTTP, or put a TLS proxy in front of the exporter",
-                    ));
-                }
-            }
-            Long("ecs.metadata-uri") => {
-                metadata_flag = Some(parse_source_flag(&string_value(
-                    &mut parser,
-                    "--ecs.metadata-uri",
-                )?)?);
-            }
-            Long(flag) if collector_flag(flag, &mut collect).is_some() => {}
-            Long("ecs.containers-exclude") => {
-                let value = string_value(&mut parser, "--ecs.containers-exclude")?;
-                let patterns = value
-                    .split(',')
-                    .filter(|p| !p.is_empty())
-                    .map(str::to_owned);
-                collect.exclude.extend(patterns);
-            }
-            Long("ecs.timeout") => {
-                timeout = parse_timeout(&string_value(&mut parser, "--ecs.timeout")?)?
-            }
-            Long("ecs.min-refresh-interval") => {
-                let value = string_value(&mut parser, "--ecs.min-refresh-interval")?;
-                min_refresh_interval = parse_refresh_interval(&value)?;
-            }
-            Long("log.level") => {
-                let value = string_value(&mut parser, "--log.level")?;
-                logger.level = Level::parse(&value).ok_or_else(|| {
-                    usage(format!(
-                        "--log.level {value:?}: must be one of {}",
-                        Level::NAMES
-                    ))
-                })?;
-            }
-            Long("log.format") => {
-                let value = string_value(&mut parser, "--log.format")?;
-                logger.format = Format::parse(&value).ok_or_else(|| {
-                    usage(format!(
-                        "--log.format {value:?}: must be one of {}",
-                        Format::NAMES
-                    ))
-                })?;
-            }
+            None if name
+                .strip_prefix("collector.")
+                .is_some_and(|group| settings.collect.set(group, on)) => {}
             _ => return Err(describe(arg.unexpected())),
         }
+        if !repeatable {
+            if seen.iter().any(|s| s == name) {
+                return Err(usage(format!("flag '{name}' cannot be repeated")));
+            }
+            seen.push(name.to_owned());
+        }
     }
-
-    if listen.is_empty() {
-        listen.push(ListenAddress {
-            host: String::new(),
-            port: 9779,
-        });
-    }
-    if health_check {
-        // The check only needs the address; it runs where the metadata variable may be unset.
-        return Ok(Command::HealthCheck(listen.swap_remove(0)));
-    }
-    let metadata = match metadata_flag {
-        Some(source) => source,
-        None => source_from_env(env_uri).map_err(|msg| CliError::NoMetadata(logger, msg))?,
-    };
-    Ok(Command::Run(Config {
-        listen,
-        systemd_socket,
-        max_requests,
-        max_connections,
-        idle_timeout,
-        telemetry_path,
-        exporter_metrics,
-        metadata,
-        timeout,
-        min_refresh_interval,
-        logger,
-        collect,
-    }))
+    settings.finish(env_uri)
 }
 
-/// `--collector.NAME` / `--no-collector.NAME` for the six groups, node_exporter style.
-fn collector_flag(flag: &str, options: &mut Options) -> Option<()> {
-    let (on, group) = match flag.strip_prefix("no-") {
-        Some(rest) => (false, rest.strip_prefix("collector.")?),
-        None => (true, flag.strip_prefix("collector.")?),
-    };
-    let switch = match group {
-        "container" => &mut options.container,
-        "memory" => &mut options.memory,
-        "cpu" => &mut options.cpu,
-        "storage" => &mut options.storage,
-        "pids" => &mut options.pids,
-        "container_network" => &mut options.container_network,
-        _ => return None,
-    };
-    *switch = on;
-    Some(())
+impl Settings {
+    fn finish(mut self, env_uri: Option<OsString>) -> Result<Command, CliError> {
+        if self.listen.is_empty() {
+            self.listen.push(ListenAddress {
+                host: String::new(),
+                port: 9779,
+            });
+        }
+        if self.health_check {
+            // The check only needs the address; it runs where the metadata variable may be unset.
+            return Ok(Command::HealthCheck(self.listen.swap_remove(0)));
+        }
+        let metadata = match self.metadata {
+            Some(source) => source,
+            None => {
+                source_from_env(env_uri).map_err(|msg| CliError::NoMetadata(self.logger, msg))?
+            }
+        };
+        Ok(Command::Run(Config {
+            listen: self.listen,
+            systemd_socket: self.systemd_socket,
+            max_requests: self.max_requests,
+            max_connections: self.max_connections,
+            idle_timeout: self.idle_timeout,
+            telemetry_path: self.telemetry_path,
+            exporter_metrics: self.exporter_metrics,
+            metadata,
+            timeout: self.timeout,
+            min_refresh_interval: self.min_refresh_interval,
+            logger: self.logger,
+            collect: self.collect,
+        }))
+    }
 }
 
 /// A whole number of requests or connections; 0 is no limit.
-fn parse_count(parser: &mut lexopt::Parser, flag: &str) -> Result<usize, CliError> {
-    let value = string_value(parser, flag)?;
+fn parse_count(value: &str, flag: &str) -> Result<usize, CliError> {
     value.parse().map_err(|_| {
         usage(format!(
             "{flag} {value:?}: expected a whole number (0: no limit)"
         ))
     })
-}
-
-fn string_value(parser: &mut lexopt::Parser, flag: &str) -> Result<String, CliError> {
-    let value = parser.value().map_err(describe)?;
-    value
-        .into_string()
-        .map_err(|v| usage(format!("{flag} {v:?}: not valid UTF-8")))
 }
 
 /// Turns lexopt's errors into one line that names the flag and says what to do.
@@ -539,6 +736,17 @@ fn parse_duration(value: &str) -> Option<Duration> {
     Some(Duration::from_millis(n.checked_mul(millis_per_unit)?))
 }
 
+/// Whole seconds from 1 s to 1 h.
+fn parse_idle_timeout(value: &str) -> Result<Duration, CliError> {
+    parse_duration(value)
+        .filter(|d| (1..=3600).contains(&d.as_secs()) && d.subsec_nanos() == 0)
+        .ok_or_else(|| {
+            usage(format!(
+                "--web.idle-timeout {value:?}: expected whole seconds from 1s to 1h, like 30s or 2m"
+            ))
+        })
+}
+
 /// Whole seconds from 1 to 300: minreq's deadline counts in seconds.
 fn parse_timeout(value: &str) -> Result<Duration, CliError> {
     parse_duration(value)
@@ -688,18 +896,9 @@ mod tests {
             "--ecs.containers-exclude",
             "*~pause",
         ]);
-        assert_eq!(
-            c.collect,
-            Options {
-                container: false,
-                memory: false,
-                cpu: true,
-                storage: false,
-                pids: false,
-                container_network: true,
-                exclude: vec!["ecs-*".into(), "init".into(), "*~pause".into()],
-            }
-        );
+        let mut want = Options::with(|s| ["cpu", "container_network"].contains(&s.name));
+        want.exclude = vec!["ecs-*".into(), "init".into(), "*~pause".into()];
+        assert_eq!(c.collect, want);
         assert_eq!(config(&[]).collect, Options::default());
         assert_eq!(config(&[]).min_refresh_interval, Duration::ZERO);
         let refresh =
@@ -925,76 +1124,56 @@ mod tests {
         );
     }
 
-    /// The help and the parser cannot drift: every flag the help shows parses, and every flag
-    /// the parser takes is in the help.
-    #[test]
-    fn every_flag_in_the_help_parses_and_every_parsed_flag_is_in_the_help() {
-        let mut shown = Vec::new();
-        for line in HELP.lines().filter(|l| l.starts_with("  ")) {
-            for word in line.split_whitespace() {
-                let word = word.trim_end_matches(',');
-                if let Some(rest) = word.strip_prefix("--") {
-                    let name = rest.split('=').next().unwrap_or(rest);
-                    match name.strip_prefix("[no-]") {
-                        Some(base) => {
-                            shown.push(base.to_owned());
-                            shown.push(format!("no-{base}"));
-                        }
-                        None => shown.push(name.to_owned()),
+    /// Every spelling of every flag of the tables, with a value where it takes one.
+    fn every_flag() -> Vec<String> {
+        let mut args = Vec::new();
+        for flag in FLAGS {
+            match &flag.kind {
+                Kind::Now(_) => {}
+                Kind::Switch { negatable, .. } => {
+                    args.push(format!("--{}", flag.name));
+                    if *negatable {
+                        args.push(format!("--no-{}", flag.name));
                     }
                 }
+                Kind::Value { example, .. } => args.push(format!("--{}={example}", flag.name)),
             }
         }
-        let value = |flag: &str| match flag {
-            "web.listen-address" => Some(":1"),
-            "web.telemetry-path" => Some("/m"),
-            "web.max-requests" | "web.max-connections" => Some("1"),
-            "web.idle-timeout" | "ecs.timeout" => Some("1s"),
-            "web.config.file" => Some(""),
-            "ecs.metadata-uri" => Some("http://x"),
-            "ecs.min-refresh-interval" => Some("1s"),
-            "ecs.containers-exclude" => Some("x"),
-            "log.level" => Some("warn"),
-            "log.format" => Some("json"),
-            _ => None,
-        };
-        assert!(shown.len() > 20, "{shown:?}");
-        for flag in &shown {
-            let arg = match value(flag) {
-                Some(v) => format!("--{flag}={v}"),
-                None => format!("--{flag}"),
+        for switch in GROUPS.iter().filter_map(|g| g.switch.as_ref()) {
+            args.push(format!("--collector.{}", switch.name));
+            args.push(format!("--no-collector.{}", switch.name));
+        }
+        args
+    }
+
+    /// Every flag of the tables parses with its example value and shows in `--help` (which the
+    /// parser and the help both read, so no flag can be in one and not the other).
+    #[test]
+    fn every_flag_of_the_tables_parses_and_is_in_the_help() {
+        let help = help();
+        for arg in every_flag() {
+            assert!(run(&[&arg], ENV).is_ok(), "{arg} does not parse");
+            let name = arg.split('=').next().unwrap_or(&arg);
+            let shown = name.replacen("--no-", "--[no-]", 1);
+            let shown = if shown.starts_with("--[no-]") {
+                shown
+            } else if help.contains(&format!("--[no-]{}", &name[2..])) {
+                format!("--[no-]{}", &name[2..])
+            } else {
+                name.to_owned()
             };
-            assert!(
-                run(&[&arg], ENV).is_ok(),
-                "{arg} is in --help but does not parse"
-            );
+            assert!(help.contains(&shown), "{name} is not in --help");
         }
-        // Every `Long("...")` arm of the parser, read from this file's source.
-        let source = include_str!("cli.rs");
-        let parsed = source
-            .split("Long(\"")
-            .skip(1)
-            .filter_map(|rest| rest.split('"').next())
-            .filter(|name| name.starts_with(|c: char| c.is_ascii_lowercase()))
-            .filter(|name| {
-                name.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b"-.".contains(&b))
-            });
-        for name in parsed {
-            assert!(
-                shown.iter().any(|s| s == name),
-                "--{name} parses but --help does not show it"
-            );
-        }
-        for group in [
-            "container",
-            "memory",
-            "cpu",
-            "storage",
-            "pids",
-            "container_network",
+        assert!(every_flag().len() > 25);
+        for (args, want) in [
+            (&["--help"][..], Command::Help),
+            (&["--version"], Command::Version),
         ] {
-            assert!(shown.contains(&format!("collector.{group}")), "{group}");
+            assert_eq!(run(args, None), Ok(want));
+        }
+        // Every line of the help fits in 100 columns.
+        for line in help.lines() {
+            assert!(line.len() <= 100, "{line}");
         }
     }
 }

@@ -26,7 +26,7 @@ fn main() -> ExitCode {
     };
     let config = match command {
         cli::Command::Help => {
-            print!("{}", cli::HELP);
+            print!("{}", cli::help());
             return ExitCode::SUCCESS;
         }
         cli::Command::Version => {

@@ -1,0 +1,454 @@
+//! collect: the pure mapping from one scrape's documents to samples.
+//!
+//! Every family is a row of the one sorted table (`families`); every group of families is a file
+//! here and a row of [`GROUPS`], node_exporter's shape: the row says whether the group has a
+//! `--[no-]collector.NAME` switch (the Go exporter's families have none: they are always
+//! written), its default and help line, and the function that writes its samples. The command
+//! line builds its switches and help from [`GROUPS`]; nothing else lists the groups.
+//! CONTRIBUTING.md says how to add one.
+
+mod container;
+mod container_network;
+mod cpu;
+mod exporter;
+mod families;
+mod memory;
+mod network;
+mod pids;
+mod storage;
+mod task;
+
+pub use exporter::{Answered, Exporter};
+pub use families::{FAMILIES, Metric};
+
+use crate::exposition::{MAX_LABELS, Sample};
+use crate::model::{Container, ContainerStats, TaskMetadata, TaskStats};
+use crate::version::BuildInfo;
+
+// Docker's cpu_stats (upstream moby) and the Go exporter's timestamps are in nanoseconds. Written
+// as Go writes the constant `1 / 1.0e9`, which is the f64 nearest to 1e-9, so that products
+// round exactly as Go's do.
+const NANOSECONDS: f64 = 1e-9;
+
+// Task definition memory and Fargate ephemeral storage are in MiB; Prometheus uses bytes.
+const MEBIBYTES: f64 = 1024.0 * 1024.0;
+
+/// What one scrape produced: the documents that could be fetched and decoded, and the
+/// exporter's own figures when exporter metrics are on.
+pub struct Scrape<'a> {
+    pub task: Option<&'a TaskMetadata>,
+    pub stats: Option<&'a TaskStats>,
+    pub exporter: Option<Exporter<'a>>,
+    pub build: &'a BuildInfo,
+    pub options: &'a Options,
+}
+
+/// One group of families: a file of this module.
+pub struct Group {
+    /// `--[no-]collector.NAME`, or `None` for the Go exporter's families, always written.
+    pub switch: Option<Switch>,
+    pub collect: Collect,
+}
+
+/// A group's command-line switch.
+pub struct Switch {
+    pub name: &'static str,
+    pub default: bool,
+    /// What the group writes, for `--help` (lines of at most 60 characters).
+    pub help: &'static str,
+}
+
+/// What a group writes, from what.
+pub enum Collect {
+    /// From the task document.
+    Task(for<'a> fn(&'a TaskMetadata, &mut Vec<Sample<'a>>)),
+    /// From each container, `--ecs.containers-exclude` or not.
+    EveryContainer(for<'a> fn(&Subject<'a>, &mut Vec<Sample<'a>>)),
+    /// From each container that `--ecs.containers-exclude` leaves in.
+    Container(for<'a> fn(&Subject<'a>, &mut Vec<Sample<'a>>)),
+}
+
+/// One container, its stats if it reported any, and its task.
+pub struct Subject<'a> {
+    pub task: &'a TaskMetadata,
+    pub container: &'a Container,
+    /// The `container_name` label.
+    pub name: &'a str,
+    pub stats: Option<&'a ContainerStats>,
+}
+
+/// Every group, in the order of `--help`.
+pub static GROUPS: &[Group] = &[
+    go(Collect::Task(task::collect)),
+    go(Collect::EveryContainer(network::collect)),
+    go(Collect::Container(container::restarts)),
+    go(Collect::Container(cpu::usage)),
+    go(Collect::Container(memory::go_families)),
+    switch(container::SWITCH, Collect::Container(container::collect)),
+    switch(memory::SWITCH, Collect::Container(memory::collect)),
+    switch(cpu::SWITCH, Collect::Container(cpu::collect)),
+    switch(storage::SWITCH, Collect::Container(storage::collect)),
+    switch(pids::SWITCH, Collect::Container(pids::collect)),
+    switch(
+        container_network::SWITCH,
+        Collect::Container(container_network::collect),
+    ),
+];
+
+const fn go(collect: Collect) -> Group {
+    Group {
+        switch: None,
+        collect,
+    }
+}
+
+const fn switch(switch: Switch, collect: Collect) -> Group {
+    Group {
+        switch: Some(switch),
+        collect,
+    }
+}
+
+/// Which groups to write, and for which containers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// Bit `i` set: group `i` of [`GROUPS`] is off.
+    off: u64,
+    /// Container name patterns (`*` matches any run of characters) whose containers get no
+    /// container-level samples.
+    pub exclude: Vec<String>,
+}
+
+impl Default for Options {
+    /// Every group at its default.
+    fn default() -> Self {
+        Options::with(|switch| switch.default)
+    }
+}
+
+impl Options {
+    /// Every group with a switch on or off as `on` says.
+    pub fn with(on: impl Fn(&Switch) -> bool) -> Options {
+        let mut options = Options {
+            off: 0,
+            exclude: Vec::new(),
+        };
+        for (i, group) in GROUPS.iter().enumerate() {
+            if group.switch.as_ref().is_some_and(|s| !on(s)) {
+                options.off |= 1 << i;
+            }
+        }
+        options
+    }
+
+    /// Switches the group `--[no-]collector.NAME` on or off; false if there is none by that name.
+    pub fn set(&mut self, name: &str, on: bool) -> bool {
+        let found = GROUPS
+            .iter()
+            .position(|g| g.switch.as_ref().is_some_and(|s| s.name == name));
+        match found {
+            Some(i) if on => self.off &= !(1 << i),
+            Some(i) => self.off |= 1 << i,
+            None => return false,
+        }
+        true
+    }
+
+    /// Whether the group `--[no-]collector.NAME` is on.
+    pub fn is_on(&self, name: &str) -> bool {
+        GROUPS
+            .iter()
+            .enumerate()
+            .any(|(i, g)| g.switch.as_ref().is_some_and(|s| s.name == name) && self.on(i))
+    }
+
+    fn on(&self, group: usize) -> bool {
+        self.off & (1 << group) == 0
+    }
+
+    fn excludes(&self, name: &str) -> bool {
+        self.exclude
+            .iter()
+            .any(|pattern| wildcard_match(pattern, name))
+    }
+}
+
+/// Whether `text` matches `pattern`, where `*` matches any run of characters (none included)
+/// and everything else matches itself. Greedy with one backtrack point: linear in practice.
+fn wildcard_match(pattern: &str, text: &str) -> bool {
+    let (p, t) = (pattern.as_bytes(), text.as_bytes());
+    let (mut pi, mut ti) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        match p.get(pi) {
+            Some(b'*') => {
+                star = Some((pi, ti));
+                pi += 1;
+            }
+            Some(&c) if c == t[ti] => {
+                pi += 1;
+                ti += 1;
+            }
+            _ => match star {
+                Some((sp, st)) => {
+                    pi = sp + 1;
+                    ti = st + 1;
+                    star = Some((sp, st + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    p[pi..].iter().all(|&c| c == b'*')
+}
+
+/// Appends the samples of one scrape to `out` (in no particular order; the writer sorts).
+pub fn collect<'a>(scrape: &Scrape<'a>, out: &mut Vec<Sample<'a>>) {
+    let up = scrape.task.is_some() && scrape.stats.is_some();
+    push(out, Metric::Up, &[], if up { 1.0 } else { 0.0 });
+    let b = scrape.build;
+    push(
+        out,
+        Metric::BuildInfo,
+        &[b.goarch, b.goos, b.revision, b.rustversion, b.version],
+        1.0,
+    );
+    if let Some(task) = scrape.task {
+        collect_task(task, scrape.stats, scrape.options, out);
+    }
+    if let Some(exporter) = &scrape.exporter {
+        exporter::collect(exporter, out);
+    }
+}
+
+fn collect_task<'a>(
+    task: &'a TaskMetadata,
+    stats: Option<&'a TaskStats>,
+    options: &Options,
+    out: &mut Vec<Sample<'a>>,
+) {
+    let groups = || GROUPS.iter().enumerate().filter(|&(i, _)| options.on(i));
+    for (_, group) in groups() {
+        if let Collect::Task(collect) = group.collect {
+            collect(task, out);
+        }
+    }
+    for container in task.containers.iter().flatten() {
+        let name = container.name.as_deref().unwrap_or("");
+        let subject = Subject {
+            task,
+            container,
+            name,
+            stats: container_stats(container, stats),
+        };
+        let included = !options.excludes(name);
+        for (_, group) in groups() {
+            match group.collect {
+                Collect::EveryContainer(collect) => collect(&subject, out),
+                Collect::Container(collect) if included => collect(&subject, out),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// The container's stats entry, if it reported any stats (a stopped container's is `null` or
+/// `{}`).
+fn container_stats<'a>(
+    container: &Container,
+    stats: Option<&'a TaskStats>,
+) -> Option<&'a ContainerStats> {
+    let id = container.docker_id.as_deref()?;
+    stats?.get(id).filter(|s| s.reported)
+}
+
+/// Pushes each value that is present, all with the same labels. Values are converted as Go's
+/// `float64(x)` converts them: the nearest f64, ties to even, so that counters past 2^53 round
+/// as Go's do.
+fn push_present<'a>(
+    out: &mut Vec<Sample<'a>>,
+    metrics: &[(Metric, Option<f64>)],
+    labels: &[&'a str],
+) {
+    for &(metric, value) in metrics {
+        if let Some(v) = value {
+            push(out, metric, labels, v);
+        }
+    }
+}
+
+fn push<'a>(out: &mut Vec<Sample<'a>>, metric: Metric, values: &[&'a str], value: f64) {
+    let mut labels = [""; MAX_LABELS];
+    for (slot, v) in labels.iter_mut().zip(values) {
+        *slot = v;
+    }
+    debug_assert_eq!(
+        values.len(),
+        FAMILIES[metric as usize].labels.len(),
+        "{metric:?}"
+    );
+    out.push(Sample {
+        family: metric as usize,
+        labels,
+        value,
+    });
+}
+
+/// A count as Go's `float64(x)` converts it.
+fn count(value: Option<u64>) -> Option<f64> {
+    value.map(|v| v as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcard_patterns() {
+        let rows: &[(&str, &str, bool)] = &[
+            ("ecs-exporter", "ecs-exporter", true),
+            ("ecs-exporter", "ecs-exporter2", false),
+            ("ecs-*", "ecs-exporter", true),
+            ("ecs-*", "ecs-", true),
+            ("ecs-*", "ecs", false),
+            ("*-sidecar", "envoy-sidecar", true),
+            ("*", "", true),
+            ("", "", true),
+            ("", "x", false),
+            ("a*b*c", "axxbyyc", true),
+            ("a*b*c", "axxbyy", false),
+            ("*~internal~*", "~internal~ecs~pause", true),
+            ("a**b", "ab", true),
+            ("*aab", "aaaab", true),
+        ];
+        for &(pattern, text, want) in rows {
+            assert_eq!(
+                wildcard_match(pattern, text),
+                want,
+                "{pattern:?} ~ {text:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn switches_by_name_and_defaults_from_the_table() {
+        let names: Vec<&str> = GROUPS
+            .iter()
+            .filter_map(|g| g.switch.as_ref())
+            .map(|s| s.name)
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "container",
+                "memory",
+                "cpu",
+                "storage",
+                "pids",
+                "container_network"
+            ]
+        );
+        assert!(GROUPS.len() <= 64, "Options keeps a bit per group");
+        let mut options = Options::default();
+        assert!(names.iter().all(|n| options.is_on(n)));
+        assert!(options.set("memory", false));
+        assert!(!options.is_on("memory") && options.is_on("cpu"));
+        assert!(options.set("memory", true));
+        assert_eq!(options, Options::default());
+        assert!(!options.set("network", false), "no such group");
+        assert!(!options.is_on("network"));
+        let none = Options::with(|_| false);
+        assert!(names.iter().all(|n| !none.is_on(n)));
+        // The Go exporter's groups have no switch and are never off.
+        for (i, group) in GROUPS.iter().enumerate() {
+            if group.switch.is_none() {
+                assert!(none.on(i), "group {i}");
+            }
+        }
+    }
+
+    /// The samples of `metric` for one task and stats document, as (first label, value).
+    pub(super) fn samples(task: &str, stats: &str, metric: Metric) -> Vec<(String, f64)> {
+        let task = crate::model::decode_task(task.into())
+            .expect("task JSON")
+            .document;
+        let stats = crate::model::decode_stats(stats.into())
+            .expect("stats JSON")
+            .document;
+        let scrape = Scrape {
+            task: Some(&task),
+            stats: Some(&stats),
+            exporter: None,
+            build: &crate::version::BUILD,
+            options: &Options::default(),
+        };
+        let mut out = Vec::new();
+        collect(&scrape, &mut out);
+        let mut found: Vec<(String, f64)> = out
+            .iter()
+            .filter(|s| s.family == metric as usize)
+            .map(|s| (s.labels[0].to_owned(), s.value))
+            .collect();
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        found
+    }
+
+    /// The rules of the peers' families at their edges, one container per case.
+    #[test]
+    fn peer_family_rules_at_the_edges() {
+        let task = r#"{"Containers": [
+            {"Name": "bridged", "DockerId": "1", "Networks": [{"NetworkMode": "Bridge"}]},
+            {"Name": "host", "DockerId": "2", "Networks": [{"NetworkMode": "host"}]},
+            {"Name": "none", "DockerId": "3"}]}"#;
+        let stats = r#"{
+            "1": {"memory_stats": {"usage": 10, "max_usage": 0, "failcnt": 4,
+                                   "stats": {"anon": 1, "rss": 2, "total_rss": 3, "pgscan": 5}},
+                  "pids_stats": {"current": 3, "limit": 0},
+                  "blkio_stats": {"io_service_bytes_recursive": [
+                      {"op": "Read", "value": "None"}, {"op": "read", "value": 7},
+                      {"op": "Write", "value": "None"}]},
+                  "networks": {"eth0": {"rx_bytes": 11}}},
+            "2": {"memory_stats": {"usage": 10, "max_usage": 12,
+                                   "stats": {"rss": 2, "total_rss": 3, "pgscan": 5}},
+                  "pids_stats": {"current": 4, "limit": 18446744073709551615},
+                  "blkio_stats": {"io_serviced_recursive": []},
+                  "networks": {"eth0": {"rx_bytes": 22}}},
+            "3": {"memory_stats": {"usage": 10},
+                  "pids_stats": {"current": 5, "limit": 4096},
+                  "networks": {"eth0": {"rx_bytes": 33}}}}"#;
+        let got = |metric| samples(task, stats, metric);
+        let owned = |rows: &[(&str, f64)]| -> Vec<(String, f64)> {
+            rows.iter().map(|&(l, v)| (l.to_owned(), v)).collect()
+        };
+        // `anon` makes it cgroup v2: its keys only, and no v1 limit failures.
+        assert_eq!(
+            got(Metric::ContainerMemoryAnonymous),
+            owned(&[("bridged", 1.0), ("host", 3.0)])
+        );
+        assert_eq!(
+            got(Metric::ContainerMemoryPagesScanned),
+            owned(&[("bridged", 5.0)])
+        );
+        assert_eq!(
+            got(Metric::ContainerMemoryLimitFailures),
+            owned(&[("host", 0.0), ("none", 0.0)])
+        );
+        assert_eq!(
+            got(Metric::ContainerMemoryMaxUsage),
+            owned(&[("host", 12.0)])
+        );
+        assert_eq!(got(Metric::ContainerPids).len(), 3);
+        assert_eq!(got(Metric::ContainerPidsLimit), owned(&[("none", 4096.0)]));
+        // Only entries with a number count; an op with none is left out, not 0.
+        assert_eq!(
+            got(Metric::ContainerStorageRead),
+            owned(&[("bridged", 7.0)])
+        );
+        assert_eq!(got(Metric::ContainerStorageWrite), owned(&[]));
+        assert_eq!(got(Metric::ContainerStorageReadOps), owned(&[]));
+        assert_eq!(
+            got(Metric::ContainerNetworkRxBytes),
+            owned(&[("bridged", 11.0)])
+        );
+    }
+}
