@@ -233,13 +233,7 @@ pub static FLAGS: &[Flag] = &[
             repeatable: false,
             example: "warn",
             set: |s, v| {
-                s.logger.level = Level::parse(v).ok_or_else(|| {
-                    usage(format!(
-                        "--log.level {v:?}: must be one of {}",
-                        Level::NAMES
-                    ))
-                })?;
-                Ok(())
+                one_of(v, "--log.level", Level::parse, Level::NAMES).map(|l| s.logger.level = l)
             },
         },
     },
@@ -251,13 +245,7 @@ pub static FLAGS: &[Flag] = &[
             repeatable: false,
             example: "json",
             set: |s, v| {
-                s.logger.format = Format::parse(v).ok_or_else(|| {
-                    usage(format!(
-                        "--log.format {v:?}: must be one of {}",
-                        Format::NAMES
-                    ))
-                })?;
-                Ok(())
+                one_of(v, "--log.format", Format::parse, Format::NAMES).map(|f| s.logger.format = f)
             },
         },
     },
@@ -533,6 +521,16 @@ impl Settings {
             collect: self.collect,
         }))
     }
+}
+
+/// One of a few words, as `parse` reads them.
+fn one_of<T>(
+    value: &str,
+    flag: &str,
+    parse: fn(&str) -> Option<T>,
+    names: &str,
+) -> Result<T, CliError> {
+    parse(value).ok_or_else(|| usage(format!("{flag} {value:?}: must be one of {names}")))
 }
 
 /// A whole number of requests or connections; 0 is no limit.
