@@ -27,7 +27,7 @@ pub struct Family {
     pub labels: &'static [&'static str],
 }
 
-/// One sample. `family` indexes the table given to [`write`]; `labels` holds the values in the
+/// One sample. `family` indexes the table given to [`write()`]; `labels` holds the values in the
 /// order of the family's label names, the unused tail left empty. Values borrow from the decoded
 /// documents, so collecting a scrape allocates one `Vec` and no strings.
 #[derive(Clone, Debug)]

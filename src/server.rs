@@ -5,7 +5,7 @@
 //! tiny_http reads requests on threads of its own; the listener thread takes its complete
 //! requests. `/health`, `/`, 404 and 405 are answered right there, so that they never wait behind
 //! a scrape (a slow agent must not make the container health check fail). Metrics requests go to
-//! the loop, in order, through [`Shared::send`]; beyond `--web.max-requests` waiting or in
+//! the loop, in order, through a queue (`Shared::send`); beyond `--web.max-requests` waiting or in
 //! progress they are answered 503 at once, so that a slow endpoint cannot pile up scrapes behind
 //! it. After SIGTERM, the scrape in hand is answered and every queued one gets 503 without
 //! fetching anything. Nothing a client sends can end the loop.

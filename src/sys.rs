@@ -40,7 +40,7 @@ pub fn spawn_waiter(
         .spawn(move || {
             let mut signal: libc::c_int = 0;
             loop {
-                // SAFETY: the set was initialised by `block`; sigwait writes one int.
+                // SAFETY: the set was initialised by `block_termination`; sigwait writes one int.
                 let rc = unsafe { libc::sigwait(&set.0, &mut signal) };
                 if rc == 0 {
                     break;

@@ -59,7 +59,8 @@ impl std::fmt::Display for DecodeError {
 
 impl std::error::Error for DecodeError {}
 
-/// A decoded document and how many list or map entries past their [`Bounded::MAX`] it left out.
+/// A decoded document and how many list or map entries past their bound (`Bounded::MAX`) it left
+/// out.
 pub struct Decoded<T> {
     pub document: T,
     pub left_out: usize,
