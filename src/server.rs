@@ -47,7 +47,8 @@ struct Shared {
     door: Arc<Door>,
     counters: Counters,
     /// What the listeners and the shutdown handle hand to the loop, in order. (A Mutex and a
-    /// Condvar, which tiny_http links anyway, rather than std's channel: 12 KB smaller.)
+    /// Condvar, which tiny_http links anyway, rather than std's channel, which links more code:
+    /// docs/footprint.md.)
     events: Mutex<VecDeque<Event>>,
     ready: Condvar,
     /// `/`, built once.

@@ -11,7 +11,7 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// The largest response body read. A 10-container task's `/task/stats` is about 50 KiB; 4 MiB
+/// The largest response body read. A 10-container task's `/task/stats` is tens of KiB; 4 MiB
 /// leaves room for a hundred containers and bounds what a broken endpoint can make us hold.
 pub const MAX_BODY: u64 = 4 * 1024 * 1024;
 

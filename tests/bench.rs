@@ -6,7 +6,7 @@
 //!
 //! - `soak`: `SOAK_SCRAPES` (default 100,000) sequential keep-alive scrapes; resident memory
 //!   after the first 1,000 and at the end.
-//! - `footprint`: the figures of the README's footprint table (see its doc).
+//! - `footprint`: the figures of docs/footprint.md's table (see its doc).
 //! - `idle_connections`: as many clients as `--web.max-connections` allows (255 beside the
 //!   benchmark's own connection) connect, send half a request (`IDLE_HEAD_BYTES` of it, default
 //!   40; 16000 fills each one's head buffer) and go silent; RSS, threads and a scrape's time while
@@ -460,7 +460,7 @@ fn run(metadata: &str, exporter_metrics: bool) -> Run {
     }
 }
 
-/// The README's footprint figures, medians of 3 runs: VmHWM after 5000 scrapes, RSS growth from
+/// docs/footprint.md's figures, medians of 3 runs: VmHWM after 5000 scrapes, RSS growth from
 /// scrape 1000 to 5000, CPU seconds per 1000 scrapes, scrape median and p99 (first 2000), start
 /// to the first /health answer; and the fetch floor: this client GETting /task and /task/stats
 /// from the same endpoint over fresh connections.

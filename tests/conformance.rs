@@ -64,7 +64,7 @@ fn go_families_only(text: &str) -> String {
 #[test]
 #[cfg_attr(
     no_shared,
-    ignore = "../shared is not beside the project (README, Tests)"
+    ignore = "../shared is not beside the project (CONTRIBUTING.md, Tests)"
 )]
 fn go_snapshots_byte_for_byte_with_the_documented_fixes() {
     let shared = shared_dir();
@@ -120,7 +120,7 @@ fn go_snapshots_byte_for_byte_with_the_documented_fixes() {
 #[test]
 #[cfg_attr(
     no_shared,
-    ignore = "../shared is not beside the project (README, Tests)"
+    ignore = "../shared is not beside the project (CONTRIBUTING.md, Tests)"
 )]
 fn the_peers_memory_families_have_their_names_types_and_help() {
     let peers = std::fs::read_to_string(shared_dir().join("peers.md")).expect("peers.md");
@@ -445,7 +445,7 @@ fn labels_of(series: &[Series], family: &str, label: &str) -> Vec<String> {
 #[test]
 #[cfg_attr(
     no_shared,
-    ignore = "../shared is not beside the project (README, Tests)"
+    ignore = "../shared is not beside the project (CONTRIBUTING.md, Tests)"
 )]
 fn real_payloads_serve_everything_they_support() {
     let shared = shared_dir();

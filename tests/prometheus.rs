@@ -248,7 +248,7 @@ fn a_real_prometheus_scrapes_the_exporter() {
 
     ecs_discovery_relabelling(&prometheus, &target);
     dashboard_queries(&prometheus);
-    readme_queries(&prometheus);
+    documented_queries(&prometheus);
 
     let response = minreq::get(format!("{prometheus}/api/v1/targets"))
         .with_timeout(5)
@@ -300,33 +300,35 @@ fn ecs_discovery_relabelling(prometheus: &str, target: &str) {
     );
 }
 
-/// Every query in the README's `promql` blocks runs on this Prometheus and returns series, but
-/// for three alert conditions, which must return none. A query is a line that is neither blank
-/// nor a comment, with the indented lines that follow it.
-fn readme_queries(prometheus: &str) {
-    let readme = std::fs::read_to_string(project_dir().join("README.md")).expect("README.md");
-    let mut queries: Vec<String> = Vec::new();
-    for block in readme.split("```promql\n").skip(1) {
-        let block = block.split("```").next().unwrap_or("");
-        for line in block.lines() {
-            match queries.last_mut() {
-                Some(query) if line.starts_with(' ') => query.push_str(line),
-                _ if line.is_empty() || line.starts_with('#') => {}
-                _ => queries.push(line.to_owned()),
+/// Every query in the `promql` blocks of the README and the docs runs on this Prometheus: those
+/// of a `promql` block return series, those of a `promql alert` block (alert conditions that the
+/// fixtures, rightly, do not meet) return none. A query is a line that is neither blank nor a
+/// comment, with the indented lines that follow it.
+fn documented_queries(prometheus: &str) {
+    let mut queries: Vec<(String, bool)> = Vec::new();
+    let mut files = vec![project_dir().join("README.md")];
+    let docs = std::fs::read_dir(project_dir().join("docs")).expect("docs/");
+    files.extend(docs.flatten().map(|e| e.path()));
+    for file in files {
+        let text = std::fs::read_to_string(&file).expect("a doc");
+        for block in text.split("```promql").skip(1) {
+            let (info, body) = block.split_once('\n').unwrap_or((block, ""));
+            let alert = info.trim() == "alert";
+            let body = body.split("```").next().unwrap_or("");
+            for line in body.lines() {
+                match queries.last_mut() {
+                    Some((query, _)) if line.starts_with(' ') => query.push_str(line),
+                    _ if line.is_empty() || line.starts_with('#') => {}
+                    _ => queries.push((line.to_owned(), alert)),
+                }
             }
         }
     }
     assert!(queries.len() >= 15, "{queries:?}");
-    // Alert conditions that the fixtures, rightly, do not meet: they must run, and be empty.
-    let conditions = [
-        "ecs_container_known_status{status!=\"RUNNING\"}  unless on (instance, job, container_name) (ecs_container_exit_code == 0)",
-        "ecs_container_health_status{status=\"UNHEALTHY\"}",
-        "ecs_up == 0",
-    ];
-    for promql in &queries {
+    assert!(queries.iter().filter(|(_, alert)| *alert).count() >= 3);
+    for (promql, alert) in &queries {
         let result = query_checked(prometheus, promql).unwrap_or_else(|e| panic!("{promql}: {e}"));
-        let condition = conditions.contains(&promql.as_str());
-        assert_eq!(result.is_empty(), condition, "README query: {promql}");
+        assert_eq!(result.is_empty(), *alert, "documented query: {promql}");
     }
 }
 
