@@ -225,6 +225,23 @@ pub static FLAGS: &[Flag] = &[
         },
     },
     Flag {
+        name: "ecs.container-labels",
+        shown: "=PATTERN[,PATTERN...] ...",
+        help: "Write the container labels whose key matches (`*` matches\n\
+               anything) on ecs_container_labels, one label_KEY label each\n\
+               (characters other than letters, digits and _ become _).\n\
+               Repeatable. None by default.",
+        kind: Kind::Value {
+            repeatable: true,
+            example: "com.amazonaws.ecs.*,team",
+            set: |s, v| {
+                let patterns = v.split(',').filter(|p| !p.is_empty()).map(str::to_owned);
+                s.collect.labels.extend(patterns);
+                Ok(())
+            },
+        },
+    },
+    Flag {
         name: "log.level",
         shown: "=info",
         help: "Only log messages of this severity or above: debug, info,\n\
@@ -894,7 +911,10 @@ mod tests {
             "--ecs.containers-exclude",
             "*~pause",
         ]);
-        let mut want = Options::with(|s| ["cpu", "container_network"].contains(&s.name));
+        let mut want = Options::default();
+        for off in ["memory", "storage", "container", "pids"] {
+            want.set(off, false);
+        }
         want.exclude = vec!["ecs-*".into(), "init".into(), "*~pause".into()];
         assert_eq!(c.collect, want);
         assert_eq!(config(&[]).collect, Options::default());

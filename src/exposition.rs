@@ -34,7 +34,26 @@ pub struct Family {
 pub struct Sample<'a> {
     pub family: usize,
     pub labels: [&'a str; MAX_LABELS],
+    /// Labels the family does not name, `(key, value)`: written as [`label_name`]`(key)`, in the
+    /// order of those names, which must be unique (`collect::container_labels` sees to both).
+    pub extra: &'a [(String, String)],
     pub value: f64,
+}
+
+/// A key of the endpoint's (a container label's) as a label name: `label_` and the key with every
+/// character but ASCII letters, digits and `_` made `_`, as kube-state-metrics writes
+/// `kube_pod_labels`: `com.amazonaws.ecs.task-definition-family` is
+/// `label_com_amazonaws_ecs_task_definition_family`.
+pub fn label_name(key: &str, out: &mut String) {
+    out.extend(label_name_chars(key));
+}
+
+/// The characters of [`label_name`]`(key)`, for comparing names without making them.
+pub fn label_name_chars(key: &str) -> impl Iterator<Item = char> + '_ {
+    "label_".chars().chain(key.chars().map(|c| match c {
+        'a'..='z' | 'A'..='Z' | '0'..='9' | '_' => c,
+        _ => '_',
+    }))
 }
 
 /// Writes every family of `families` that has samples, in table order; returns the number of
@@ -80,7 +99,7 @@ pub fn write(
             write_header(out, family);
         }
         out.push_str(family.name);
-        write_labels(out, family.labels, &sample.labels);
+        write_labels(out, family.labels, &sample.labels, sample.extra);
         out.push(' ');
         write_float(out, sample.value);
         out.push('\n');
@@ -117,15 +136,43 @@ fn write_header(out: &mut String, family: &Family) {
     });
 }
 
-fn write_labels(out: &mut String, names: &[&str], values: &[&str]) {
-    if names.is_empty() {
+/// The family's labels and the sample's extra ones, merged in the order of their names (Go's
+/// registry sorts label names).
+fn write_labels(out: &mut String, names: &[&str], values: &[&str], extra: &[(String, String)]) {
+    if names.is_empty() && extra.is_empty() {
         return;
     }
+    let mut extra_names = Vec::new();
+    for (key, _) in extra {
+        let mut name = String::new();
+        label_name(key, &mut name);
+        extra_names.push(name);
+    }
+    let mut own = names.iter().zip(values).peekable();
+    let mut more = extra_names
+        .iter()
+        .zip(extra.iter().map(|(_, v)| v))
+        .peekable();
     out.push('{');
-    for (i, (name, value)) in names.iter().zip(values).enumerate() {
-        if i > 0 {
+    let mut first = true;
+    loop {
+        let take_own = match (own.peek(), more.peek()) {
+            (Some((a, _)), Some((b, _))) => **a <= b.as_str(),
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => break,
+        };
+        let (name, value): (&str, &str) = if take_own {
+            own.next().map(|(n, v)| (*n, *v)).unwrap_or_default()
+        } else {
+            more.next()
+                .map(|(n, v)| (n.as_str(), v.as_str()))
+                .unwrap_or_default()
+        };
+        if !first {
             out.push(',');
         }
+        first = false;
         out.push_str(name);
         out.push_str("=\"");
         escape_into(out, value);
@@ -395,6 +442,7 @@ mod tests {
         Sample {
             family,
             labels,
+            extra: &[],
             value,
         }
     }
@@ -442,6 +490,7 @@ mod tests {
         let samples = [Sample {
             family: 0,
             labels,
+            extra: &[],
             value: 1.0,
         }];
         let mut out = String::new();
@@ -449,6 +498,42 @@ mod tests {
         assert_eq!(
             out,
             "# HELP info I.\n# TYPE info gauge\ninfo{a=\"x\",b=\"y\\\"z\"} 1\n"
+        );
+    }
+
+    #[test]
+    fn extra_labels_are_named_from_their_keys_and_merged_in_order() {
+        let mut name = String::new();
+        label_name("com.amazonaws.ecs.task-definition-family", &mut name);
+        assert_eq!(name, "label_com_amazonaws_ecs_task_definition_family");
+        name.clear();
+        label_name("9 lives/ü", &mut name);
+        assert_eq!(name, "label_9_lives__");
+        const INFO: &[Family] = &[Family {
+            name: "info",
+            help: "I.",
+            kind: Kind::Gauge,
+            labels: &["container_name", "zone"],
+        }];
+        let mut labels = [""; MAX_LABELS];
+        labels[0] = "app";
+        labels[1] = "z\"1";
+        let extra = [
+            ("a.b".to_owned(), "x\ny".to_owned()),
+            ("team".to_owned(), "core".to_owned()),
+        ];
+        let samples = [Sample {
+            family: 0,
+            labels,
+            extra: &extra,
+            value: 1.0,
+        }];
+        let mut out = String::new();
+        assert_eq!(write(&mut out, INFO, &samples, usize::MAX), Ok(1));
+        assert_eq!(
+            out,
+            "# HELP info I.\n# TYPE info gauge\n\
+             info{container_name=\"app\",label_a_b=\"x\\ny\",label_team=\"core\",zone=\"z\\\"1\"} 1\n"
         );
     }
 }

@@ -8,7 +8,7 @@
 use std::process::ExitCode;
 
 use ecs_exporter::log::Logger;
-use ecs_exporter::{cli, healthcheck, log, server, sys, tmds, version};
+use ecs_exporter::{cli, collect, healthcheck, log, server, sys, tmds, version};
 
 fn main() -> ExitCode {
     let args = std::env::args_os().skip(1);
@@ -48,6 +48,15 @@ fn main() -> ExitCode {
         cli::Command::Run(config) => config,
     };
     let logger = config.logger;
+    for (kept, lost) in collect::colliding_label_patterns(&config.collect.labels) {
+        log!(
+            logger,
+            Warn,
+            "two --ecs.container-labels keys have one label name: only the first in byte order is written",
+            "kept" = kept,
+            "left_out" = lost
+        );
+    }
     if let tmds::Source::Dir(dir) = &config.metadata {
         let problem = match std::fs::metadata(dir) {
             Err(e) => Some(format!("--ecs.metadata-uri {}: {e}", dir.display())),

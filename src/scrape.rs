@@ -222,7 +222,8 @@ fn read_metadata(
     if let Some(fetcher) = fetcher {
         fetcher.request();
     }
-    let task = read_document(config, Endpoint::Task, model::decode_task);
+    let labels = &config.collect.labels;
+    let task = read_document(config, Endpoint::Task, |body| decode_task(body, labels));
     let stats = match fetcher {
         Some(fetcher) => fetcher.result(),
         None if task.is_some() => read_document(config, Endpoint::Stats, model::decode_stats),
@@ -232,10 +233,19 @@ fn read_metadata(
     (task, stats)
 }
 
+/// decode: `/task`, with the container labels `--ecs.container-labels` selects (the others are
+/// dropped here, so that collect reads only what it writes). Public so that the fuzzer and the
+/// benchmarks decode exactly as a scrape does.
+pub fn decode_task(body: String, labels: &[String]) -> Result<Decoded<TaskMetadata>, DecodeError> {
+    let mut decoded = model::decode_task(body)?;
+    collect::select_labels(&mut decoded.document, labels);
+    Ok(decoded)
+}
+
 fn read_document<T>(
     config: &Config,
     endpoint: Endpoint,
-    decode: fn(String) -> Result<Decoded<T>, DecodeError>,
+    decode: impl FnOnce(String) -> Result<Decoded<T>, DecodeError>,
 ) -> Option<T> {
     let logger = config.logger;
     let started = Instant::now();
@@ -248,11 +258,12 @@ fn read_document<T>(
                 log!(
                     logger,
                     Warn,
-                    "metadata left out: more containers or interfaces than the exporter reads",
+                    "metadata left out: more containers, interfaces or labels than the exporter reads",
                     "endpoint" = &endpoint,
                     "left_out" = left_out,
                     "containers_per_task" = model::MAX_CONTAINERS,
                     "interfaces_per_container" = model::MAX_INTERFACES,
+                    "labels_per_container" = model::MAX_LABELS_PER_CONTAINER,
                 );
             }
             log!(

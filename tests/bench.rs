@@ -544,7 +544,9 @@ fn pipeline() {
     let mut out = String::new();
     let mut total = 0;
     for _ in 0..iterations {
-        let task = model::decode_task(task.clone()).ok().map(|d| d.document);
+        let task = scrape::decode_task(task.clone(), &options.labels)
+            .ok()
+            .map(|d| d.document);
         let stats = model::decode_stats(stats.clone()).ok().map(|d| d.document);
         let input = Scrape {
             task: task.as_ref(),

@@ -33,10 +33,12 @@ const GO_FAMILIES: &[&str] = &[
     "ecs_network_transmit_packets_dropped_total",
 ];
 
-fn scrape(task: &Path, stats: &Path) -> String {
+fn scrape(task: &Path, stats: &Path, flags: &[&str]) -> String {
     let endpoint = Endpoint::files(task, stats);
     let uri = format!("--ecs.metadata-uri={}", endpoint.base);
-    let exporter = Exporter::start(&[&uri, "--web.disable-exporter-metrics"]);
+    let mut args = vec![uri.as_str(), "--web.disable-exporter-metrics"];
+    args.extend(flags);
+    let exporter = Exporter::start(&args);
     let text = exporter.metrics();
     assert_eq!(endpoint.hits(), 2);
     text
@@ -92,6 +94,7 @@ fn go_snapshots_byte_for_byte_with_the_documented_fixes() {
         let text = scrape(
             &fixtures.join(format!("{case}_task_metadata.json")),
             &fixtures.join(format!("{case}_task_stats.json")),
+            &[],
         );
         let series = parse_exposition(&text);
         assert_eq!(value(&series, "ecs_up", &[]), Some(1.0), "{case}");
@@ -230,8 +233,22 @@ const PAYLOADS: &[Payload] = &[
         stats: "datadogagent-managedinstances-cgroupv2.stats.json",
         containers: &[],
         interfaces: &[],
-        values: &[("ecs_task_cpu_limit_vcpus", &[], 1.0)],
-        absent: &[],
+        // statusSince 2023-11-20T12:11:16.383262018Z; ClockErrorBound 0.573008 ms.
+        values: &[
+            ("ecs_task_cpu_limit_vcpus", &[], 1.0),
+            (
+                "ecs_container_health_status_since_timestamp_seconds",
+                &[("container_name", "datadog-agent"), ("status", "HEALTHY")],
+                1700482276.3832622,
+            ),
+            (
+                "ecs_task_clock_error_bound_seconds",
+                &[],
+                0.0005730080000000001,
+            ),
+            ("ecs_task_clock_synchronized", &[], 1.0),
+        ],
+        absent: &["ecs_container_cpu_reserved_vcpus"],
     },
     Payload {
         task: "datadogagent-managedinstances-cgroupv2.task.json",
@@ -246,11 +263,20 @@ const PAYLOADS: &[Payload] = &[
         stats: "ddintegrations-fargate-v4.stats.json",
         containers: &["apmtest-ping", "dd-agent"],
         interfaces: &["eth1"],
-        values: &[(
-            "ecs_container_memory_page_cache_size_bytes",
-            &[("container_name", "dd-agent")],
-            5136384.0,
-        )],
+        values: &[
+            (
+                "ecs_container_memory_page_cache_size_bytes",
+                &[("container_name", "dd-agent")],
+                5136384.0,
+            ),
+            // ClockErrorBound 0.4347665 ms, ReferenceTimestamp 2023-06-20T01:18:13Z.
+            ("ecs_task_clock_error_bound_seconds", &[], 0.0004347665),
+            (
+                "ecs_task_clock_reference_timestamp_seconds",
+                &[],
+                1687223893.0,
+            ),
+        ],
         absent: &[],
     },
     Payload {
@@ -309,6 +335,46 @@ const PAYLOADS: &[Payload] = &[
                 "ecs_container_pids_limit",
                 &[("container_name", "main")],
                 404.0,
+            ),
+            // No container limit of its own: the cgroup holds the task's.
+            (
+                "ecs_container_memory_enforced_limit_bytes",
+                &[("container_name", "main")],
+                439066624.0,
+            ),
+            (
+                "ecs_container_cpu_reserved_vcpus",
+                &[("container_name", "ecs-exporter")],
+                0.125,
+            ),
+            (
+                "ecs_task_identity_info",
+                &[
+                    ("account_id", "829490980523"),
+                    ("availability_zone_id", ""),
+                    ("group", ""),
+                    ("region", "us-east-1"),
+                    ("service_name", "prom-ecs-exporter-fixtures-ec2"),
+                    (
+                        "task_arn",
+                        "arn:aws:ecs:us-east-1:829490980523:task/prom-ecs-exporter-fixtures/1e76d951e76c4ea5ad410966ffde3bdb",
+                    ),
+                    ("task_id", "1e76d951e76c4ea5ad410966ffde3bdb"),
+                    ("vpc_id", "vpc-033f2f6b3186233ca"),
+                ],
+                1.0,
+            ),
+            (
+                "ecs_container_labels",
+                &[
+                    ("container_name", "main"),
+                    (
+                        "label_com_amazonaws_ecs_task_definition_family",
+                        "ecs-exporter-fixtures-ec2",
+                    ),
+                    ("label_com_amazonaws_ecs_task_definition_version", "4"),
+                ],
+                1.0,
             ),
         ],
         absent: &[
@@ -453,7 +519,8 @@ fn real_payloads_serve_everything_they_support() {
     let mut written = std::collections::BTreeSet::new();
     for p in PAYLOADS {
         let what = format!("{} + {}", p.task, p.stats);
-        let series = parse_exposition(&scrape(&dir.join(p.task), &dir.join(p.stats)));
+        let labels = "--ecs.container-labels=com.amazonaws.ecs.task-definition-*";
+        let series = parse_exposition(&scrape(&dir.join(p.task), &dir.join(p.stats), &[labels]));
         assert_eq!(value(&series, "ecs_up", &[]), Some(1.0), "{what}");
         assert!(
             series.iter().any(|(n, _, _)| n == "ecs_task_metadata_info"),
@@ -492,12 +559,13 @@ fn real_payloads_serve_everything_they_support() {
         );
         written.extend(series.into_iter().map(|(name, _, _)| name));
     }
-    // Every container family, the peers' included, comes out of some real payload; but restarts,
-    // as no payload here comes from a task with a restart policy (fixtures/ec2-cgroupv2 has one).
+    // Every task and container family, the peers' and ours included, comes out of some real
+    // payload; but restarts, as no payload here comes from a task with a restart policy
+    // (fixtures/ec2-cgroupv2 has one).
     let missing: Vec<&str> = ecs_exporter::collect::FAMILIES
         .iter()
         .map(|f| f.name)
-        .filter(|name| name.starts_with("ecs_container_") && !written.contains(*name))
+        .filter(|name| name.starts_with("ecs_") && !written.contains(*name))
         .filter(|name| *name != "ecs_container_restarts_total")
         .collect();
     assert!(missing.is_empty(), "no real payload writes {missing:?}");

@@ -58,6 +58,11 @@ const VALUES: &[&str] = &[
     "\"1970-01-01T00:00:00+23:59\"",
     "{\"status\": \"HEALTHY\"}",
     "[{\"op\": \"read\", \"value\": 5}]",
+    "\"SYNCHRONIZED\"",
+    "\"NOT_SYNCHRONIZED\"",
+    "{\"a.b\": \"1\", \"a-b\": \"2\", \"\": \"3\"}",
+    "\"arn:aws:ecs:eu-west-1:123456789012:task/c/0123\"",
+    "4611686018427387904",
 ];
 
 const KEYS: &[&str] = &[
@@ -95,6 +100,21 @@ const KEYS: &[&str] = &[
     "limit",
     "Networks",
     "NetworkMode",
+    "ClockDrift",
+    "ClockErrorBound",
+    "ReferenceTimestamp",
+    "ClockSynchronizationStatus",
+    "ServiceName",
+    "Group",
+    "VPCID",
+    "AvailabilityZoneID",
+    "TaskARN",
+    "Type",
+    "Labels",
+    "status",
+    "statusSince",
+    "team",
+    "com.amazonaws.ecs.task-definition-family",
 ];
 
 /// Byte offsets of scalar tokens (strings, numbers, literals) in a JSON text.
@@ -181,7 +201,9 @@ fn mutate(rng: &mut Rng, doc: &str) -> String {
 
 /// Decode -> collect -> write, as a scrape does, then check the output.
 fn pipeline(task: &str, stats: &str, options: &Options) {
-    let task = model::decode_task(task.to_owned()).ok().map(|d| d.document);
+    let task = ecs_exporter::scrape::decode_task(task.to_owned(), &options.labels)
+        .ok()
+        .map(|d| d.document);
     let stats = model::decode_stats(stats.to_owned())
         .ok()
         .map(|d| d.document);
@@ -291,6 +313,9 @@ fn mutated_documents_never_panic_and_always_give_valid_exposition() {
         });
         if rng.below(4) == 0 {
             options.exclude = vec!["*e*".into()];
+        }
+        if rng.below(2) == 0 {
+            options.labels = vec!["*".into()];
         }
         let result =
             std::panic::catch_unwind(AssertUnwindSafe(|| pipeline(&task, &stats, &options)));

@@ -127,7 +127,11 @@ fn sample(result: &Value) -> Option<f64> {
 )]
 fn a_real_prometheus_scrapes_the_exporter() {
     let fargate = project_dir().join("fixtures/fargate");
-    let exporter = Exporter::start(&["--ecs.metadata-uri", fargate.to_str().expect("UTF-8")]);
+    let exporter = Exporter::start(&[
+        "--ecs.metadata-uri",
+        fargate.to_str().expect("UTF-8"),
+        "--ecs.container-labels=com.amazonaws.ecs.*",
+    ]);
     let target = exporter.base.trim_start_matches("http://").to_owned();
     let ec2 = project_dir().join("fixtures/ec2-cgroupv2");
     let ec2_exporter = Exporter::start(&["--ecs.metadata-uri", ec2.to_str().expect("UTF-8")]);

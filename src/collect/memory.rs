@@ -9,7 +9,7 @@ use crate::model::memory_key;
 pub(super) const SWITCH: Switch = Switch {
     name: "memory",
     default: true,
-    help: "Container memory working set, maximum usage, limit failures,\nand memory_stats.stats (anonymous, file, slab, page faults...).",
+    help: "Container memory working set, maximum usage, enforced limit,\nlimit failures, and memory_stats.stats (anonymous, file, slab,\npage faults...).",
 };
 
 /// The Go exporter's usage, limit and page cache (the last fixed for cgroup v2).
@@ -86,6 +86,13 @@ const MEMORY_DETAIL: [(Metric, [usize; 3]); 17] = [
     (Metric::ContainerMemoryPagesReclaimed, keys(["", "", "pgsteal"])),
 ];
 
+/// A cgroup limit, unless it means "no limit": cgroup v1 writes 9223372036854771712 (2^63
+/// rounded down to a page), v2 and some runtimes 18446744073709551615; like Datadog's check, any
+/// value from 2^62 up is none.
+fn enforced_limit(limit: Option<u64>) -> Option<u64> {
+    limit.filter(|&l| l < 1 << 62)
+}
+
 /// Group `memory`. cgroup v2 is told by the key `anon` (Docker's v1 stats have `active_anon`
 /// and `inactive_anon`, never `anon`); on v1 the hierarchical `total_KEY` is preferred to `KEY`,
 /// as the peers and cAdvisor do. A missing key leaves its series out, never 0.
@@ -115,6 +122,10 @@ pub(super) fn collect<'a>(c: &Subject<'a>, out: &mut Vec<Sample<'a>>) {
     let figures = [
         (Metric::ContainerMemoryWorkingSet, count(working_set)),
         (Metric::ContainerMemoryMaxUsage, count(max_usage)),
+        (
+            Metric::ContainerMemoryEnforcedLimit,
+            count(enforced_limit(m.limit)),
+        ),
     ];
     push_present(out, &figures, &[name]);
     // cgroup v1 only. Docker leaves `failcnt` out when it is 0, so absent is 0 here.

@@ -7,17 +7,21 @@
 //! line builds its switches and help from [`GROUPS`]; nothing else lists the groups.
 //! CONTRIBUTING.md says how to add one.
 
+mod clock;
 mod container;
+mod container_labels;
 mod container_network;
 mod cpu;
 mod exporter;
 mod families;
+mod identity;
 mod memory;
 mod network;
 mod pids;
 mod storage;
 mod task;
 
+pub use container_labels::{colliding as colliding_label_patterns, select as select_labels};
 pub use exporter::{Answered, Exporter};
 pub use families::{FAMILIES, Metric};
 
@@ -93,6 +97,12 @@ pub static GROUPS: &[Group] = &[
         container_network::SWITCH,
         Collect::Container(container_network::collect),
     ),
+    switch(
+        container_labels::SWITCH,
+        Collect::Container(container_labels::collect),
+    ),
+    switch(identity::SWITCH, Collect::Task(identity::collect)),
+    switch(clock::SWITCH, Collect::Task(clock::collect)),
 ];
 
 const fn go(collect: Collect) -> Group {
@@ -117,6 +127,8 @@ pub struct Options {
     /// Container name patterns (`*` matches any run of characters) whose containers get no
     /// container-level samples.
     pub exclude: Vec<String>,
+    /// Container label key patterns whose labels group `container_labels` writes.
+    pub labels: Vec<String>,
 }
 
 impl Default for Options {
@@ -132,6 +144,7 @@ impl Options {
         let mut options = Options {
             off: 0,
             exclude: Vec::new(),
+            labels: Vec::new(),
         };
         for (i, group) in GROUPS.iter().enumerate() {
             if group.switch.as_ref().is_some_and(|s| !on(s)) {
@@ -278,6 +291,17 @@ fn push_present<'a>(
 }
 
 fn push<'a>(out: &mut Vec<Sample<'a>>, metric: Metric, values: &[&'a str], value: f64) {
+    push_with(out, metric, values, &[], value);
+}
+
+/// [`push`] with labels the family does not name (see `Sample::extra`).
+fn push_with<'a>(
+    out: &mut Vec<Sample<'a>>,
+    metric: Metric,
+    values: &[&'a str],
+    extra: &'a [(String, String)],
+    value: f64,
+) {
     let mut labels = [""; MAX_LABELS];
     for (slot, v) in labels.iter_mut().zip(values) {
         *slot = v;
@@ -290,8 +314,15 @@ fn push<'a>(out: &mut Vec<Sample<'a>>, metric: Metric, values: &[&'a str], value
     out.push(Sample {
         family: metric as usize,
         labels,
+        extra,
         value,
     });
+}
+
+/// Unix seconds as the Go exporter computes its pull timestamps: `UnixNano()` as f64, then
+/// scaled (which differs in the last digit from dividing).
+fn timestamp(t: crate::model::UnixNanos) -> f64 {
+    t.0 as f64 * NANOSECONDS
 }
 
 /// A count as Go's `float64(x)` converts it.
@@ -345,7 +376,10 @@ mod tests {
                 "cpu",
                 "storage",
                 "pids",
-                "container_network"
+                "container_network",
+                "container_labels",
+                "identity",
+                "clock"
             ]
         );
         assert!(GROUPS.len() <= 64, "Options keeps a bit per group");

@@ -1,7 +1,7 @@
 //! The Go exporter's task families, from `/task`: metadata info, CPU and memory limits,
 //! ephemeral storage, image pull times. Always written.
 
-use super::{MEBIBYTES, Metric, NANOSECONDS, push};
+use super::{MEBIBYTES, Metric, push, timestamp};
 use crate::exposition::Sample;
 use crate::model::TaskMetadata;
 
@@ -46,13 +46,11 @@ pub(super) fn collect<'a>(task: &'a TaskMetadata, out: &mut Vec<Sample<'a>>) {
             push(out, Metric::TaskEphemeralUsed, &[], mib as f64 * MEBIBYTES);
         }
     }
-    // Go converts UnixNano() to float64 and then scales, so do we (the result differs in the
-    // last digit from dividing).
     if let Some(t) = task.pull_started_at {
-        push(out, Metric::TaskPullStart, &[], t.0 as f64 * NANOSECONDS);
+        push(out, Metric::TaskPullStart, &[], timestamp(t));
     }
     if let Some(t) = task.pull_stopped_at {
-        push(out, Metric::TaskPullStop, &[], t.0 as f64 * NANOSECONDS);
+        push(out, Metric::TaskPullStop, &[], timestamp(t));
     }
 }
 

@@ -33,6 +33,9 @@ pub const MAX_CONTAINERS: usize = 64;
 /// ENI in awsvpc mode).
 pub const MAX_INTERFACES: usize = 16;
 
+/// Labels kept per container: the agent sets five, and a task definition a few more.
+pub const MAX_LABELS_PER_CONTAINER: usize = 64;
+
 /// `GET ${ECS_CONTAINER_METADATA_URI_V4}/task`.
 #[derive(Debug, Default)]
 pub struct TaskMetadata {
@@ -49,6 +52,25 @@ pub struct TaskMetadata {
     pub pull_stopped_at: Option<UnixNanos>,
     pub ephemeral_storage: Option<EphemeralStorage>,
     pub containers: Option<Vec<Container>>,
+    /// The service the task belongs to (EC2, Managed Instances).
+    pub service_name: Option<String>,
+    /// `service:NAME`, `family:NAME` or `daemon:NAME`.
+    pub group: Option<String>,
+    /// The container instance's VPC (EC2).
+    pub vpc_id: Option<String>,
+    pub availability_zone_id: Option<String>,
+    /// Fargate platform 1.4+, Managed Instances.
+    pub clock_drift: Option<ClockDrift>,
+}
+
+/// How far the task's clock may be from UTC, as the Amazon Time Sync Service measures it.
+#[derive(Debug, Default)]
+pub struct ClockDrift {
+    /// In milliseconds (AWS's documentation of the endpoint).
+    pub error_bound: Option<f64>,
+    pub reference: Option<UnixNanos>,
+    /// `SYNCHRONIZED` or `NOT_SYNCHRONIZED`.
+    pub status: Option<String>,
 }
 
 /// Task limits (CPU in vCPUs, memory in MiB) or container limits (CPU in CPU units, memory in
@@ -79,6 +101,11 @@ pub struct Container {
     pub started_at: Option<UnixNanos>,
     pub health: Option<Health>,
     pub networks: Option<Vec<ContainerNetwork>>,
+    /// `NORMAL` for the task definition's containers; `CNI_PAUSE` and others are the agent's.
+    pub kind: Option<String>,
+    /// The container's labels (the agent's `com.amazonaws.ecs.*` and the task definition's),
+    /// trimmed after decoding to those `--ecs.container-labels` selects.
+    pub labels: Option<Keyed<String>>,
 }
 
 /// One of the container's network attachments in `/task`.
@@ -92,6 +119,8 @@ pub struct ContainerNetwork {
 #[derive(Debug, Default)]
 pub struct Health {
     pub status: Option<String>,
+    /// When the status last changed.
+    pub since: Option<UnixNanos>,
 }
 
 /// An RFC 3339 timestamp from the endpoint, as nanoseconds since the Unix epoch.
@@ -152,6 +181,8 @@ pub struct MemoryStats {
     pub max_usage: Option<u64>,
     /// cgroup v1 only; Docker leaves it out when it is 0.
     pub failcnt: Option<u64>,
+    /// The limit the kernel enforces on the cgroup; "none" is a number from 2^62 up.
+    pub limit: Option<u64>,
     /// Boxed: most of a stats entry's size, and absent for a stopped container.
     pub stats: Option<Box<MemoryDetail>>,
 }
@@ -319,6 +350,16 @@ fields!(TaskMetadata {
     "PullStoppedAt" => pull_stopped_at,
     "EphemeralStorageMetrics" => ephemeral_storage,
     "Containers" => containers,
+    "ServiceName" => service_name,
+    "Group" => group,
+    "VPCID" => vpc_id,
+    "AvailabilityZoneID" => availability_zone_id,
+    "ClockDrift" => clock_drift,
+});
+fields!(ClockDrift {
+    "ClockErrorBound" => error_bound,
+    "ReferenceTimestamp" => reference,
+    "ClockSynchronizationStatus" => status,
 });
 fields!(Limits { "CPU" => cpu, "Memory" => memory });
 fields!(EphemeralStorage { "Utilized" => utilized, "Reserved" => reserved });
@@ -334,9 +375,11 @@ fields!(Container {
     "StartedAt" => started_at,
     "Health" => health,
     "Networks" => networks,
+    "Type" => kind,
+    "Labels" => labels,
 });
 fields!(ContainerNetwork { "NetworkMode" => network_mode });
-fields!(Health { "status" => status });
+fields!(Health { "status" => status, "statusSince" => since });
 fields!(CpuStats { "cpu_usage" => cpu_usage });
 fields!(CpuUsage {
     "total_usage" => total_usage,
@@ -347,6 +390,7 @@ fields!(MemoryStats {
     "usage" => usage,
     "max_usage" => max_usage,
     "failcnt" => failcnt,
+    "limit" => limit,
     "stats" => stats,
 });
 fields!(PidsStats { "current" => current, "limit" => limit });
@@ -456,6 +500,10 @@ impl Bounded for ContainerNetwork {
     const MAX: usize = MAX_INTERFACES;
 }
 impl Bounded for BlkioEntry {}
+/// Labels kept per container.
+impl Bounded for String {
+    const MAX: usize = MAX_LABELS_PER_CONTAINER;
+}
 impl Bounded for ContainerStats {}
 
 #[cfg(test)]
