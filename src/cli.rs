@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use crate::collect::{GROUPS, Options};
 use crate::log::{Format, Level, Logger};
-use crate::tmds::Source;
+use crate::tmds::{Scope, Source};
 
 pub const METADATA_ENV: &str = "ECS_CONTAINER_METADATA_URI_V4";
 
@@ -180,11 +180,25 @@ pub static FLAGS: &[Flag] = &[
         shown: "=URI",
         help: "Task metadata endpoint base URL (default: the value of\n\
                $ECS_CONTAINER_METADATA_URI_V4), or a directory holding\n\
-               task.json and stats.json, read on every scrape.",
+               task.json and stats.json (instance scope: tasks.json and\n\
+               tasks-stats.json), read on every scrape.",
         kind: Kind::Value {
             repeatable: false,
             example: "http://169.254.170.2/v4/x",
             set: |s, v| parse_source_flag(v).map(|x| s.metadata = Some(x)),
+        },
+    },
+    Flag {
+        name: "ecs.scope",
+        shown: "=task",
+        help: "task: the exporter's own task (/task, /task/stats), as a\n\
+               sidecar. instance: every task on the instance (/tasks,\n\
+               /tasks/stats), as a managed daemon on ECS Managed Instances;\n\
+               each task's samples carry its task_arn.",
+        kind: Kind::Value {
+            repeatable: false,
+            example: "instance",
+            set: |s, v| one_of(v, "--ecs.scope", Scope::parse, Scope::NAMES).map(|x| s.scope = x),
         },
     },
     Flag {
@@ -352,6 +366,8 @@ pub struct Config {
     pub telemetry_path: String,
     pub exporter_metrics: bool,
     pub metadata: Source,
+    /// Which documents a scrape reads: the exporter's task's, or every task's on the instance.
+    pub scope: Scope,
     pub timeout: Duration,
     /// Scrapes within this long of the last metadata fetch reuse it (0: every scrape fetches).
     pub min_refresh_interval: Duration,
@@ -369,6 +385,7 @@ pub struct Settings {
     telemetry_path: String,
     exporter_metrics: bool,
     metadata: Option<Source>,
+    scope: Scope,
     timeout: Duration,
     min_refresh_interval: Duration,
     logger: Logger,
@@ -387,6 +404,7 @@ impl Default for Settings {
             telemetry_path: "/metrics".to_owned(),
             exporter_metrics: true,
             metadata: None,
+            scope: Scope::Task,
             timeout: Duration::from_secs(3),
             min_refresh_interval: Duration::ZERO,
             logger: Logger {
@@ -532,6 +550,7 @@ impl Settings {
             telemetry_path: self.telemetry_path,
             exporter_metrics: self.exporter_metrics,
             metadata,
+            scope: self.scope,
             timeout: self.timeout,
             min_refresh_interval: self.min_refresh_interval,
             logger: self.logger,

@@ -34,6 +34,11 @@ pub struct Family {
 pub struct Sample<'a> {
     pub family: usize,
     pub labels: [&'a str; MAX_LABELS],
+    /// The value of the task label [`write()`] is given, or empty for none: the one label that
+    /// every sample of a task carries when a scrape writes several tasks. It is written among
+    /// the family's labels in the order of names, and samples are sorted by it before the
+    /// family's labels.
+    pub task: &'a str,
     /// Labels the family does not name, `(key, value)`: written as [`label_name`]`(key)`, in the
     /// order of those names, which must be unique (`collect::container_labels` sees to both).
     pub extra: &'a [(String, String)],
@@ -56,59 +61,169 @@ pub fn label_name_chars(key: &str) -> impl Iterator<Item = char> + '_ {
     }))
 }
 
-/// Writes every family of `families` that has samples, in table order; returns the number of
-/// samples written, or [`TooLarge`] as soon as `out` holds more than `limit` bytes (writing stops
-/// there, so that no document can make the answer grow without bound).
+/// One scrape's exposition, written a batch of samples at a time (in instance scope, a task's)
+/// into one buffer per family, so that a scrape never holds more samples than one batch; the
+/// text is the non-empty buffers in table order ([`parts`](Self::parts)). The buffers keep
+/// their memory from scrape to scrape.
 ///
-/// Samples are sorted by family, then by label values (as client_golang's registry does). Where
-/// two samples of one family have the same label values, the later one wins: this is how one
-/// network series per interface is kept when several containers report the same interface (the
-/// Go exporter's "last container in /task's order wins"), and it keeps the output valid should
-/// the endpoint ever repeat a container name.
+/// Within a batch, samples are sorted by family, then by [`task`](Sample::task), then by label
+/// values (as client_golang's registry does). Where two samples of one family have the same
+/// task and label values, the later one wins: this is how one network series per interface is
+/// kept when several containers report the same interface (the Go exporter's "last container in
+/// /task's order wins"), and it keeps the output valid should the endpoint ever repeat a
+/// container name. Across batches the caller keeps that order: the batches of a family's
+/// samples come in the order of their tasks, and no series is in two batches.
+#[derive(Debug, Default)]
+pub struct Exposition {
+    families: Vec<String>,
+    bytes: usize,
+    samples: usize,
+    limit: usize,
+}
+
+impl Exposition {
+    /// Empties it for a scrape over a table of `families` families, of at most `limit` bytes.
+    /// A buffer much larger than what the last scrape wrote into it (after a hostile document)
+    /// gives the memory back.
+    pub fn start(&mut self, families: usize, limit: usize) {
+        self.families.resize_with(families, String::new);
+        for buffer in &mut self.families {
+            if buffer.capacity() > 2 * buffer.len() + 4096 {
+                buffer.shrink_to(buffer.len());
+            }
+            buffer.clear();
+        }
+        self.bytes = 0;
+        self.samples = 0;
+        self.limit = limit;
+    }
+
+    /// Writes a batch; a sample's [`task`](Sample::task) is written as the label `task_label`.
+    /// Fails with [`TooLarge`] as soon as the text is over the limit (writing stops there, so
+    /// that no document can make the answer grow without bound).
+    pub fn add(
+        &mut self,
+        table: &[Family],
+        task_label: &str,
+        samples: &[Sample<'_>],
+    ) -> Result<(), TooLarge> {
+        // Sort positions rather than the samples themselves: a sample is 160 bytes and moving
+        // them was most of the sort's cost. The sort is stable, so equal keys keep collection
+        // order and "later wins" below means "collected later". Labels past a family's own
+        // count are empty. (Positions index `samples`: always in range.)
+        let label_count = |s: &Sample<'_>| table.get(s.family).map_or(0, |f| f.labels.len());
+        let positions = crate::order::sorted(samples.len(), &|a, b| {
+            let (a, b) = (&samples[a], &samples[b]);
+            let n = label_count(a);
+            a.family
+                .cmp(&b.family)
+                .then_with(|| a.task.cmp(b.task))
+                .then_with(|| a.labels[..n].cmp(&b.labels[..n]))
+        });
+        let order: Vec<&Sample<'_>> = positions.iter().map(|&i| &samples[i]).collect();
+        for (i, sample) in order.iter().enumerate() {
+            if let Some(next) = order.get(i + 1)
+                && next.family == sample.family
+                && next.task == sample.task
+                && next.labels == sample.labels
+            {
+                continue;
+            }
+            let (Some(family), Some(out)) = (
+                table.get(sample.family),
+                self.families.get_mut(sample.family),
+            ) else {
+                continue;
+            };
+            let before = out.len();
+            if out.is_empty() {
+                write_header(out, family);
+            }
+            out.push_str(family.name);
+            let task = (!sample.task.is_empty()).then_some((task_label, sample.task));
+            write_labels(out, family.labels, &sample.labels, task, sample.extra);
+            out.push(' ');
+            write_float(out, sample.value);
+            out.push('\n');
+            self.bytes += out.len() - before;
+            self.samples += 1;
+            if self.bytes > self.limit {
+                return Err(TooLarge(self.limit));
+            }
+        }
+        Ok(())
+    }
+
+    /// The samples written.
+    pub fn samples(&self) -> usize {
+        self.samples
+    }
+
+    /// The text's length in bytes.
+    pub fn len(&self) -> usize {
+        self.bytes
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bytes == 0
+    }
+
+    /// The text, in pieces, in order.
+    pub fn parts(&self) -> impl Iterator<Item = &str> {
+        self.families
+            .iter()
+            .map(String::as_str)
+            .filter(|s| !s.is_empty())
+    }
+
+    /// The text, to send without joining the pieces first.
+    pub fn reader(&self) -> Reader<'_> {
+        Reader {
+            rest: self.families.iter(),
+            current: &[],
+        }
+    }
+
+    /// Appends the text to `out`.
+    pub fn write_to(&self, out: &mut String) {
+        out.reserve(self.bytes);
+        self.parts().for_each(|part| out.push_str(part));
+    }
+}
+
+/// [`Exposition::reader`].
+pub struct Reader<'a> {
+    rest: std::slice::Iter<'a, String>,
+    current: &'a [u8],
+}
+
+impl std::io::Read for Reader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.rest.next() {
+                Some(part) => self.current = part.as_bytes(),
+                None => return Ok(0),
+            }
+        }
+        self.current.read(buf)
+    }
+}
+
+/// Writes `samples` as one batch of an [`Exposition`] (see there) and appends the text to `out`;
+/// the number of samples written, or [`TooLarge`] past `limit` bytes (`out` then holds what was
+/// written up to there).
 pub fn write(
     out: &mut String,
     families: &[Family],
+    task_label: &str,
     samples: &[Sample<'_>],
     limit: usize,
 ) -> Result<usize, TooLarge> {
-    // Sort positions rather than the samples themselves: a sample is 144 bytes and moving them
-    // was most of the sort's cost. The sort is stable, so equal keys keep collection order and
-    // "later wins" below means "collected later". Labels past a family's own count are empty.
-    let label_count = |s: &Sample<'_>| families.get(s.family).map_or(0, |f| f.labels.len());
-    let mut order: Vec<&Sample<'_>> = samples.iter().collect();
-    order.sort_by(|a, b| {
-        let n = label_count(a);
-        a.family
-            .cmp(&b.family)
-            .then_with(|| a.labels[..n].cmp(&b.labels[..n]))
-    });
-    let mut current = usize::MAX;
-    let mut written = 0;
-    for (i, sample) in order.iter().enumerate() {
-        if let Some(next) = order.get(i + 1)
-            && next.family == sample.family
-            && next.labels == sample.labels
-        {
-            continue;
-        }
-        let Some(family) = families.get(sample.family) else {
-            continue;
-        };
-        if sample.family != current {
-            current = sample.family;
-            write_header(out, family);
-        }
-        out.push_str(family.name);
-        write_labels(out, family.labels, &sample.labels, sample.extra);
-        out.push(' ');
-        write_float(out, sample.value);
-        out.push('\n');
-        written += 1;
-        if out.len() > limit {
-            return Err(TooLarge(limit));
-        }
-    }
-    Ok(written)
+    let mut exposition = Exposition::default();
+    exposition.start(families.len(), limit);
+    let result = exposition.add(families, task_label, samples);
+    exposition.write_to(out);
+    result.map(|()| exposition.samples())
 }
 
 /// The exposition grew past this many bytes.
@@ -136,11 +251,34 @@ fn write_header(out: &mut String, family: &Family) {
     });
 }
 
-/// The family's labels and the sample's extra ones, merged in the order of their names (Go's
-/// registry sorts label names).
-fn write_labels(out: &mut String, names: &[&str], values: &[&str], extra: &[(String, String)]) {
-    if names.is_empty() && extra.is_empty() {
+/// The family's labels, the task label if any and the sample's extra ones, merged in the order
+/// of their names (Go's registry sorts label names).
+fn write_labels(
+    out: &mut String,
+    names: &[&str],
+    values: &[&str],
+    task: Option<(&str, &str)>,
+    extra: &[(String, String)],
+) {
+    if names.is_empty() && task.is_none() && extra.is_empty() {
         return;
+    }
+    // The family's labels with the task label in its place.
+    let mut own = [("", ""); MAX_LABELS + 1];
+    let mut count = 0;
+    let mut task = task;
+    for pair in names.iter().zip(values).map(|(n, v)| (*n, *v)) {
+        if let Some(t) = task.filter(|t| t.0 < pair.0) {
+            own[count] = t;
+            count += 1;
+            task = None;
+        }
+        own[count] = pair;
+        count += 1;
+    }
+    if let Some(t) = task {
+        own[count] = t;
+        count += 1;
     }
     let mut extra_names = Vec::new();
     for (key, _) in extra {
@@ -148,7 +286,7 @@ fn write_labels(out: &mut String, names: &[&str], values: &[&str], extra: &[(Str
         label_name(key, &mut name);
         extra_names.push(name);
     }
-    let mut own = names.iter().zip(values).peekable();
+    let mut own = own.iter().take(count).peekable();
     let mut more = extra_names
         .iter()
         .zip(extra.iter().map(|(_, v)| v))
@@ -157,13 +295,13 @@ fn write_labels(out: &mut String, names: &[&str], values: &[&str], extra: &[(Str
     let mut first = true;
     loop {
         let take_own = match (own.peek(), more.peek()) {
-            (Some((a, _)), Some((b, _))) => **a <= b.as_str(),
+            (Some((a, _)), Some((b, _))) => *a <= b.as_str(),
             (Some(_), None) => true,
             (None, Some(_)) => false,
             (None, None) => break,
         };
         let (name, value): (&str, &str) = if take_own {
-            own.next().map(|(n, v)| (*n, *v)).unwrap_or_default()
+            own.next().copied().unwrap_or_default()
         } else {
             more.next()
                 .map(|(n, v)| (n.as_str(), v.as_str()))
@@ -442,6 +580,7 @@ mod tests {
         Sample {
             family,
             labels,
+            task: "",
             extra: &[],
             value,
         }
@@ -456,7 +595,7 @@ mod tests {
             sample(0, "m", 4.0),
         ];
         let mut out = String::new();
-        assert_eq!(write(&mut out, TABLE, &samples, usize::MAX), Ok(3));
+        assert_eq!(write(&mut out, TABLE, "task", &samples, usize::MAX), Ok(3));
         let whole = "# HELP a_total A.\n# TYPE a_total counter\n\
                      a_total{name=\"a\"} 2\na_total{name=\"m\"} 4\na_total{name=\"z\"} 3\n";
         assert_eq!(out, whole);
@@ -464,7 +603,7 @@ mod tests {
         for limit in [whole.len() - 1, 70] {
             out.clear();
             assert_eq!(
-                write(&mut out, TABLE, &samples, limit),
+                write(&mut out, TABLE, "task", &samples, limit),
                 Err(TooLarge(limit))
             );
             assert!(
@@ -473,7 +612,7 @@ mod tests {
             );
         }
         out.clear();
-        assert_eq!(write(&mut out, TABLE, &samples, whole.len()), Ok(3));
+        assert_eq!(write(&mut out, TABLE, "task", &samples, whole.len()), Ok(3));
     }
 
     #[test]
@@ -490,11 +629,12 @@ mod tests {
         let samples = [Sample {
             family: 0,
             labels,
+            task: "",
             extra: &[],
             value: 1.0,
         }];
         let mut out = String::new();
-        assert_eq!(write(&mut out, TWO, &samples, usize::MAX), Ok(1));
+        assert_eq!(write(&mut out, TWO, "task", &samples, usize::MAX), Ok(1));
         assert_eq!(
             out,
             "# HELP info I.\n# TYPE info gauge\ninfo{a=\"x\",b=\"y\\\"z\"} 1\n"
@@ -525,15 +665,79 @@ mod tests {
         let samples = [Sample {
             family: 0,
             labels,
+            task: "",
             extra: &extra,
             value: 1.0,
         }];
         let mut out = String::new();
-        assert_eq!(write(&mut out, INFO, &samples, usize::MAX), Ok(1));
+        assert_eq!(write(&mut out, INFO, "task", &samples, usize::MAX), Ok(1));
         assert_eq!(
             out,
             "# HELP info I.\n# TYPE info gauge\n\
              info{container_name=\"app\",label_a_b=\"x\\ny\",label_team=\"core\",zone=\"z\\\"1\"} 1\n"
+        );
+    }
+
+    #[test]
+    fn the_task_label_takes_its_place_among_the_names_and_sorts_first() {
+        const TABLE: &[Family] = &[
+            Family {
+                name: "rx_total",
+                help: "R.",
+                kind: Kind::Counter,
+                labels: &["interface", "zone"],
+            },
+            Family {
+                name: "up",
+                help: "U.",
+                kind: Kind::Gauge,
+                labels: &[],
+            },
+            Family {
+                name: "labels",
+                help: "L.",
+                kind: Kind::Gauge,
+                labels: &["container_name"],
+            },
+        ];
+        let extra = [("team".to_owned(), "core".to_owned())];
+        let s = |family, task, interface, value| {
+            let mut labels = [""; MAX_LABELS];
+            labels[0] = interface;
+            labels[1] = "z";
+            let extra: &[(String, String)] = if family == 2 { &extra } else { &[] };
+            Sample {
+                family,
+                labels,
+                task,
+                extra,
+                value,
+            }
+        };
+        let samples = [
+            s(0, "t2", "eth0", 1.0),
+            s(0, "t1", "eth1", 2.0),
+            s(0, "t1", "eth0", 3.0),
+            s(0, "t2", "eth0", 4.0),
+            s(0, "", "eth0", 5.0),
+            s(1, "t1", "", 1.0),
+            s(2, "t1", "app", 1.0),
+        ];
+        let mut out = String::new();
+        assert_eq!(
+            write(&mut out, TABLE, "task_arn", &samples, usize::MAX),
+            Ok(6)
+        );
+        assert_eq!(
+            out,
+            "# HELP rx_total R.\n# TYPE rx_total counter\n\
+             rx_total{interface=\"eth0\",zone=\"z\"} 5\n\
+             rx_total{interface=\"eth0\",task_arn=\"t1\",zone=\"z\"} 3\n\
+             rx_total{interface=\"eth1\",task_arn=\"t1\",zone=\"z\"} 2\n\
+             rx_total{interface=\"eth0\",task_arn=\"t2\",zone=\"z\"} 4\n\
+             # HELP up U.\n# TYPE up gauge\nup{task_arn=\"t1\"} 1\n\
+             # HELP labels L.\n# TYPE labels gauge\n\
+             labels{container_name=\"app\",label_team=\"core\",task_arn=\"t1\"} 1\n"
         );
     }
 }

@@ -13,6 +13,7 @@ pub mod front;
 pub mod healthcheck;
 pub mod log;
 pub mod model;
+pub mod order;
 pub mod process;
 pub mod rfc3339;
 pub mod scrape;

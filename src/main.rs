@@ -58,18 +58,21 @@ fn main() -> ExitCode {
         );
     }
     if let tmds::Source::Dir(dir) = &config.metadata {
+        let (tasks, stats) = config.scope.endpoints();
         let problem = match std::fs::metadata(dir) {
             Err(e) => Some(format!("--ecs.metadata-uri {}: {e}", dir.display())),
             Ok(m) if !m.is_dir() => Some(format!(
-                "--ecs.metadata-uri {}: not a directory (give the directory that holds task.json and stats.json)",
-                dir.display()
+                "--ecs.metadata-uri {}: not a directory (give the directory that holds {} and {})",
+                dir.display(),
+                tasks.file(),
+                stats.file()
             )),
             Ok(_) => None,
         };
         if let Some(problem) = problem {
             return start_failure(logger, &problem);
         }
-        for file in ["task.json", "stats.json"] {
+        for file in [tasks.file(), stats.file()] {
             let path = dir.join(file);
             if !path.is_file() {
                 log!(

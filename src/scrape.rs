@@ -5,22 +5,30 @@
 //! The failure policy, stated once: a scrape always produces the exposition of whatever metadata
 //! did arrive, `ecs_up` says whether all of it arrived, and each failed metadata request is
 //! logged as a warning naming the endpoint and the failure.
+//!
+//! Both scopes take the same path: task scope reads `/task` and `/task/stats` as lists of one,
+//! instance scope reads `/tasks` and `/tasks/stats` (`tmds::Scope`).
 
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Instant;
 
 use crate::cli::Config;
-use crate::collect::{self, Answered, Exporter, FAMILIES, Scrape};
-use crate::exposition::{self, TooLarge};
+use crate::collect::{self, Answered, Exporter, FAMILIES, Pairing, Scrape, TASK_LABEL};
+use crate::exposition::{Exposition, TooLarge};
 use crate::log::{self as logging, Level};
 use crate::model::{self, DecodeError, Decoded, TaskMetadata, TaskStats};
-use crate::tmds::{self, Endpoint, FetchError};
+use crate::tmds::{self, Endpoint, FetchError, Scope};
 use crate::{log, process, version};
 
 /// The largest answer written. A real task's is tens of KiB; documents that would make it larger
 /// (names thousands of bytes long, repeated in every family) are left out of the scrape, with
 /// `ecs_up 0` and a warning, rather than held in memory.
 pub const MAX_ANSWER: usize = 8 << 20;
+
+/// The same in instance scope, where every task of the instance is written: 100 tasks of 10
+/// containers make an answer of 6.6 MB (docs/footprint.md); 32 MiB leaves room for five times
+/// that.
+pub const MAX_INSTANCE_ANSWER: usize = 32 << 20;
 
 /// What the server tells a scrape about itself, for the exporter's own metrics.
 #[derive(Clone, Copy, Debug, Default)]
@@ -34,8 +42,8 @@ pub struct Serving {
 pub struct Scraper {
     config: Config,
     start_time_seconds: Option<f64>,
-    /// The exposition text, reused from scrape to scrape.
-    body: String,
+    /// The exposition, its buffers reused from scrape to scrape.
+    answer: Exposition,
     /// The last metadata fetch, kept for `--ecs.min-refresh-interval`.
     last: Option<Fetched>,
     /// Fetches `/task/stats` while the loop fetches `/task`.
@@ -45,8 +53,8 @@ pub struct Scraper {
 /// The documents one fetch got (`None` where fetching or decoding failed), and when.
 struct Fetched {
     at: Instant,
-    task: Option<TaskMetadata>,
-    stats: Option<TaskStats>,
+    tasks: Option<Vec<TaskMetadata>>,
+    stats: Option<Vec<TaskStats>>,
 }
 
 impl Scraper {
@@ -64,14 +72,14 @@ impl Scraper {
         Ok(Scraper {
             config,
             start_time_seconds: process::start_time_seconds(),
-            body: String::new(),
+            answer: Exposition::default(),
             last: None,
             stats_fetcher,
         })
     }
 
-    /// fetch -> decode -> collect -> write; the exposition text.
-    pub fn scrape(&mut self, serving: Serving) -> &str {
+    /// fetch -> decode -> collect -> write; the exposition.
+    pub fn scrape(&mut self, serving: Serving) -> &Exposition {
         let started = Instant::now();
         let logger = self.config.logger;
         // Coalescing: within --ecs.min-refresh-interval of the last fetch, reuse what it got
@@ -88,17 +96,17 @@ impl Scraper {
             // Both documents at once while /task answers; at the first scrape and after a
             // failed /task, one after the other, so that a failing or rate-limiting endpoint
             // gets one request per scrape, not two.
-            let last_ok = self.last.take().is_some_and(|l| l.task.is_some());
+            let last_ok = self.last.take().is_some_and(|l| l.tasks.is_some());
             let fetcher = last_ok.then_some(&*self.stats_fetcher);
-            let (task, stats) = read_metadata(&self.config, fetcher);
+            let (tasks, stats) = read_metadata(&self.config, fetcher);
             self.last = Some(Fetched {
                 at: Instant::now(),
-                task,
+                tasks,
                 stats,
             });
         }
-        let (task, stats) = match &self.last {
-            Some(last) => (last.task.as_ref(), last.stats.as_ref()),
+        let (tasks, stats) = match &self.last {
+            Some(last) => (last.tasks.as_deref(), last.stats.as_deref()),
             None => (None, None),
         };
         let process;
@@ -113,14 +121,15 @@ impl Scraper {
             None
         };
         let mut scrape = Scrape {
-            task,
+            tasks,
             stats,
+            scope: self.config.scope,
             exporter,
             build: &version::BUILD,
             options: &self.config.collect,
         };
-        let samples = match render(&scrape, &mut self.body) {
-            Ok(samples) => samples,
+        let rendered = match render(&scrape, &mut self.answer) {
+            Ok(rendered) => rendered,
             Err(e) => {
                 log!(
                     logger,
@@ -128,38 +137,72 @@ impl Scraper {
                     "metadata left out of the scrape",
                     "error" = &e
                 );
-                scrape.task = None;
+                scrape.tasks = None;
                 scrape.stats = None;
-                render(&scrape, &mut self.body).unwrap_or(0)
+                render(&scrape, &mut self.answer).unwrap_or_default()
             }
         };
+        let Pairing {
+            ambiguous,
+            unmatched,
+        } = rendered.pairing;
+        if ambiguous > 0 {
+            log!(
+                logger,
+                Warn,
+                "container stats left out: their container id is in more than one task or stats map",
+                "ids" = ambiguous,
+            );
+        }
+        if unmatched > 0 {
+            log!(
+                logger,
+                Debug,
+                "stats of containers that no task lists (started or stopped between the requests)",
+                "ids" = unmatched,
+            );
+        }
         if logger.enabled(Level::Debug) {
-            let up = scrape.task.is_some() && scrape.stats.is_some();
+            let up = scrape.tasks.is_some() && scrape.stats.is_some();
             log!(
                 logger,
                 Debug,
                 "scrape done",
                 "up" = up,
-                "samples" = samples,
-                "bytes" = self.body.len(),
+                "tasks" = scrape.tasks.map_or(0, <[_]>::len),
+                "samples" = rendered.samples,
+                "bytes" = self.answer.len(),
                 "duration" = &logging::Debug(started.elapsed()),
             );
         }
-        &self.body
+        &self.answer
     }
 }
 
-/// collect -> write: the exposition of one scrape's documents into `body`, returning the number
-/// of samples written, or [`TooLarge`] past [`MAX_ANSWER`] bytes. Public so that the fuzzer and
-/// the benchmarks run exactly what a scrape runs.
-pub fn render(scrape: &Scrape, body: &mut String) -> Result<usize, TooLarge> {
-    let mut samples = Vec::with_capacity(64);
-    collect::collect(scrape, &mut samples);
-    body.clear();
-    exposition::write(body, FAMILIES, &samples, MAX_ANSWER)
+/// What [`render`] wrote.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Rendered {
+    pub samples: usize,
+    pub pairing: Pairing,
 }
 
-/// A long-lived thread that fetches `/task/stats` at the loop's request, so that a scrape costs
+/// collect -> write: the exposition of one scrape's documents, or [`TooLarge`] past
+/// [`MAX_ANSWER`] bytes ([`MAX_INSTANCE_ANSWER`] in instance scope). Public so that the fuzzer
+/// and the benchmarks run exactly what a scrape runs.
+pub fn render(scrape: &Scrape, answer: &mut Exposition) -> Result<Rendered, TooLarge> {
+    let limit = match scrape.scope {
+        Scope::Task => MAX_ANSWER,
+        Scope::Instance => MAX_INSTANCE_ANSWER,
+    };
+    answer.start(FAMILIES.len(), limit);
+    let pairing = collect::collect(scrape, &mut |batch| answer.add(FAMILIES, TASK_LABEL, batch))?;
+    Ok(Rendered {
+        samples: answer.samples(),
+        pairing,
+    })
+}
+
+/// A long-lived thread that fetches the stats document at the loop's request, so that a scrape costs
 /// one round trip to the endpoint instead of two in a row (minreq opens a connection per
 /// request; the endpoint may be slow to take one). One thread for the exporter's life, not one
 /// per scrape.
@@ -171,7 +214,7 @@ struct StatsFetcher {
 enum StatsJob {
     Idle,
     Requested,
-    Done(Option<TaskStats>),
+    Done(Option<Vec<TaskStats>>),
 }
 
 impl StatsFetcher {
@@ -181,7 +224,7 @@ impl StatsFetcher {
     }
 
     /// Waits for the requested fetch to finish (it has its own deadline, `--ecs.timeout`).
-    fn result(&self) -> Option<TaskStats> {
+    fn result(&self) -> Option<Vec<TaskStats>> {
         let mut job = self.job.lock().unwrap_or_else(PoisonError::into_inner);
         while !matches!(*job, StatsJob::Done(_)) {
             job = self
@@ -205,41 +248,66 @@ impl StatsFetcher {
                     .unwrap_or_else(PoisonError::into_inner);
             }
             drop(job);
-            let stats = read_document(config, Endpoint::Stats, model::decode_stats);
+            let stats = read_stats(config);
             *self.job.lock().unwrap_or_else(PoisonError::into_inner) = StatsJob::Done(stats);
             self.changed.notify_all();
         }
     }
 }
 
-/// Fetches and decodes `/task` and `/task/stats`. With a `fetcher`, both at once: two requests.
-/// Without, `/task` first, and `/task/stats` only if `/task` arrived: without `/task` there is
+/// Fetches and decodes the scope's two documents. With a `fetcher`, both at once: two requests.
+/// Without, the task document first, and the stats only if it arrived: without it there is
 /// nothing to match stats to (then stats fetched at the same time are dropped too).
 fn read_metadata(
     config: &Config,
     fetcher: Option<&StatsFetcher>,
-) -> (Option<TaskMetadata>, Option<TaskStats>) {
+) -> (Option<Vec<TaskMetadata>>, Option<Vec<TaskStats>>) {
     if let Some(fetcher) = fetcher {
         fetcher.request();
     }
+    let (endpoint, _) = config.scope.endpoints();
     let labels = &config.collect.labels;
-    let task = read_document(config, Endpoint::Task, |body| decode_task(body, labels));
+    let tasks = read_document(config, endpoint, |body| {
+        decode_tasks(config.scope, body, labels)
+    });
     let stats = match fetcher {
         Some(fetcher) => fetcher.result(),
-        None if task.is_some() => read_document(config, Endpoint::Stats, model::decode_stats),
+        None if tasks.is_some() => read_stats(config),
         None => None,
     };
-    let stats = if task.is_some() { stats } else { None };
-    (task, stats)
+    let stats = if tasks.is_some() { stats } else { None };
+    (tasks, stats)
 }
 
-/// decode: `/task`, with the container labels `--ecs.container-labels` selects (the others are
-/// dropped here, so that collect reads only what it writes). Public so that the fuzzer and the
-/// benchmarks decode exactly as a scrape does.
-pub fn decode_task(body: String, labels: &[String]) -> Result<Decoded<TaskMetadata>, DecodeError> {
-    let mut decoded = model::decode_task(body)?;
-    collect::select_labels(&mut decoded.document, labels);
+fn read_stats(config: &Config) -> Option<Vec<TaskStats>> {
+    let (_, endpoint) = config.scope.endpoints();
+    read_document(config, endpoint, |body| decode_stats(config.scope, body))
+}
+
+/// decode: the scope's task document(s) as a list, with the container labels
+/// `--ecs.container-labels` selects (the others are dropped here, so that collect reads only
+/// what it writes). Public so that the fuzzer and the benchmarks decode exactly as a scrape does.
+pub fn decode_tasks(
+    scope: Scope,
+    body: String,
+    labels: &[String],
+) -> Result<Decoded<Vec<TaskMetadata>>, DecodeError> {
+    let mut decoded = match scope {
+        Scope::Task => model::decode_task(body)?.map(|task| vec![task]),
+        Scope::Instance => model::decode_tasks(body)?,
+    };
+    for task in &mut decoded.document {
+        collect::select_labels(task, labels);
+    }
     Ok(decoded)
+}
+
+/// decode: the scope's stats document(s) as a list.
+pub fn decode_stats(scope: Scope, body: String) -> Result<Decoded<Vec<TaskStats>>, DecodeError> {
+    Ok(match scope {
+        Scope::Task => model::decode_stats(body)?.map(|stats| vec![stats]),
+        Scope::Instance => model::decode_tasks_stats(body)?,
+    })
 }
 
 fn read_document<T>(
@@ -250,7 +318,13 @@ fn read_document<T>(
     let logger = config.logger;
     let started = Instant::now();
     let result = tmds::fetch(&config.metadata, endpoint, config.timeout)
-        .map_err(ReadError::Fetch)
+        .map_err(|e| match e {
+            // What the EC2 agent (500) and others (404) answer a task that is not a daemon.
+            FetchError::Status(404 | 405 | 500 | 501, _) if config.scope == Scope::Instance => {
+                ReadError::NotServed(e)
+            }
+            e => ReadError::Fetch(e),
+        })
         .and_then(|body| decode(body).map_err(ReadError::Decode));
     match result {
         Ok(Decoded { document, left_out }) => {
@@ -261,6 +335,7 @@ fn read_document<T>(
                     "metadata left out: more containers, interfaces or labels than the exporter reads",
                     "endpoint" = &endpoint,
                     "left_out" = left_out,
+                    "tasks" = model::MAX_TASKS,
                     "containers_per_task" = model::MAX_CONTAINERS,
                     "interfaces_per_container" = model::MAX_INTERFACES,
                     "labels_per_container" = model::MAX_LABELS_PER_CONTAINER,
@@ -293,6 +368,9 @@ fn read_document<T>(
 #[derive(Debug)]
 enum ReadError {
     Fetch(FetchError),
+    /// An error status for an instance-scope document: most likely the exporter does not run as
+    /// a managed daemon, and no retry will change that.
+    NotServed(FetchError),
     Decode(DecodeError),
 }
 
@@ -300,6 +378,12 @@ impl std::fmt::Display for ReadError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ReadError::Fetch(e) => e.fmt(f),
+            ReadError::NotServed(e) => write!(
+                f,
+                "{e}: --ecs.scope=instance reads /tasks and /tasks/stats, which the ECS agent \
+                 serves only to a managed daemon on ECS Managed Instances; as a task's sidecar, \
+                 run with --ecs.scope=task"
+            ),
             ReadError::Decode(e) => e.fmt(f),
         }
     }

@@ -265,6 +265,16 @@ impl Server {
             "telemetry_path" = &self.config.telemetry_path,
             "metadata" = &self.config.metadata,
         );
+        if self.config.scope == crate::tmds::Scope::Instance {
+            let (tasks, stats) = self.config.scope.endpoints();
+            log!(
+                self.logger,
+                Info,
+                "instance scope: every task on the instance, each labelled with its task_arn",
+                "tasks" = &tasks,
+                "stats" = &stats,
+            );
+        }
         let thread_failed = |cause: std::io::Error| StartError {
             what: "cannot start a thread".into(),
             cause: Box::new(cause),
@@ -290,8 +300,14 @@ impl Server {
             if self.shared.stopping() {
                 self.shared.unavailable(request, b"503 shutting down\n");
             } else {
-                let body = scraper.scrape(counters.serving());
-                let result = respond(request, 200, METRICS_CONTENT_TYPE, body.as_bytes(), &[]);
+                let answer = scraper.scrape(counters.serving());
+                let result = respond_with(
+                    request,
+                    200,
+                    METRICS_CONTENT_TYPE,
+                    (answer.reader(), answer.len()),
+                    &[],
+                );
                 // Counted after answering, as promhttp does: a scrape sees the ones before it.
                 counters.ok.fetch_add(1, Ordering::SeqCst);
                 if let Err(e) = result {
@@ -483,11 +499,22 @@ fn respond(
     body: &[u8],
     extra: &[(&str, &str)],
 ) -> std::io::Result<()> {
+    respond_with(request, code, content_type, (body, body.len()), extra)
+}
+
+/// [`respond`] with a body read from `body.0`, of `body.1` bytes.
+fn respond_with(
+    request: Request,
+    code: u16,
+    content_type: &str,
+    body: (impl std::io::Read, usize),
+    extra: &[(&str, &str)],
+) -> std::io::Result<()> {
     let headers = std::iter::once(("Content-Type", content_type))
         .chain(extra.iter().copied())
         .filter_map(|(name, value)| Header::from_bytes(name.as_bytes(), value.as_bytes()).ok())
         .collect();
-    let response = Response::new(StatusCode(code), headers, body, Some(body.len()), None);
+    let response = Response::new(StatusCode(code), headers, body.0, Some(body.1), None);
     request.respond(response)
 }
 

@@ -1,26 +1,64 @@
 //! Fetching the task metadata endpoint v4: the exporter's only network client.
 //!
 //! Each request has a deadline (`--ecs.timeout`, enforced by minreq over connect, request and
-//! the whole body) and a body cap ([`MAX_BODY`]), so a slow, silent or endless endpoint costs
-//! one timeout and a few MiB at most, never a wedged or bloated exporter. A local directory
-//! can stand in for the endpoint (for trying the exporter on fixtures); it is read on every
-//! scrape with the same cap.
+//! the whole body) and a body cap ([`Endpoint::max_body`]), so a slow, silent or endless
+//! endpoint costs one timeout and a bounded number of MiB, never a wedged or bloated exporter.
+//! A local directory can stand in for the endpoint (for trying the exporter on fixtures); it is
+//! read on every scrape with the same cap.
 
 use std::fmt;
 use std::io::Read;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// The largest response body read. A 10-container task's `/task/stats` is tens of KiB; 4 MiB
-/// leaves room for a hundred containers and bounds what a broken endpoint can make us hold.
+/// The largest body read from `/task` or `/task/stats`. A 10-container task's `/task/stats` is
+/// tens of KiB; 4 MiB leaves room for a hundred containers and bounds what a broken endpoint can
+/// make us hold.
 pub const MAX_BODY: u64 = 4 * 1024 * 1024;
+
+/// The largest body read from `/tasks` or `/tasks/stats`, which hold every task of an instance.
+/// A container's stats weigh 1 to 5 KB, so 100 tasks of 10 containers send up to 5 MB
+/// (docs/footprint.md measures it); 16 MiB leaves three times that.
+pub const MAX_INSTANCE_BODY: u64 = 16 * 1024 * 1024;
+
+/// Which documents a scrape reads: one task's or every task's on the instance.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Scope {
+    /// `/task` and `/task/stats`: the task the exporter runs in (a sidecar).
+    #[default]
+    Task,
+    /// `/tasks` and `/tasks/stats`: every task on the instance (a managed daemon on ECS Managed
+    /// Instances; other agents answer them with an error).
+    Instance,
+}
+
+impl Scope {
+    pub const NAMES: &str = "task, instance";
+
+    pub fn parse(name: &str) -> Option<Scope> {
+        match name {
+            "task" => Some(Scope::Task),
+            "instance" => Some(Scope::Instance),
+            _ => None,
+        }
+    }
+
+    /// The task document(s) and the stats document(s) of this scope.
+    pub fn endpoints(self) -> (Endpoint, Endpoint) {
+        match self {
+            Scope::Task => (Endpoint::Task, Endpoint::Stats),
+            Scope::Instance => (Endpoint::Tasks, Endpoint::TasksStats),
+        }
+    }
+}
 
 /// Where metadata comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Source {
     /// The endpoint's base URL (`ECS_CONTAINER_METADATA_URI_V4`), without a trailing slash.
     Http(String),
-    /// A directory holding `task.json` and `stats.json`.
+    /// A directory holding `task.json` and `stats.json` (instance scope: `tasks.json` and
+    /// `tasks-stats.json`).
     Dir(PathBuf),
 }
 
@@ -37,6 +75,8 @@ impl fmt::Display for Source {
 pub enum Endpoint {
     Task,
     Stats,
+    Tasks,
+    TasksStats,
 }
 
 impl Endpoint {
@@ -44,13 +84,26 @@ impl Endpoint {
         match self {
             Endpoint::Task => "/task",
             Endpoint::Stats => "/task/stats",
+            Endpoint::Tasks => "/tasks",
+            Endpoint::TasksStats => "/tasks/stats",
         }
     }
 
-    fn file(self) -> &'static str {
+    /// The file that stands in for it in a `--ecs.metadata-uri` directory.
+    pub fn file(self) -> &'static str {
         match self {
             Endpoint::Task => "task.json",
             Endpoint::Stats => "stats.json",
+            Endpoint::Tasks => "tasks.json",
+            Endpoint::TasksStats => "tasks-stats.json",
+        }
+    }
+
+    /// The largest body read from this endpoint.
+    pub fn max_body(self) -> u64 {
+        match self {
+            Endpoint::Task | Endpoint::Stats => MAX_BODY,
+            Endpoint::Tasks | Endpoint::TasksStats => MAX_INSTANCE_BODY,
         }
     }
 }
@@ -79,8 +132,8 @@ pub enum FetchError {
     NoStatusLine,
     /// The connection closed before the body's Content-Length was reached.
     CutShort { got: usize, promised: usize },
-    /// The body was larger than [`MAX_BODY`].
-    TooLarge,
+    /// The body was larger than this many bytes ([`Endpoint::max_body`]).
+    TooLarge(u64),
     /// The stand-in file could not be read.
     File(PathBuf, std::io::Error),
 }
@@ -112,7 +165,9 @@ impl fmt::Display for FetchError {
                 "the connection closed after {got} of the {promised} bytes its Content-Length \
                  promised"
             ),
-            FetchError::TooLarge => write!(f, "response body larger than {} MiB", MAX_BODY >> 20),
+            FetchError::TooLarge(limit) => {
+                write!(f, "response body larger than {} MiB", limit >> 20)
+            }
             FetchError::File(path, e) => write!(f, "cannot read {}: {e}", path.display()),
         }
     }
@@ -158,8 +213,8 @@ pub fn fetch(source: &Source, endpoint: Endpoint, timeout: Duration) -> Result<S
             }
             // minreq ends a body at the close even when its Content-Length promised more.
             let promised = header("content-length").and_then(|l| l.trim().parse::<usize>().ok());
-            read_capped(response, &mut body).map_err(|e| match e {
-                Capped::TooLarge => FetchError::TooLarge,
+            read_capped(response, endpoint.max_body(), &mut body).map_err(|e| match e {
+                Capped::TooLarge => FetchError::TooLarge(endpoint.max_body()),
                 Capped::Io(e) => FetchError::Request(minreq::Error::IoError(e)),
             })?;
             if let Some(promised) = promised.filter(|&p| body.len() < p) {
@@ -170,8 +225,8 @@ pub fn fetch(source: &Source, endpoint: Endpoint, timeout: Duration) -> Result<S
         Source::Dir(dir) => {
             let path = dir.join(endpoint.file());
             let file = std::fs::File::open(&path).map_err(|e| FetchError::File(path.clone(), e))?;
-            read_capped(file, &mut body).map_err(|e| match e {
-                Capped::TooLarge => FetchError::TooLarge,
+            read_capped(file, endpoint.max_body(), &mut body).map_err(|e| match e {
+                Capped::TooLarge => FetchError::TooLarge(endpoint.max_body()),
                 Capped::Io(e) => FetchError::File(path, e),
             })?;
         }
@@ -202,13 +257,10 @@ enum Capped {
     Io(std::io::Error),
 }
 
-fn read_capped(reader: impl Read, body: &mut Vec<u8>) -> Result<(), Capped> {
+fn read_capped(reader: impl Read, cap: u64, body: &mut Vec<u8>) -> Result<(), Capped> {
     // One byte past the cap tells "exactly the cap" from "more than the cap".
-    reader
-        .take(MAX_BODY + 1)
-        .read_to_end(body)
-        .map_err(Capped::Io)?;
-    if body.len() as u64 > MAX_BODY {
+    reader.take(cap + 1).read_to_end(body).map_err(Capped::Io)?;
+    if body.len() as u64 > cap {
         return Err(Capped::TooLarge);
     }
     Ok(())
@@ -245,7 +297,14 @@ mod tests {
                 FetchError::Status(429, "Too Many Requests".into()),
                 "HTTP 429: rate limited by the ECS agent (too many metadata requests in this task)",
             ),
-            (FetchError::TooLarge, "response body larger than 4 MiB"),
+            (
+                FetchError::TooLarge(MAX_BODY),
+                "response body larger than 4 MiB",
+            ),
+            (
+                FetchError::TooLarge(MAX_INSTANCE_BODY),
+                "response body larger than 16 MiB",
+            ),
             (
                 FetchError::Status(100, "Continue".into()),
                 "HTTP 100 (Continue): an interim response, which the exporter does not skip (the ECS agent never sends one)",

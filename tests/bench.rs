@@ -7,6 +7,12 @@
 //! - `soak`: `SOAK_SCRAPES` (default 100,000) sequential keep-alive scrapes; resident memory
 //!   after the first 1,000 and at the end.
 //! - `footprint`: the figures of docs/footprint.md's table (see its doc).
+//! - `instance`: instance scope (`--ecs.scope=instance`) on `INSTANCE_TASKS` (default 100) tasks
+//!   of `INSTANCE_CONTAINERS` (10) containers, `fixtures/ec2-bridge-cgroupv1`'s two containers
+//!   repeated (stats of 3.3 and 3.4 KB each, compact): the bodies' and the
+//!   answer's sizes, `INSTANCE_SCRAPES` (50) scrapes' median and slowest time, CPU seconds per
+//!   scrape and VmHWM; and beside it one sidecar in task scope on one of those tasks, for the
+//!   memory of a sidecar per task.
 //! - `idle_connections`: as many clients as `--web.max-connections` allows (255 beside the
 //!   benchmark's own connection) connect, send half a request (`IDLE_HEAD_BYTES` of it, default
 //!   40; 16000 fills each one's head buffer) and go silent; RSS, threads and a scrape's time while
@@ -285,6 +291,71 @@ fn idle_connections() {
     );
 }
 
+#[test]
+#[ignore]
+fn instance() {
+    use common::instance::{array, as_task};
+    let tasks: usize = common::env_or("INSTANCE_TASKS", 100);
+    let containers: usize = common::env_or("INSTANCE_CONTAINERS", 10);
+    let scrapes: usize = common::env_or("INSTANCE_SCRAPES", 50);
+    let dir = project_dir().join("fixtures/ec2-bridge-cgroupv1");
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).expect("fixture");
+    let (task, stats) = (read("task.json"), read("stats.json"));
+    let generated: Vec<(String, String)> = (0..tasks)
+        .map(|n| as_task(&task, &stats, n, Some(containers)))
+        .collect();
+    let documents: Vec<String> = generated.iter().map(|t| t.0.clone()).collect();
+    let maps: Vec<String> = generated.iter().map(|t| t.1.clone()).collect();
+    let (tasks_body, stats_body) = (array(&documents), array(&maps));
+    let endpoint = Endpoint::start();
+    endpoint.set("/tasks", common::Behaviour::json(tasks_body.clone()));
+    endpoint.set("/tasks/stats", common::Behaviour::json(stats_body.clone()));
+    endpoint.set("/task", common::Behaviour::json(generated[0].0.clone()));
+    endpoint.set(
+        "/task/stats",
+        common::Behaviour::json(generated[0].1.clone()),
+    );
+    for exporter_metrics in [false, true] {
+        let mut flags = vec!["--ecs.scope=instance"];
+        if !exporter_metrics {
+            flags.push("--web.disable-exporter-metrics");
+        }
+        let mut e = Subject::start(&endpoint.base, &flags);
+        let cpu_before = e.cpu_seconds();
+        let mut times = Vec::with_capacity(scrapes);
+        let mut answer = 0;
+        for _ in 0..scrapes {
+            let t = Instant::now();
+            let (status, length) = e.get("/metrics");
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+            assert_eq!(status, 200);
+            answer = length;
+        }
+        let cpu = (e.cpu_seconds() - cpu_before) / scrapes as f64;
+        let slowest = times.iter().cloned().fold(0.0, f64::max);
+        println!(
+            "instance ({tasks} tasks x {containers} containers, exporter metrics {}): /tasks {} bytes, /tasks/stats {} bytes, answer {answer} bytes; scrape median {:.1} ms, slowest {:.1} ms; {:.4} CPU-s per scrape; VmHWM {} KiB",
+            if exporter_metrics { "on" } else { "off" },
+            tasks_body.len(),
+            stats_body.len(),
+            median(&mut times),
+            slowest,
+            cpu,
+            e.status_kib("VmHWM:"),
+        );
+    }
+    // One sidecar in task scope on one of those tasks.
+    let mut sidecar = Subject::start(&endpoint.base, &["--web.disable-exporter-metrics"]);
+    let mut answer = 0;
+    for _ in 0..scrapes {
+        answer = sidecar.get("/metrics").1;
+    }
+    println!(
+        "instance: one sidecar on one of those tasks: answer {answer} bytes, VmHWM {} KiB",
+        sidecar.status_kib("VmHWM:")
+    );
+}
+
 /// One figure of a round.
 type Pick = fn(&Figures) -> f64;
 
@@ -535,22 +606,26 @@ fn footprint() {
 #[ignore]
 fn pipeline() {
     use ecs_exporter::collect::{Options, Scrape};
-    use ecs_exporter::{model, scrape, version};
+    use ecs_exporter::tmds::Scope;
+    use ecs_exporter::{scrape, version};
     let iterations: usize = common::env_or("PIPELINE_ITERATIONS", 1000);
     let (task, stats) = fargate_fixture();
     let task = std::fs::read_to_string(task).expect("task");
     let stats = std::fs::read_to_string(stats).expect("stats");
     let options = Options::default();
-    let mut out = String::new();
+    let mut out = ecs_exporter::exposition::Exposition::default();
     let mut total = 0;
     for _ in 0..iterations {
-        let task = scrape::decode_task(task.clone(), &options.labels)
+        let tasks = scrape::decode_tasks(Scope::Task, task.clone(), &options.labels)
             .ok()
             .map(|d| d.document);
-        let stats = model::decode_stats(stats.clone()).ok().map(|d| d.document);
+        let stats = scrape::decode_stats(Scope::Task, stats.clone())
+            .ok()
+            .map(|d| d.document);
         let input = Scrape {
-            task: task.as_ref(),
-            stats: stats.as_ref(),
+            tasks: tasks.as_deref(),
+            stats: stats.as_deref(),
+            scope: Scope::Task,
             exporter: None,
             build: &version::BUILD,
             options: &options,

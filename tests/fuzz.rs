@@ -1,8 +1,10 @@
 //! A seeded fuzzer over the in-process pipeline, decode -> collect -> write: documents from our
 //! fixtures and ../shared's payloads, mutated (values swapped for values of other types, keys
 //! duplicated, spans cut, copied and garbled, documents truncated), then decoded and written
-//! with random collector switches. Every input must give output that parses as valid
-//! exposition, and nothing may panic.
+//! with random collector switches. A quarter of the inputs are instance scope's arrays, built
+//! from two or three documents and reshaped (elements dropped, repeated, reordered, replaced by
+//! other types; an object where the array belongs). Every input must give output that parses
+//! as valid exposition (no series twice, no label twice), and nothing may panic.
 //!
 //! `FUZZ_ITERATIONS` (default 20,000, for CI) and `FUZZ_SEED` set the run; the long run is
 //! `FUZZ_ITERATIONS=1000000 cargo test --release --test fuzz -- --nocapture`. A failing input is
@@ -14,8 +16,9 @@ use std::panic::AssertUnwindSafe;
 
 use common::{parse_exposition, project_dir, shared_dir_if_present};
 use ecs_exporter::collect::{Answered, Exporter, Options, Scrape};
-use ecs_exporter::model;
 use ecs_exporter::process::ProcessStats;
+use ecs_exporter::scrape::{decode_stats, decode_tasks};
+use ecs_exporter::tmds::Scope;
 use ecs_exporter::version::BUILD;
 
 /// xorshift64*: small, seeded, good enough to pick mutations.
@@ -199,12 +202,46 @@ fn mutate(rng: &mut Rng, doc: &str) -> String {
     String::from_utf8_lossy(&text).into_owned()
 }
 
+/// Instance scope's two arrays from a few (task, stats) seeds, reshaped: elements in another
+/// order in each array, dropped, repeated (ids in two tasks or two maps), replaced by a value of
+/// another type, or the whole array replaced by one element (an object where an array belongs).
+fn instance_documents(rng: &mut Rng, seeds: &[(String, String)]) -> (String, String) {
+    let picked: Vec<&(String, String)> = (0..1 + rng.below(3))
+        .map(|_| &seeds[rng.below(seeds.len())])
+        .collect();
+    let mut tasks: Vec<String> = picked.iter().map(|p| p.0.clone()).collect();
+    let mut stats: Vec<String> = picked.iter().map(|p| p.1.clone()).collect();
+    for list in [&mut tasks, &mut stats] {
+        match rng.below(8) {
+            0 => list.reverse(),
+            1 if !list.is_empty() => {
+                list.remove(rng.below(list.len()));
+            }
+            2 if !list.is_empty() => {
+                let twice = list[rng.below(list.len())].clone();
+                list.push(twice);
+            }
+            3 if !list.is_empty() => {
+                let at = rng.below(list.len());
+                list[at] = VALUES[rng.below(VALUES.len())].to_owned();
+            }
+            4 => list.insert(0, "null".to_owned()),
+            _ => {}
+        }
+    }
+    let join = |rng: &mut Rng, list: &[String]| match rng.below(12) {
+        0 => list.first().cloned().unwrap_or_default(),
+        _ => format!("[{}]", list.join(",")),
+    };
+    (join(rng, &tasks), join(rng, &stats))
+}
+
 /// Decode -> collect -> write, as a scrape does, then check the output.
-fn pipeline(task: &str, stats: &str, options: &Options) {
-    let task = ecs_exporter::scrape::decode_task(task.to_owned(), &options.labels)
+fn pipeline(scope: Scope, task: &str, stats: &str, options: &Options) {
+    let tasks = decode_tasks(scope, task.to_owned(), &options.labels)
         .ok()
         .map(|d| d.document);
-    let stats = model::decode_stats(stats.to_owned())
+    let stats = decode_stats(scope, stats.to_owned())
         .ok()
         .map(|d| d.document);
     let process = ProcessStats {
@@ -213,8 +250,13 @@ fn pipeline(task: &str, stats: &str, options: &Options) {
         ..ProcessStats::default()
     };
     let scrape = Scrape {
-        task: task.as_ref(),
-        stats: if task.is_some() { stats.as_ref() } else { None },
+        tasks: tasks.as_deref(),
+        stats: if tasks.is_some() {
+            stats.as_deref()
+        } else {
+            None
+        },
+        scope,
         exporter: Some(Exporter {
             process: &process,
             answered: Answered {
@@ -227,17 +269,46 @@ fn pipeline(task: &str, stats: &str, options: &Options) {
         options,
     };
     let mut out = String::new();
-    ecs_exporter::scrape::render(&scrape, &mut out).expect("within the answer limit");
+    let mut answer = ecs_exporter::exposition::Exposition::default();
+    ecs_exporter::scrape::render(&scrape, &mut answer).expect("within the answer limit");
+    answer.write_to(&mut out);
     let series = parse_exposition(&out);
     let up = series.iter().find(|(n, _, _)| n == "ecs_up").map(|s| s.2);
     assert_eq!(
         up,
-        Some(if scrape.task.is_some() && scrape.stats.is_some() {
+        Some(if scrape.tasks.is_some() && scrape.stats.is_some() {
             1.0
         } else {
             0.0
         })
     );
+    // In instance scope every sample of a task names it; the exporter's own do not.
+    if scope == Scope::Instance {
+        for (name, labels, _) in &series {
+            let own = name.starts_with("process_")
+                || name.starts_with("promhttp_")
+                || name.starts_with("ecs_exporter_")
+                || name == "ecs_up";
+            let arns = labels.iter().filter(|(l, _)| l == "task_arn").count();
+            let unnamed = scrape.tasks.is_some_and(|t| {
+                t.iter()
+                    .any(|t| t.task_arn.as_deref().is_none_or(str::is_empty))
+            });
+            assert!(
+                own || arns == 1 || unnamed,
+                "{name} {labels:?} lacks task_arn"
+            );
+            assert!(!own || arns == 0, "{name} {labels:?}");
+        }
+    }
+}
+
+/// The elements of `/tasks` and `/tasks/stats` arrays as (task, stats) seeds, in the arrays'
+/// order (which need not pair them: pairing is by container id).
+fn elementwise(tasks: &str, stats: &str) -> Vec<(String, String)> {
+    let tasks = common::instance::elements(tasks);
+    let stats = common::instance::elements(stats);
+    tasks.into_iter().zip(stats).collect()
 }
 
 fn seeds() -> Vec<(String, String)> {
@@ -252,6 +323,10 @@ fn seeds() -> Vec<(String, String)> {
             seeds.push((t, s));
         }
     }
+    // Instance scope's arrays, element by element, so that instance inputs mix them.
+    let ours = fixtures.join("managed-instances");
+    let read = |f: &str| std::fs::read_to_string(ours.join(f)).expect("managed-instances");
+    seeds.extend(elementwise(&read("tasks.json"), &read("tasks-stats.json")));
     if let Some(shared) = shared_dir_if_present() {
         let go = shared.join("conformance/ecs_exporter-v0.4.0/fixtures");
         for case in ["fargate", "ec2"] {
@@ -287,6 +362,11 @@ fn seeds() -> Vec<(String, String)> {
             let read = |f: &str| std::fs::read_to_string(payloads.join(f)).unwrap_or_default();
             seeds.push((read(t), read(s)));
         }
+        let payload = |f: &str| std::fs::read_to_string(payloads.join(f)).unwrap_or_default();
+        seeds.extend(elementwise(
+            &payload("otelcontrib-managedinstances-daemon.tasks.json"),
+            &payload("otelcontrib-managedinstances-daemon.tasks-stats.json"),
+        ));
     }
     seeds
 }
@@ -299,11 +379,23 @@ fn mutated_documents_never_panic_and_always_give_valid_exposition() {
     let mut rng = Rng(seed | 1);
     let started = std::time::Instant::now();
     for i in 0..iterations {
-        let (task, stats) = &seeds[rng.below(seeds.len())];
-        let (task, stats) = match rng.below(3) {
-            0 => (mutate(&mut rng, task), stats.clone()),
-            1 => (task.clone(), mutate(&mut rng, stats)),
-            _ => (mutate(&mut rng, task), mutate(&mut rng, stats)),
+        let scope = if rng.below(4) == 0 {
+            Scope::Instance
+        } else {
+            Scope::Task
+        };
+        let (task, stats) = match scope {
+            Scope::Task => seeds[rng.below(seeds.len())].clone(),
+            Scope::Instance => instance_documents(&mut rng, &seeds),
+        };
+        // Task scope: always mutated (the unmutated seeds are the golden tests'); instance scope
+        // is reshaped already, and mutated three times in four.
+        let kinds = if scope == Scope::Task { 3 } else { 4 };
+        let (task, stats) = match rng.below(kinds) {
+            0 => (mutate(&mut rng, &task), stats),
+            1 => (task, mutate(&mut rng, &stats)),
+            2 => (mutate(&mut rng, &task), mutate(&mut rng, &stats)),
+            _ => (task, stats),
         };
         let draws: Vec<bool> = (0..64).map(|_| rng.below(4) != 0).collect();
         let next = std::cell::Cell::new(0);
@@ -317,14 +409,18 @@ fn mutated_documents_never_panic_and_always_give_valid_exposition() {
         if rng.below(2) == 0 {
             options.labels = vec!["*".into()];
         }
-        let result =
-            std::panic::catch_unwind(AssertUnwindSafe(|| pipeline(&task, &stats, &options)));
+        let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            pipeline(scope, &task, &stats, &options)
+        }));
         if result.is_err() {
             let dir = project_dir().join("target/fuzz-failures");
             let _ = std::fs::create_dir_all(&dir);
             let _ = std::fs::write(dir.join(format!("{i}.task.json")), &task);
             let _ = std::fs::write(dir.join(format!("{i}.stats.json")), &stats);
-            panic!("input {i} (seed {seed}) failed; it is in {}", dir.display());
+            panic!(
+                "input {i} (seed {seed}, {scope:?} scope) failed; it is in {}",
+                dir.display()
+            );
         }
     }
     eprintln!(

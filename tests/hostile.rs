@@ -1,6 +1,6 @@
-//! Hostile metadata documents of up to 4 MiB through the real binary: each costs a bounded
-//! amount of memory, fails only what it must, and says why in the log. The peak resident memory
-//! of each is printed; docs/design.md's table comes from
+//! Hostile metadata documents of up to 4 MiB (instance scope's of up to 16 MiB) through the real
+//! binary: each costs a bounded amount of memory, fails only what it must, and says why in the
+//! log. The peak resident memory of each is printed; docs/design.md's tables come from
 //! `cargo test --release --target x86_64-unknown-linux-musl --test hostile -- --nocapture --test-threads 1`.
 
 mod common;
@@ -14,6 +14,12 @@ const PROMISED_PEAK: u64 = 24 << 20;
 
 /// Just under the 4 MiB body cap.
 const BODY: usize = 4 * 1024 * 1024 - 64;
+
+/// The same promise in instance scope, whose documents may be four times larger.
+const PROMISED_INSTANCE_PEAK: u64 = 96 << 20;
+
+/// Just under instance scope's 16 MiB body cap.
+const INSTANCE_BODY: usize = 16 * 1024 * 1024 - 64;
 
 /// How one shape must come out.
 struct Shape {
@@ -196,53 +202,82 @@ fn shapes() -> Vec<Shape> {
     ]
 }
 
+/// Where a shape is served: the two documents' paths, what they hold unless the shape replaces
+/// them, and the flags.
+struct Scope {
+    paths: [&'static str; 2],
+    documents: [Vec<u8>; 2],
+    flags: &'static [&'static str],
+}
+
+/// Serves `shape`, checks its `ecs_up` and warning, and returns the samples and the peak resident
+/// memory (none under emulation, where it means nothing).
+fn serve(shape: Shape, scope: &Scope, limit: usize) -> (Vec<common::Series>, Option<u64>) {
+    let what = shape.name;
+    assert!(
+        shape.body.len() <= limit,
+        "{what}: {} bytes",
+        shape.body.len()
+    );
+    let endpoint = Endpoint::start();
+    for (path, document) in scope.paths.iter().zip(&scope.documents) {
+        endpoint.set(path, Behaviour::Json(document.clone().into()));
+    }
+    endpoint.set(shape.path, Behaviour::Json(shape.body.into()));
+    if let Some(other) = shape.other {
+        let path = scope
+            .paths
+            .iter()
+            .find(|p| **p != shape.path)
+            .expect("two paths");
+        endpoint.set(path, Behaviour::Json(other.into()));
+    }
+    let mut args = vec![
+        "--ecs.metadata-uri",
+        &endpoint.base,
+        "--web.disable-exporter-metrics",
+    ];
+    args.extend(scope.flags);
+    let e = Exporter::start(&args);
+    let series = parse_exposition(&e.metrics());
+    let log = e.log();
+    assert_eq!(
+        value(&series, "ecs_up", &[]),
+        Some(shape.up),
+        "{what}: {log}"
+    );
+    match shape.warning {
+        Some(says) => assert!(
+            log.lines()
+                .any(|l| l.contains("level=WARN") && l.contains(says)),
+            "{what}: no warning saying {says:?} in:\n{log}"
+        ),
+        None => assert!(!log.contains("level=WARN"), "{what}: {log}"),
+    }
+    let peak = (!emulated()).then(|| vm_hwm(e.pid()).expect("VmHWM"));
+    (series, peak)
+}
+
 #[test]
 fn every_hostile_shape_costs_a_bounded_amount_and_fails_only_what_it_must() {
+    let scope = Scope {
+        paths: ["/task", "/task/stats"],
+        documents: [fargate("task.json"), fargate("stats.json")],
+        flags: &[],
+    };
     for shape in shapes() {
-        assert!(
-            shape.body.len() <= 4 << 20,
-            "{}: {} bytes",
-            shape.name,
-            shape.body.len()
-        );
-        let endpoint = Endpoint::fixture("fargate");
-        endpoint.set(shape.path, Behaviour::Json(shape.body.into()));
-        let replaced_both = shape.other.is_some();
-        if let Some(other) = shape.other {
-            let path = if shape.path == "/task" {
-                "/task/stats"
-            } else {
-                "/task"
-            };
-            endpoint.set(path, Behaviour::Json(other.into()));
-        }
-        let e = Exporter::start(&[
-            "--ecs.metadata-uri",
-            &endpoint.base,
-            "--web.disable-exporter-metrics",
-        ]);
-        let series = parse_exposition(&e.metrics());
         let what = shape.name;
-        assert_eq!(value(&series, "ecs_up", &[]), Some(shape.up), "{what}");
+        let whole_task = shape.path == "/task/stats" && shape.other.is_none();
+        let (series, peak) = serve(shape, &scope, 4 << 20);
         // The other document is served whole: the task's families when /task/stats was hostile.
-        if shape.path == "/task/stats" && !replaced_both {
+        if whole_task {
             assert_eq!(
                 value(&series, "ecs_task_cpu_limit_vcpus", &[]),
                 Some(0.5),
                 "{what}"
             );
         }
-        let log = e.log();
-        match shape.warning {
-            Some(says) => assert!(
-                log.lines()
-                    .any(|l| l.contains("level=WARN") && l.contains(says)),
-                "{what}: no warning saying {says:?} in:\n{log}"
-            ),
-            None => assert!(!log.contains("level=WARN"), "{what}: {log}"),
-        }
-        if !emulated() {
-            let peak = vm_hwm(e.pid()).expect("VmHWM");
+        if let Some(peak) = peak {
             println!("hostile: {what}: VmHWM {} KiB", peak >> 10);
             assert!(
                 peak < PROMISED_PEAK,
@@ -293,4 +328,149 @@ fn unknown_values_nested_within_the_limit_are_skipped() {
     let want = std::fs::read_to_string(project_dir().join("fixtures/fargate/metrics.prom"))
         .expect("golden");
     assert_eq!(common::mask_build_info(&e.metrics()), want);
+}
+
+fn managed_instances(file: &str) -> Vec<u8> {
+    std::fs::read(project_dir().join("fixtures/managed-instances").join(file)).expect("fixture")
+}
+
+/// The task scope shapes' counterparts at instance scope's size, and the shapes only an array
+/// of tasks allows: every task as full as a task may be.
+fn instance_shapes() -> Vec<Shape> {
+    // 256 tasks of `containers` containers in bridge mode, each container with stats of 4
+    // interfaces: what multiplies the samples most, as far as the caps allow.
+    let full = |containers: usize| {
+        let counters = "\"rx_bytes\":1,\"rx_packets\":2,\"rx_errors\":3,\"rx_dropped\":4,\
+                        \"tx_bytes\":5,\"tx_packets\":6,\"tx_errors\":7,\"tx_dropped\":8";
+        let interfaces: Vec<String> = (0..4).map(|i| format!("\"e{i}\":{{{counters}}}")).collect();
+        let entry = format!("{{\"read\":0,\"networks\":{{{}}}}}", interfaces.join(","));
+        let (mut tasks, mut maps) = (Vec::new(), Vec::new());
+        for t in 0..256 {
+            let containers: Vec<String> = (0..containers)
+                .map(|c| {
+                    format!(
+                        "{{\"Name\":\"c{c}\",\"DockerId\":\"{t}-{c}\",\
+                         \"Networks\":[{{\"NetworkMode\":\"bridge\"}}]}}"
+                    )
+                })
+                .collect();
+            tasks.push(format!(
+                "{{\"TaskARN\":\"arn:aws:ecs:eu-west-1:1:task/c/{t:032x}\",\"Containers\":[{}]}}",
+                containers.join(",")
+            ));
+            let entries: Vec<String> = (0..containers.len())
+                .map(|c| format!("\"{t}-{c}\":{entry}"))
+                .collect();
+            maps.push(format!("{{{}}}", entries.join(",")));
+        }
+        (
+            format!("[{}]", tasks.join(",")).into_bytes(),
+            format!("[{}]", maps.join(",")).into_bytes(),
+        )
+    };
+    let (full_tasks, full_stats) = full(64);
+    let (half_tasks, half_stats) = full(16);
+    vec![
+        Shape {
+            name: "256 tasks of 16 containers in bridge mode, 4 interfaces each",
+            path: "/tasks",
+            body: half_tasks,
+            other: Some(half_stats),
+            up: 1.0,
+            warning: None,
+        },
+        Shape {
+            name: "256 tasks of 64 containers in bridge mode, 4 interfaces each",
+            path: "/tasks",
+            body: full_tasks,
+            other: Some(full_stats),
+            up: 0.0,
+            warning: Some("the answer would be larger than 32 MiB"),
+        },
+        Shape {
+            name: "nesting, 16 million levels, never closed",
+            path: "/tasks",
+            body: filled("[{\"deep\": ", "[", "", INSTANCE_BODY),
+            other: None,
+            up: 0.0,
+            warning: Some("nests deeper than 64 levels"),
+        },
+        Shape {
+            name: "one 16 MiB string where a cluster name belongs",
+            path: "/tasks",
+            body: filled("[{\"Cluster\": \"", "a", "\"}]", INSTANCE_BODY),
+            other: None,
+            up: 1.0,
+            warning: None,
+        },
+        Shape {
+            name: "five million tiny tasks",
+            path: "/tasks",
+            body: listed("[", |_| "{}".into(), "]", INSTANCE_BODY),
+            other: None,
+            up: 1.0,
+            warning: Some("left_out="),
+        },
+        Shape {
+            name: "five million tiny stats maps",
+            path: "/tasks/stats",
+            body: listed("[", |_| "{}".into(), "]", INSTANCE_BODY),
+            other: None,
+            up: 1.0,
+            warning: Some("left_out="),
+        },
+        Shape {
+            name: "a million stats entries in one map",
+            path: "/tasks/stats",
+            body: listed(
+                "[{",
+                |i| format!("\"{i:x}\":{{\"read\":0}}"),
+                "}]",
+                INSTANCE_BODY,
+            ),
+            other: None,
+            up: 0.0,
+            warning: Some("would take more than 16384 KiB once decoded"),
+        },
+        Shape {
+            name: "3,000 containers named with 4,000 bytes each",
+            path: "/tasks",
+            body: listed(
+                "[{\"Containers\": [",
+                |i| format!("{{\"Name\": \"{i}{}\"}}", "x".repeat(4000)),
+                "]}]",
+                INSTANCE_BODY,
+            ),
+            other: None,
+            up: 1.0,
+            warning: Some("left_out="),
+        },
+    ]
+}
+
+#[test]
+fn instance_scope_bounds_every_hostile_shape_too() {
+    let scope = Scope {
+        paths: ["/tasks", "/tasks/stats"],
+        documents: [
+            managed_instances("tasks.json"),
+            managed_instances("tasks-stats.json"),
+        ],
+        flags: &["--ecs.scope=instance"],
+    };
+    for shape in instance_shapes() {
+        let what = shape.name;
+        let (series, peak) = serve(shape, &scope, 16 << 20);
+        if let Some(peak) = peak {
+            println!(
+                "hostile, instance scope: {what}: {} samples, VmHWM {} KiB",
+                series.len(),
+                peak >> 10
+            );
+            assert!(
+                peak < PROMISED_INSTANCE_PEAK,
+                "{what}: peak resident memory {peak} bytes"
+            );
+        }
+    }
 }

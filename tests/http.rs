@@ -256,7 +256,7 @@ fn json_logs_and_debug_lines_per_scrape() {
     // The samples the line counts are the samples written.
     let written = body.lines().filter(|l| !l.starts_with('#')).count();
     assert!(
-        log.contains(&format!("\"up\":true,\"samples\":{written},")),
+        log.contains(&format!("\"up\":true,\"tasks\":1,\"samples\":{written},")),
         "{written} samples: {log}"
     );
     assert!(log.contains("\"msg\":\"scrape done\""), "{log}");

@@ -35,7 +35,7 @@ pub fn select(task: &mut TaskMetadata, patterns: &[String]) {
         let labels = &mut labels.0;
         labels
             .retain(|(key, _)| !key.is_empty() && patterns.iter().any(|p| wildcard_match(p, key)));
-        labels.sort_by(|(a, _), (b, _)| {
+        crate::order::sort_by(labels, |(a, _), (b, _)| {
             let names = label_name_chars(a).cmp(label_name_chars(b));
             names.then_with(|| a.cmp(b))
         });
@@ -51,7 +51,7 @@ pub fn colliding(patterns: &[String]) -> Vec<(&str, &str)> {
         .map(String::as_str)
         .filter(|p| !p.contains('*'))
         .collect();
-    literal.sort_unstable();
+    crate::order::sort_by(&mut literal, Ord::cmp);
     literal.dedup();
     let mut pairs = Vec::new();
     for (i, a) in literal.iter().enumerate() {

@@ -17,6 +17,7 @@ mod families;
 mod identity;
 mod memory;
 mod network;
+mod pairing;
 mod pids;
 mod storage;
 mod task;
@@ -24,10 +25,17 @@ mod task;
 pub use container_labels::{colliding as colliding_label_patterns, select as select_labels};
 pub use exporter::{Answered, Exporter};
 pub use families::{FAMILIES, Metric};
+pub use pairing::{Pairing, StatsIndex};
 
 use crate::exposition::{MAX_LABELS, Sample};
 use crate::model::{Container, ContainerStats, TaskMetadata, TaskStats};
+use crate::tmds::Scope;
 use crate::version::BuildInfo;
+
+/// The label that tells tasks apart when a scrape writes several (instance scope): the task's
+/// ARN, the label `ecs_task_metadata_info` has always carried (so any family joins it with
+/// `on(task_arn)`) and the value of Prometheus's `__meta_ecs_task_arn`.
+pub const TASK_LABEL: &str = "task_arn";
 
 // Docker's cpu_stats (upstream moby) and the Go exporter's timestamps are in nanoseconds. Written
 // as Go writes the constant `1 / 1.0e9`, which is the f64 nearest to 1e-9, so that products
@@ -40,8 +48,12 @@ const MEBIBYTES: f64 = 1024.0 * 1024.0;
 /// What one scrape produced: the documents that could be fetched and decoded, and the
 /// exporter's own figures when exporter metrics are on.
 pub struct Scrape<'a> {
-    pub task: Option<&'a TaskMetadata>,
-    pub stats: Option<&'a TaskStats>,
+    /// `/task` as a list of one, or `/tasks`; `None` if it could not be read.
+    pub tasks: Option<&'a [TaskMetadata]>,
+    /// `/task/stats` as a list of one, or `/tasks/stats`; `None` if it could not be read.
+    pub stats: Option<&'a [TaskStats]>,
+    /// In instance scope every task-level and container-level sample carries [`TASK_LABEL`].
+    pub scope: Scope,
     pub exporter: Option<Exporter<'a>>,
     pub build: &'a BuildInfo,
     pub options: &'a Options,
@@ -215,28 +227,81 @@ fn wildcard_match(pattern: &str, text: &str) -> bool {
     p[pi..].iter().all(|&c| c == b'*')
 }
 
-/// Appends the samples of one scrape to `out` (in no particular order; the writer sorts).
-pub fn collect<'a>(scrape: &Scrape<'a>, out: &mut Vec<Sample<'a>>) {
-    let up = scrape.task.is_some() && scrape.stats.is_some();
-    push(out, Metric::Up, &[], if up { 1.0 } else { 0.0 });
+/// Collects the samples of one scrape and hands them to `batch` a task at a time (in no
+/// particular order within a batch; the writer sorts), then the exporter's own in a last batch;
+/// says what pairing containers with stats left unpaired. In instance scope the tasks come in
+/// the order of their ARNs, and of tasks with one ARN only the last in `/tasks` is written, so
+/// that the writer's batches keep each family sorted and free of repeated series. The first
+/// error `batch` returns stops the collection and is returned.
+pub fn collect<'a, E>(
+    scrape: &Scrape<'a>,
+    batch: &mut dyn FnMut(&[Sample<'a>]) -> Result<(), E>,
+) -> Result<Pairing, E> {
+    let mut out = Vec::with_capacity(64);
+    let mut pairing = Pairing::default();
+    if let Some(tasks) = scrape.tasks {
+        let stats = scrape.stats.map(|stats| StatsIndex::new(tasks, stats));
+        for task in in_order(tasks, scrape.scope) {
+            collect_task(task, stats.as_ref(), scrape.options, &mut out);
+            if scrape.scope == Scope::Instance {
+                label_task(task, &mut out);
+            }
+            batch(&out)?;
+            out.clear();
+        }
+        pairing = stats.map(|s| s.counts).unwrap_or_default();
+    }
+    let up = scrape.tasks.is_some() && scrape.stats.is_some();
+    push(&mut out, Metric::Up, &[], if up { 1.0 } else { 0.0 });
     let b = scrape.build;
     push(
-        out,
+        &mut out,
         Metric::BuildInfo,
         &[b.goarch, b.goos, b.revision, b.rustversion, b.version],
         1.0,
     );
-    if let Some(task) = scrape.task {
-        collect_task(task, scrape.stats, scrape.options, out);
-    }
     if let Some(exporter) = &scrape.exporter {
-        exporter::collect(exporter, out);
+        exporter::collect(exporter, &mut out);
+    }
+    batch(&out)?;
+    Ok(pairing)
+}
+
+/// The tasks to write, in order: in instance scope by ARN, the last of a repeated ARN only.
+fn in_order(tasks: &[TaskMetadata], scope: Scope) -> Vec<&TaskMetadata> {
+    fn arn(task: &TaskMetadata) -> &str {
+        task.task_arn.as_deref().unwrap_or("")
+    }
+    let mut order: Vec<&TaskMetadata> = tasks.iter().collect();
+    if scope == Scope::Instance {
+        // Stable: of one ARN, the last in the document comes last and is kept.
+        crate::order::sort_by(&mut order, |a, b| arn(a).cmp(arn(b)));
+        let mut kept: Vec<&TaskMetadata> = Vec::with_capacity(order.len());
+        for task in order {
+            match kept.last_mut() {
+                Some(last) if arn(last) == arn(task) => *last = task,
+                _ => kept.push(task),
+            }
+        }
+        order = kept;
+    }
+    order
+}
+
+/// Puts the task's ARN on its samples, but for the families that name it already.
+fn label_task<'a>(task: &'a TaskMetadata, samples: &mut [Sample<'a>]) {
+    let arn = task.task_arn.as_deref().unwrap_or("");
+    for sample in samples {
+        let labels = FAMILIES.get(sample.family).map_or(&[][..], |f| f.labels);
+        if !labels.contains(&TASK_LABEL) {
+            sample.task = arn;
+        }
     }
 }
 
 fn collect_task<'a>(
     task: &'a TaskMetadata,
-    stats: Option<&'a TaskStats>,
+    stats: Option<&StatsIndex<'a>>,
     options: &Options,
     out: &mut Vec<Sample<'a>>,
 ) {
@@ -269,7 +334,7 @@ fn collect_task<'a>(
 /// `{}`).
 fn container_stats<'a>(
     container: &Container,
-    stats: Option<&'a TaskStats>,
+    stats: Option<&StatsIndex<'a>>,
 ) -> Option<&'a ContainerStats> {
     let id = container.docker_id.as_deref()?;
     stats?.get(id).filter(|s| s.reported)
@@ -314,6 +379,7 @@ fn push_with<'a>(
     out.push(Sample {
         family: metric as usize,
         labels,
+        task: "",
         extra,
         value,
     });
@@ -409,15 +475,20 @@ mod tests {
         let stats = crate::model::decode_stats(stats.into())
             .expect("stats JSON")
             .document;
+        let (tasks, stats) = ([task], [stats]);
         let scrape = Scrape {
-            task: Some(&task),
+            tasks: Some(&tasks),
             stats: Some(&stats),
+            scope: Scope::Task,
             exporter: None,
             build: &crate::version::BUILD,
             options: &Options::default(),
         };
         let mut out = Vec::new();
-        collect(&scrape, &mut out);
+        let _ = collect(&scrape, &mut |batch| {
+            out.extend_from_slice(batch);
+            Ok::<(), ()>(())
+        });
         let mut found: Vec<(String, f64)> = out
             .iter()
             .filter(|s| s.family == metric as usize)

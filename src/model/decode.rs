@@ -33,8 +33,9 @@ pub const MAX_STRING: usize = 4096;
 /// Why a document could not be decoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DecodeError {
-    /// Not JSON, or not a JSON object (malformed, truncated, or another type).
-    Malformed,
+    /// Not JSON, or not the JSON type the document is (malformed, truncated, or another type):
+    /// "a JSON object" or "a JSON array".
+    Malformed(&'static str),
     /// Values nested deeper than [`MAX_DEPTH`].
     TooDeep,
     /// What the document keeps would take more than this many bytes.
@@ -44,8 +45,9 @@ pub enum DecodeError {
 impl std::fmt::Display for DecodeError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            DecodeError::Malformed => f.write_str(
-                "response is not a JSON object (malformed, truncated or of another type)",
+            DecodeError::Malformed(expected) => write!(
+                f,
+                "response is not {expected} (malformed, truncated or of another type)"
             ),
             DecodeError::TooDeep => write!(f, "response nests deeper than {MAX_DEPTH} levels"),
             DecodeError::TooLarge(limit) => write!(
@@ -66,18 +68,33 @@ pub struct Decoded<T> {
     pub left_out: usize,
 }
 
-/// Decodes `text`, keeping at most `limit` bytes. A document that fails only because of a lone
-/// UTF-16 surrogate escape (`"\ud800"`) is decoded again with U+FFFD in its place, as Go's
-/// `encoding/json` reads it (the text is repaired in place: the escapes have the same length).
+impl<T> Decoded<T> {
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Decoded<U> {
+        Decoded {
+            document: f(self.document),
+            left_out: self.left_out,
+        }
+    }
+}
+
+/// A document that is a JSON array (`/tasks`, `/tasks/stats`): elements of the wrong type
+/// (`null` included) are dropped, elements past `T::MAX` left out and counted.
+pub(crate) struct List<T>(pub Vec<T>);
+
+/// Decodes `text`, keeping at most `limit` bytes; `expected` names the document's JSON type for
+/// the error. A document that fails only because of a lone UTF-16 surrogate escape (`"\ud800"`)
+/// is decoded again with U+FFFD in its place, as Go's `encoding/json` reads it (the text is
+/// repaired in place: the escapes have the same length).
 pub fn decode<T: Deserialize>(
     text: String,
     limit: usize,
+    expected: &'static str,
 ) -> std::result::Result<Decoded<T>, DecodeError> {
-    let result = decode_once(&text, limit);
-    if let Err(DecodeError::Malformed) = result
+    let result = decode_once(&text, limit, expected);
+    if let Err(DecodeError::Malformed(_)) = result
         && let Some(repaired) = replace_lone_surrogates(text)
     {
-        return decode_once(&repaired, limit);
+        return decode_once(&repaired, limit, expected);
     }
     result
 }
@@ -85,6 +102,7 @@ pub fn decode<T: Deserialize>(
 fn decode_once<T: Deserialize>(
     text: &str,
     limit: usize,
+    expected: &'static str,
 ) -> std::result::Result<Decoded<T>, DecodeError> {
     BUDGET.set(Budget {
         left: limit,
@@ -99,7 +117,7 @@ fn decode_once<T: Deserialize>(
         }),
         (Err(_), Some(Over::Depth)) => Err(DecodeError::TooDeep),
         (Err(_), Some(Over::Size)) => Err(DecodeError::TooLarge(limit)),
-        (Err(_), None) => Err(DecodeError::Malformed),
+        (Err(_), None) => Err(DecodeError::Malformed(expected)),
     }
 }
 
@@ -489,6 +507,20 @@ where
     fn finish(&mut self) -> Result<()> {
         self.flush()
     }
+}
+
+impl<T: Bounded> Visitor for Place<List<T>>
+where
+    Place<T>: Visitor,
+{
+    fn seq(&mut self) -> Result<Box<dyn Seq + '_>> {
+        Ok(Box::new(ListSeq {
+            out: &mut self.out.get_or_insert_with(|| List(Vec::new())).0,
+            slot: None,
+            skip: Skip,
+        }))
+    }
+    skip!(null boolean string negative nonnegative float map);
 }
 
 /// A JSON object with arbitrary keys; entries whose value has the wrong type are dropped,

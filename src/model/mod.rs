@@ -1,11 +1,14 @@
-//! The two metadata documents, `/task` and `/task/stats`, as the exporter reads them.
+//! The metadata documents as the exporter reads them: `/task` and `/task/stats`, and in instance
+//! scope `/tasks` and `/tasks/stats`, arrays of the same documents, one per task.
 //!
 //! The structs mirror the JSON, with `Option` wherever a field can be absent, `null`, or of the
 //! wrong type; the `fields!` tables below say which JSON key fills which field. Decoding
 //! (`decode`) is lenient field by field: a value of the wrong type (a string where a number
 //! belongs, a negative or fractional counter, a number past `u64`) leaves only that field `None`,
-//! and keys we do not use are skipped without being decoded. A document fails as a whole only
-//! when it is not a JSON object, nests too deep, or would keep too much (see `decode`).
+//! and keys we do not use are skipped without being decoded; an element of `/tasks` or
+//! `/tasks/stats` that is not an object is dropped. A document fails as a whole only when it is
+//! not a JSON object (an array, for the instance's two), nests too deep, or would keep too much
+//! (see `decode`).
 //! miniserde's derive would reject the whole document for one bad field, so the visitors are
 //! written by hand.
 //!
@@ -17,13 +20,20 @@ mod decode;
 use miniserde::de::{Deserialize, Visitor};
 use miniserde::make_place;
 
-use decode::{Bounded, Fields, fields, skip};
+use decode::{Bounded, Fields, List, fields, skip};
 pub use decode::{DecodeError, Decoded, MAX_DEPTH, MAX_STRING};
 
 make_place!(Place);
 
 /// The most a document may keep once decoded (see `decode`): as much as its body may hold.
 pub const MAX_DECODED: usize = crate::tmds::MAX_BODY as usize;
+
+/// The same for `/tasks` and `/tasks/stats`.
+pub const MAX_INSTANCE_DECODED: usize = crate::tmds::MAX_INSTANCE_BODY as usize;
+
+/// Tasks kept of `/tasks`, and stats maps of `/tasks/stats`: ECS places at most a few dozen
+/// tasks on one instance (awsvpc tasks need an ENI each, 120 on the largest with trunking).
+pub const MAX_TASKS: usize = 256;
 
 /// Containers kept per task: ECS allows 10 per task definition, and the agent adds a few of its
 /// own (`~internal~ecs~pause`, Service Connect, FireLens).
@@ -323,14 +333,28 @@ pub struct NetworkStats {
     pub tx_dropped: Option<u64>,
 }
 
+const OBJECT: &str = "a JSON object";
+const ARRAY: &str = "a JSON array";
+
 /// Decodes a `/task` document.
 pub fn decode_task(body: String) -> Result<Decoded<TaskMetadata>, DecodeError> {
-    decode::decode(body, MAX_DECODED)
+    decode::decode(body, MAX_DECODED, OBJECT)
 }
 
 /// Decodes a `/task/stats` document.
 pub fn decode_stats(body: String) -> Result<Decoded<TaskStats>, DecodeError> {
-    decode::decode(body, MAX_DECODED)
+    decode::decode(body, MAX_DECODED, OBJECT)
+}
+
+/// Decodes a `/tasks` document: every task on the instance, in the endpoint's order.
+pub fn decode_tasks(body: String) -> Result<Decoded<Vec<TaskMetadata>>, DecodeError> {
+    decode::decode(body, MAX_INSTANCE_DECODED, ARRAY).map(|d| d.map(|List(tasks)| tasks))
+}
+
+/// Decodes a `/tasks/stats` document: one stats map per task (keyed by container id, as
+/// `/task/stats`), in no order the exporter relies on.
+pub fn decode_tasks_stats(body: String) -> Result<Decoded<Vec<TaskStats>>, DecodeError> {
+    decode::decode(body, MAX_INSTANCE_DECODED, ARRAY).map(|d| d.map(|List(stats)| stats))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -462,6 +486,18 @@ impl Deserialize for TaskStats {
     }
 }
 
+impl Deserialize for List<TaskMetadata> {
+    fn begin(out: &mut Option<Self>) -> &mut dyn Visitor {
+        Place::new(out)
+    }
+}
+
+impl Deserialize for List<TaskStats> {
+    fn begin(out: &mut Option<Self>) -> &mut dyn Visitor {
+        Place::new(out)
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // The visitors of the document's own value types (the generic ones are in `decode`).
 
@@ -505,6 +541,13 @@ impl Bounded for String {
     const MAX: usize = MAX_LABELS_PER_CONTAINER;
 }
 impl Bounded for ContainerStats {}
+/// Tasks of `/tasks`, stats maps of `/tasks/stats`.
+impl Bounded for TaskMetadata {
+    const MAX: usize = MAX_TASKS;
+}
+impl Bounded for TaskStats {
+    const MAX: usize = MAX_TASKS;
+}
 
 #[cfg(test)]
 mod tests {
@@ -654,7 +697,7 @@ mod tests {
         ] {
             assert_eq!(
                 decode_task(body.into()).err(),
-                Some(DecodeError::Malformed),
+                Some(DecodeError::Malformed(OBJECT)),
                 "decoding {body:?}"
             );
         }
@@ -715,9 +758,10 @@ mod tests {
             .map(|i| format!("\"{i}\": {{\"read\": 0}}"))
             .collect();
         let stats = format!("{{{}}}", entries.join(","));
-        let decoded: Result<Decoded<TaskStats>, _> = decode::decode(stats.clone(), 64 << 10);
+        let decoded: Result<Decoded<TaskStats>, _> =
+            decode::decode(stats.clone(), 64 << 10, OBJECT);
         assert_eq!(decoded.err(), Some(DecodeError::TooLarge(64 << 10)));
-        let decoded: Result<Decoded<TaskStats>, _> = decode::decode(stats, MAX_DECODED);
+        let decoded: Result<Decoded<TaskStats>, _> = decode::decode(stats, MAX_DECODED, OBJECT);
         assert_eq!(decoded.map(|d| d.document.0.len()).ok(), Some(1000));
         assert_eq!(
             DecodeError::TooLarge(4 << 20).to_string(),

@@ -8,6 +8,8 @@ pub type Series = (String, Vec<(String, String)>, f64);
 /// label values are properly escaped, no series repeats, and values are Go floats.
 pub fn parse_exposition(text: &str) -> Vec<Series> {
     let mut series: Vec<Series> = Vec::new();
+    let mut seen: std::collections::HashSet<(String, Vec<(String, String)>)> =
+        std::collections::HashSet::new();
     let mut families: Vec<String> = Vec::new();
     let mut current: Option<String> = None;
     let mut typed = false;
@@ -48,8 +50,10 @@ pub fn parse_exposition(text: &str) -> Vec<Series> {
                 "sample outside its family: {line}"
             );
             assert!(typed, "sample before TYPE: {line}");
+            let mut identity = labels.clone();
+            identity.sort();
             assert!(
-                !series.iter().any(|(n, l, _)| *n == name && *l == labels),
+                seen.insert((name.clone(), identity)),
                 "duplicate series: {line}"
             );
             series.push((name, labels, value));
