@@ -332,7 +332,7 @@ fn read_document<T>(
                 log!(
                     logger,
                     Warn,
-                    "metadata left out: more containers, interfaces or labels than the exporter reads",
+                    "metadata left out: more tasks, containers, interfaces or labels than the exporter reads",
                     "endpoint" = &endpoint,
                     "left_out" = left_out,
                     "tasks" = model::MAX_TASKS,

@@ -139,21 +139,31 @@ fn python(script: &str, args: &[&str]) -> (bool, String) {
     (out.status.success(), said)
 }
 
-/// botocore's own validation of RegisterTaskDefinition's input, as the AWS CLI runs it before
-/// sending (no credentials or network needed).
+/// botocore's own validation of an ECS operation's input, as the AWS CLI runs it before sending
+/// (no credentials or network needed): `OPERATION EXTRA_JSON FILE...`, each file's object with
+/// EXTRA_JSON's fields added (what the CLI's own arguments add to `--cli-input-json`).
 const BOTOCORE_VALIDATE: &str = "\
 import json, sys, botocore.session
 from botocore.validate import ParamValidator
 model = botocore.session.get_session().get_service_model('ecs')
-shape = model.operation_model('RegisterTaskDefinition').input_shape
+shape = model.operation_model(sys.argv[1]).input_shape
 failed = False
-for path in sys.argv[1:]:
-    report = ParamValidator().validate(json.load(open(path)), shape)
+for path in sys.argv[3:]:
+    params = json.load(open(path))
+    params.update(json.loads(sys.argv[2]))
+    report = ParamValidator().validate(params, shape)
     if report.has_errors():
         failed = True
         print(path + ': ' + report.generate_report())
 sys.exit(1 if failed else 0)
 ";
+
+/// Validates `files` as input of the ECS `operation`, with `extra`'s fields added.
+fn botocore_validates(operation: &str, extra: &str, files: &[&str]) -> (bool, String) {
+    let mut args = vec![operation, extra];
+    args.extend(files);
+    python(BOTOCORE_VALIDATE, &args)
+}
 
 #[test]
 #[cfg_attr(no_botocore, ignore = "python3 with botocore is not installed (pip)")]
@@ -167,7 +177,7 @@ fn task_definitions_are_valid_input_of_register_task_definition() {
     .map(|f| dir.join(f).to_string_lossy().into_owned())
     .collect();
     let args: Vec<&str> = files.iter().map(String::as_str).collect();
-    let (ok, said) = python(BOTOCORE_VALIDATE, &args);
+    let (ok, said) = botocore_validates("RegisterTaskDefinition", "{}", &args);
     assert!(ok, "botocore rejects an example task definition:\n{said}");
 
     // The same check rejects what the AWS CLI rejects (the field that was once in the kit).
@@ -176,27 +186,160 @@ fn task_definitions_are_valid_input_of_register_task_definition() {
     let bad = original.replacen('{', "{\"propagateTags\": \"TASK_DEFINITION\",", 1);
     let bad_path = tmp.0.join("bad.json");
     std::fs::write(&bad_path, bad).expect("writes");
-    let (ok, said) = python(BOTOCORE_VALIDATE, &[bad_path.to_str().expect("UTF-8")]);
+    let (ok, said) = botocore_validates(
+        "RegisterTaskDefinition",
+        "{}",
+        &[bad_path.to_str().expect("UTF-8")],
+    );
     assert!(
         !ok && said.contains("Unknown parameter in input: \"propagateTags\""),
         "{said}"
     );
 }
 
+/// The managed daemon's two API inputs, against the installed botocore's model of
+/// RegisterDaemonTaskDefinition and CreateDaemon, and what docs/deploying.md says of them.
+#[test]
+#[cfg_attr(no_botocore, ignore = "python3 with botocore is not installed (pip)")]
+fn the_daemon_examples_are_valid_input_of_the_daemon_operations() {
+    let dir = project_dir().join("examples");
+    let definition = dir.join("managed-daemon-task-definition.json");
+    let definition = definition.to_str().expect("UTF-8");
+    let (ok, said) = botocore_validates("RegisterDaemonTaskDefinition", "{}", &[definition]);
+    assert!(ok, "botocore rejects the daemon task definition:\n{said}");
+    // The daemon task definition's ARN is an argument of create-daemon (register prints it).
+    let daemon = dir.join("managed-daemon.json");
+    let (ok, said) = botocore_validates(
+        "CreateDaemon",
+        r#"{"daemonTaskDefinitionArn": "the ARN register-daemon-task-definition printed"}"#,
+        &[daemon.to_str().expect("UTF-8")],
+    );
+    assert!(ok, "botocore rejects the daemon:\n{said}");
+    // A daemon task definition has neither a network mode nor port mappings (the docs say so,
+    // and why the exporter listens on the instance's network).
+    for field in [
+        r#"{"networkMode": "host"}"#,
+        r#"{"requiresCompatibilities": ["MANAGED_INSTANCES"]}"#,
+    ] {
+        let (ok, said) = botocore_validates("RegisterDaemonTaskDefinition", field, &[definition]);
+        assert!(
+            !ok && said.contains("Unknown parameter in input"),
+            "{field}: {said}"
+        );
+    }
+    let ports = std::fs::read_to_string(dir.join("managed-daemon-task-definition.json"))
+        .expect("readable")
+        .replacen(
+            "\"essential\": true,",
+            "\"essential\": true, \"portMappings\": [{\"containerPort\": 9779}],",
+            1,
+        );
+    let tmp = common::TempDir::new("daemon");
+    let with_ports = tmp.0.join("ports.json");
+    std::fs::write(&with_ports, ports).expect("writes");
+    let (ok, said) = botocore_validates(
+        "RegisterDaemonTaskDefinition",
+        "{}",
+        &[with_ports.to_str().expect("UTF-8")],
+    );
+    assert!(
+        !ok && said.contains("Unknown parameter in containerDefinitions[0]: \"portMappings\""),
+        "{said}"
+    );
+    // What the docs tell the reader to set on the capacity provider exists, at creation and
+    // at update.
+    let (ok, said) = python(
+        "\
+import botocore.session
+model = botocore.session.get_session().get_service_model('ecs')
+for op in ('CreateCapacityProvider', 'UpdateCapacityProvider'):
+    provider = model.operation_model(op).input_shape.members['managedInstancesProvider']
+    assert 'CAPACITY_PROVIDER' in provider.members['propagateTags'].enum, op
+assert 'TagResource' in model.operation_names
+",
+        &[],
+    );
+    assert!(ok, "{said}");
+
+    // And it runs the exporter as the docs say: instance scope, restarted in place (a daemon
+    // task that stops makes ECS replace the instance), health-checked, memory above what
+    // hostile documents cost in instance scope (96 MiB, tests/hostile.rs).
+    let task = parse(&dir.join("managed-daemon-task-definition.json"));
+    let Some(Value::Array(containers)) = get(&task, "containerDefinitions") else {
+        panic!("containerDefinitions");
+    };
+    let [exporter] = containers.as_slice() else {
+        panic!("one container");
+    };
+    let words = |v: Option<&Value>| -> Vec<String> {
+        match v {
+            Some(Value::Array(words)) => words
+                .iter()
+                .filter_map(|w| text(Some(w)).map(str::to_owned))
+                .collect(),
+            _ => Vec::new(),
+        }
+    };
+    assert_eq!(words(get(exporter, "command")), ["--ecs.scope=instance"]);
+    assert!(matches!(
+        get(exporter, "essential"),
+        Some(Value::Bool(true))
+    ));
+    let restart = get(exporter, "restartPolicy");
+    assert!(matches!(
+        restart.and_then(|r| get(r, "enabled")),
+        Some(Value::Bool(true))
+    ));
+    assert_eq!(
+        words(get(exporter, "healthCheck").and_then(|h| get(h, "command"))),
+        ["CMD", "/bin/ecs_exporter", "--health-check"]
+    );
+    assert!(number(get(exporter, "memory")).is_some_and(|m| m >= 96.0));
+}
+
+#[test]
+#[cfg_attr(no_cfn_lint, ignore = "cfn-lint is not installed (pip)")]
+fn the_daemon_template_passes_cfn_lint_without_warnings() {
+    let template = project_dir().join("examples/cloudformation-managed-daemon.yml");
+    let (clean, said) = cfn_lint(&template);
+    assert!(clean, "cfn-lint {}:\n{said}", template.display());
+    let text = std::fs::read_to_string(&template).expect("readable");
+    for needle in [
+        "Type: AWS::ECS::DaemonTaskDefinition",
+        "Type: AWS::ECS::Daemon",
+        "Command: [\"--ecs.scope=instance\"]",
+        "RestartPolicy:",
+        "Command: [\"CMD\", \"/bin/ecs_exporter\", \"--health-check\"]",
+        "Memory: 128",
+    ] {
+        assert!(text.contains(needle), "the template lacks {needle}");
+    }
+    // cfn-lint knows the daemon resources' properties.
+    let tmp = common::TempDir::new("cfn-daemon");
+    let bad = tmp.0.join("bad.yml");
+    std::fs::write(&bad, text.replace("DrainPercent: 25", "DrainPercents: 25")).expect("writes");
+    assert!(
+        !cfn_lint(&bad).0,
+        "cfn-lint accepts a misspelt daemon property"
+    );
+}
+
+/// cfn-lint on a template: (no errors and no warnings, what it said).
+fn cfn_lint(path: &std::path::Path) -> (bool, String) {
+    let out = Command::new("cfn-lint")
+        .arg(path)
+        .output()
+        .expect("cfn-lint runs");
+    let said =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success() && said.trim().is_empty(), said)
+}
+
 #[test]
 #[cfg_attr(no_cfn_lint, ignore = "cfn-lint is not installed (pip)")]
 fn the_cloudformation_template_passes_cfn_lint_without_warnings() {
     let template = project_dir().join("examples/cloudformation.yml");
-    let lint = |path: &std::path::Path| {
-        let out = Command::new("cfn-lint")
-            .arg(path)
-            .output()
-            .expect("cfn-lint runs");
-        let said = String::from_utf8_lossy(&out.stdout).into_owned()
-            + &String::from_utf8_lossy(&out.stderr);
-        (out.status.success() && said.trim().is_empty(), said)
-    };
-    let (clean, said) = lint(&template);
+    let (clean, said) = cfn_lint(&template);
     assert!(clean, "cfn-lint examples/cloudformation.yml:\n{said}");
     // It holds the sidecar as the JSON examples do.
     let text = std::fs::read_to_string(&template).expect("readable");
@@ -217,7 +360,7 @@ fn the_cloudformation_template_passes_cfn_lint_without_warnings() {
         text.replace("RestartAttemptPeriod: 60", "RestartAttemptPeriods: 60"),
     )
     .expect("writes");
-    assert!(!lint(&bad).0, "cfn-lint accepts a misspelt property");
+    assert!(!cfn_lint(&bad).0, "cfn-lint accepts a misspelt property");
 }
 
 #[test]
@@ -461,8 +604,14 @@ fn promtool_check_metrics_is_clean_for_every_fixture() {
         .flatten()
     {
         let dir = entry.path();
-        let e = Exporter::start(&["--ecs.metadata-uri", dir.to_str().expect("UTF-8")]);
+        let scope = if dir.join("tasks.json").is_file() {
+            "--ecs.scope=instance"
+        } else {
+            "--ecs.scope=task"
+        };
+        let e = Exporter::start(&["--ecs.metadata-uri", dir.to_str().expect("UTF-8"), scope]);
         let text = e.metrics();
+        assert!(text.contains("\necs_up 1\n"), "{}", dir.display());
         let mut child = Command::new(promtool)
             .args(["check", "metrics"])
             .stdin(std::process::Stdio::piped())

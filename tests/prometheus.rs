@@ -7,7 +7,10 @@
 //!   `__meta_ecs_*` labels ECS discovery sets (through file_sd: Debian's Prometheus predates the
 //!   ECS role), keeps only tagged running tasks and makes no `exported_*` label;
 //! - every query of `examples/grafana-dashboard.json`, with its variables at "All", runs without
-//!   error and returns series.
+//!   error and returns series;
+//! - in a second Prometheus, an exporter in instance scope found as the managed daemon example's
+//!   EC2 discovery finds it: its tasks told apart by `task_arn`, the instance-scope queries of
+//!   the docs.
 //!
 //! Bounded: it gives Prometheus 60 s, and stops everything it started.
 
@@ -153,12 +156,7 @@ fn a_real_prometheus_scrapes_the_exporter() {
     )
     .expect("file_sd");
     // The example's relabel_configs block, as written, under a file_sd job.
-    let example = std::fs::read_to_string(project_dir().join("examples/prometheus-ecs-sd.yml"))
-        .expect("the ECS discovery example");
-    let relabel = example
-        .find("    relabel_configs:")
-        .map(|at| &example[at..])
-        .expect("the example has relabel_configs");
+    let relabel = relabel_configs_of("prometheus-ecs-sd.yml");
     let config = tmp.0.join("prometheus.yml");
     std::fs::write(
         &config,
@@ -168,37 +166,7 @@ fn a_real_prometheus_scrapes_the_exporter() {
         ),
     )
     .expect("config");
-    let port = free_port();
-    let server = Command::new("prometheus")
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            tmp.0.join("data").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("prometheus starts");
-    let _server = Killed(server);
-    let prometheus = format!("http://127.0.0.1:{port}");
-
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        // Every target up, with a few samples each, so that rates have two points.
-        let samples = query(
-            &prometheus,
-            "min(count_over_time(up[1m]) * (up == 1)) and count(up == 1) == 3",
-        );
-        if samples.first().and_then(sample).is_some_and(|n| n >= 4.0) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "Prometheus did not report three targets up within 60 s"
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    let (_server, prometheus) = start_prometheus(&config, &tmp, 3);
 
     let info = query(
         &prometheus,
@@ -252,7 +220,7 @@ fn a_real_prometheus_scrapes_the_exporter() {
 
     ecs_discovery_relabelling(&prometheus, &target);
     dashboard_queries(&prometheus);
-    documented_queries(&prometheus);
+    documented_queries(&prometheus, Scope::Task);
 
     let response = minreq::get(format!("{prometheus}/api/v1/targets"))
         .with_timeout(5)
@@ -272,6 +240,126 @@ fn a_real_prometheus_scrapes_the_exporter() {
         assert_eq!(text(get(target, "health")), "up");
         assert_eq!(text(get(target, "lastError")), "", "no scrape error");
     }
+}
+
+/// Starts a Prometheus on `config`, storing under `tmp`, and waits (60 s at most) until
+/// `targets` targets are up with a few samples each, so that rates have two points.
+fn start_prometheus(config: &std::path::Path, tmp: &TempDir, targets: usize) -> (Killed, String) {
+    let port = free_port();
+    let server = Command::new("prometheus")
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            tmp.0.join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("prometheus starts");
+    let server = Killed(server);
+    let prometheus = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let samples = query(
+            &prometheus,
+            &format!("min(count_over_time(up[1m]) * (up == 1)) and count(up == 1) == {targets}"),
+        );
+        if samples.first().and_then(sample).is_some_and(|n| n >= 4.0) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus did not report {targets} targets up within 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    (server, prometheus)
+}
+
+/// The relabelling of an example config, as written: its `relabel_configs` block.
+fn relabel_configs_of(example: &str) -> String {
+    let text =
+        std::fs::read_to_string(project_dir().join("examples").join(example)).expect("the example");
+    let at = text
+        .find("    relabel_configs:")
+        .unwrap_or_else(|| panic!("{example} has relabel_configs"));
+    text[at..].to_owned()
+}
+
+/// Instance scope on a real Prometheus: an exporter in instance scope serving
+/// `fixtures/managed-instances`, found as `examples/prometheus-managed-daemon.yml`'s EC2
+/// discovery would find it (file_sd carries the labels EC2 discovery sets; the example's
+/// relabelling is applied as written). Its three tasks' series are told apart by `task_arn`,
+/// its target is named by the instance id, and the instance-scope queries of the docs run.
+#[test]
+#[cfg_attr(
+    no_prometheus,
+    ignore = "prometheus is not installed (Debian package prometheus)"
+)]
+fn a_real_prometheus_scrapes_an_instance() {
+    let fixture = project_dir().join("fixtures/managed-instances");
+    let exporter = Exporter::start(&[
+        "--ecs.metadata-uri",
+        fixture.to_str().expect("UTF-8"),
+        "--ecs.scope=instance",
+    ]);
+    let target = exporter.base.trim_start_matches("http://").to_owned();
+    let tmp = TempDir::new("prometheus-instance");
+    let discovered = tmp.0.join("discovered.json");
+    std::fs::write(
+        &discovered,
+        format!(
+            r#"[{{"targets": ["{target}"], "labels": {{"__meta_ec2_instance_id": "i-0a1b2c3d4e5f60718",
+                "__meta_ec2_instance_type": "m7g.xlarge", "__meta_ec2_tag_ecs_exporter": "daemon"}}}}]"#
+        ),
+    )
+    .expect("file_sd");
+    let relabel = relabel_configs_of("prometheus-managed-daemon.yml");
+    let config = tmp.0.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: ecs-exporter-instances\n    file_sd_configs:\n      - files: ['{}']\n{relabel}",
+            discovered.display()
+        ),
+    )
+    .expect("config");
+    let (_server, prometheus) = start_prometheus(&config, &tmp, 1);
+
+    let up = query(
+        &prometheus,
+        "up{instance=\"i-0a1b2c3d4e5f60718\", ec2_instance_type=\"m7g.xlarge\"}",
+    );
+    assert_eq!(
+        up.first().and_then(sample),
+        Some(1.0),
+        "the target, named by its instance"
+    );
+    let tasks = query(&prometheus, "count by (instance) (ecs_task_metadata_info)");
+    assert_eq!(tasks.first().and_then(sample), Some(3.0));
+    // Every task-level and container-level series names its task, and only the three tasks.
+    let arns = query(
+        &prometheus,
+        "count by (task_arn) ({__name__=~\"ecs_(task|container|network)_.+\"})",
+    );
+    assert_eq!(arns.len(), 3, "{arns:?}");
+    assert!(
+        arns.iter()
+            .all(|r| text(get(get(r, "metric").expect("labels"), "task_arn"))
+                .starts_with("arn:aws:ecs:")),
+        "{arns:?}"
+    );
+    let web = query(
+        &prometheus,
+        "ecs_container_cpu_usage_seconds_total{container_name=\"web\"} * on (task_arn) group_left (family) ecs_task_metadata_info",
+    );
+    assert_eq!(web.len(), 1);
+    assert_eq!(
+        text(get(get(&web[0], "metric").expect("labels"), "family")),
+        "web"
+    );
+    documented_queries(&prometheus, Scope::Instance);
 }
 
 /// The example's relabelling kept the tagged task only, set its target labels, and made no
@@ -304,11 +392,20 @@ fn ecs_discovery_relabelling(prometheus: &str, target: &str) {
     );
 }
 
-/// Every query in the `promql` blocks of the README and the docs runs on this Prometheus: those
-/// of a `promql` block return series, those of a `promql alert` block (alert conditions that the
-/// fixtures, rightly, do not meet) return none. A query is a line that is neither blank nor a
+/// Which documented queries a Prometheus can run: those for sidecars (one task per target), or
+/// those for instance scope (blocks marked `instance`).
+#[derive(Clone, Copy, PartialEq)]
+enum Scope {
+    Task,
+    Instance,
+}
+
+/// Every query in the `promql` blocks of the README and the docs of `scope` runs on this
+/// Prometheus: those of a `promql` block return series, those of a `promql alert` block (alert
+/// conditions that the fixtures, rightly, do not meet) return none; `promql instance` and
+/// `promql instance alert` are instance scope's. A query is a line that is neither blank nor a
 /// comment, with the indented lines that follow it.
-fn documented_queries(prometheus: &str) {
+fn documented_queries(prometheus: &str, scope: Scope) {
     let mut queries: Vec<(String, bool)> = Vec::new();
     let mut files = vec![project_dir().join("README.md")];
     let docs = std::fs::read_dir(project_dir().join("docs")).expect("docs/");
@@ -317,7 +414,16 @@ fn documented_queries(prometheus: &str) {
         let text = std::fs::read_to_string(&file).expect("a doc");
         for block in text.split("```promql").skip(1) {
             let (info, body) = block.split_once('\n').unwrap_or((block, ""));
-            let alert = info.trim() == "alert";
+            let words: Vec<&str> = info.split_whitespace().collect();
+            let alert = words.contains(&"alert");
+            let block_scope = if words.contains(&"instance") {
+                Scope::Instance
+            } else {
+                Scope::Task
+            };
+            if block_scope != scope {
+                continue;
+            }
             let body = body.split("```").next().unwrap_or("");
             for line in body.lines() {
                 match queries.last_mut() {
@@ -328,8 +434,12 @@ fn documented_queries(prometheus: &str) {
             }
         }
     }
-    assert!(queries.len() >= 15, "{queries:?}");
-    assert!(queries.iter().filter(|(_, alert)| *alert).count() >= 3);
+    let (least, alerts) = match scope {
+        Scope::Task => (15, 3),
+        Scope::Instance => (3, 1),
+    };
+    assert!(queries.len() >= least, "{queries:?}");
+    assert!(queries.iter().filter(|(_, alert)| *alert).count() >= alerts);
     for (promql, alert) in &queries {
         let result = query_checked(prometheus, promql).unwrap_or_else(|e| panic!("{promql}: {e}"));
         assert_eq!(result.is_empty(), *alert, "documented query: {promql}");
