@@ -122,7 +122,9 @@ fn health_answers_at_once_with_the_scrape_queue_full() {
 
 #[test]
 fn sigterm_answers_queued_scrapes_503_at_once_without_fetching() {
-    let delay = Duration::from_secs(2);
+    // Longer than fill_the_queue's wait after the first request, so that the scrape in hand is
+    // still waiting for /task when SIGTERM comes (under emulation that wait is 2 s).
+    let delay = Duration::from_secs(if emulated() { 6 } else { 2 });
     let endpoint = slow_endpoint(delay);
     let (mut exporter, address) = start(&endpoint);
     let scrapes = fill_the_queue(&address, &endpoint);
