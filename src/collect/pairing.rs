@@ -31,44 +31,10 @@ pub struct Pairing {
 
 impl<'a> StatsIndex<'a> {
     pub fn new(tasks: &'a [TaskMetadata], stats: &'a [TaskStats]) -> StatsIndex<'a> {
-        let mut all: Vec<(&str, usize, &ContainerStats)> = Vec::new();
-        for (map, entries) in stats.iter().enumerate() {
-            all.extend(entries.0.iter().map(|(id, s)| (id.as_str(), map, s)));
-        }
-        // Stable: within a map, entries of one id keep their document order.
-        sort_by(&mut all, |a, b| a.0.cmp(b.0));
-        let mut entries: Vec<(&str, Option<&ContainerStats>)> = Vec::with_capacity(all.len());
         let mut counts = Pairing::default();
-        for run in all.chunk_by(|a, b| a.0 == b.0) {
-            let (Some(first), Some(last)) = (run.first(), run.last()) else {
-                continue;
-            };
-            let one_map = run.iter().all(|e| e.1 == first.1);
-            if !one_map {
-                counts.ambiguous += 1;
-            }
-            entries.push((first.0, one_map.then_some(last.2)));
-        }
-        // Ids that containers of two tasks claim.
-        let mut claimed: Vec<(&str, usize)> = Vec::new();
-        for (task, metadata) in tasks.iter().enumerate() {
-            let ids = metadata.containers.iter().flatten();
-            claimed.extend(ids.filter_map(|c| Some((c.docker_id.as_deref()?, task))));
-        }
-        sort_by(&mut claimed, Ord::cmp);
-        claimed.dedup();
-        for run in claimed.chunk_by(|a, b| a.0 == b.0) {
-            let Some(&(id, _)) = run.first() else {
-                continue;
-            };
-            let found = entries.binary_search_by(|e| e.0.cmp(id)).ok();
-            if let Some(entry) = found.and_then(|i| entries.get_mut(i))
-                && run.len() > 1
-                && entry.1.take().is_some()
-            {
-                counts.ambiguous += 1;
-            }
-        }
+        let mut entries = by_id(stats, &mut counts);
+        let claimed = claimed(tasks);
+        leave_out_shared(&claimed, &mut entries, &mut counts);
         counts.unmatched = entries
             .iter()
             .filter(|e| claimed.binary_search_by(|c| c.0.cmp(e.0)).is_err())
@@ -80,6 +46,65 @@ impl<'a> StatsIndex<'a> {
     pub fn get(&self, id: &str) -> Option<&'a ContainerStats> {
         let i = self.entries.binary_search_by(|e| e.0.cmp(id)).ok()?;
         self.entries.get(i)?.1
+    }
+}
+
+/// Every stats entry by id, sorted; an id in more than one map is kept without stats and
+/// counted as ambiguous. Within one map, the last entry of an id wins.
+fn by_id<'a>(
+    stats: &'a [TaskStats],
+    counts: &mut Pairing,
+) -> Vec<(&'a str, Option<&'a ContainerStats>)> {
+    let mut all: Vec<(&str, usize, &ContainerStats)> = Vec::new();
+    for (map, entries) in stats.iter().enumerate() {
+        all.extend(entries.0.iter().map(|(id, s)| (id.as_str(), map, s)));
+    }
+    // Stable: within a map, entries of one id keep their document order.
+    sort_by(&mut all, |a, b| a.0.cmp(b.0));
+    let mut entries = Vec::with_capacity(all.len());
+    for run in all.chunk_by(|a, b| a.0 == b.0) {
+        let (Some(first), Some(last)) = (run.first(), run.last()) else {
+            continue;
+        };
+        let one_map = run.iter().all(|e| e.1 == first.1);
+        if !one_map {
+            counts.ambiguous += 1;
+        }
+        entries.push((first.0, one_map.then_some(last.2)));
+    }
+    entries
+}
+
+/// The container ids of the task documents, with the task that holds each, sorted, each pair
+/// once.
+fn claimed(tasks: &[TaskMetadata]) -> Vec<(&str, usize)> {
+    let mut claimed: Vec<(&str, usize)> = Vec::new();
+    for (task, metadata) in tasks.iter().enumerate() {
+        let ids = metadata.containers.iter().flatten();
+        claimed.extend(ids.filter_map(|c| Some((c.docker_id.as_deref()?, task))));
+    }
+    sort_by(&mut claimed, Ord::cmp);
+    claimed.dedup();
+    claimed
+}
+
+/// Takes the stats of ids that containers of more than one task claim, counting them.
+fn leave_out_shared(
+    claimed: &[(&str, usize)],
+    entries: &mut [(&str, Option<&ContainerStats>)],
+    counts: &mut Pairing,
+) {
+    for run in claimed.chunk_by(|a, b| a.0 == b.0) {
+        let Some(&(id, _)) = run.first() else {
+            continue;
+        };
+        let found = entries.binary_search_by(|e| e.0.cmp(id)).ok();
+        if let Some(entry) = found.and_then(|i| entries.get_mut(i))
+            && run.len() > 1
+            && entry.1.take().is_some()
+        {
+            counts.ambiguous += 1;
+        }
     }
 }
 
