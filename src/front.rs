@@ -189,14 +189,19 @@ impl Drop for Held {
     }
 }
 
-/// How long a relay waits for tiny_http to start answering before it nudges tiny_http's pool.
+/// How long a relay waits for tiny_http to start answering before it nudges tiny_http's pool;
+/// the wait doubles after each nudge, up to [`NUDGE_AT_MOST`], for as long as the answer waits.
 const NUDGE_AFTER: Duration = Duration::from_millis(100);
+const NUDGE_AT_MOST: Duration = Duration::from_millis(1600);
 
 /// Makes tiny_http's thread pool start a thread, which then takes any connection the pool left
 /// waiting. tiny_http 0.12's `TaskPool::spawn` queues a connection for a thread it counts as
 /// waiting, and that thread may take an earlier one instead: the connection then waits until a
 /// thread is free, which, with keep-alive connections, can be minutes. A connection that closes
-/// at once is handed to a new thread (or a waiting one), which ends it and takes the next.
+/// at once is handed to a new thread (or a waiting one), which ends it and takes the next. A
+/// nudge can itself be queued behind the connection it was for (when the pool counted a thread
+/// as waiting that had already been woken), so a relay nudges again until it is answered: an
+/// answer that is only slow (a scrape of a slow agent) costs a nudge per doubling of its wait.
 fn nudge(door: &Door) {
     let _ = UnixStream::connect_addr(&door.internal());
 }
@@ -215,8 +220,9 @@ fn relay(mut client: std::net::TcpStream, door: &Door) -> std::io::Result<()> {
     let mut client_sends = true;
     let mut draining = false;
     let mut last_moved = Instant::now();
-    // Since when the client's bytes wait for tiny_http's answer, until the nudge, if any.
-    let mut unanswered: Option<Instant> = None;
+    // While the client's bytes wait for tiny_http's answer: since when, and how long until the
+    // next nudge.
+    let mut unanswered: Option<(Instant, Duration)> = None;
     loop {
         let watched = [
             client_sends.then(|| client.as_raw_fd()),
@@ -226,7 +232,7 @@ fn relay(mut client: std::net::TcpStream, door: &Door) -> std::io::Result<()> {
         // Draining, whatever tiny_http wrote is already there to read.
         let wait = match (draining, unanswered) {
             (true, _) => Duration::ZERO,
-            (false, Some(since)) => NUDGE_AFTER.saturating_sub(since.elapsed()),
+            (false, Some((since, after))) => after.saturating_sub(since.elapsed()),
             (false, None) => idle.saturating_sub(last_moved.elapsed()),
         };
         let [from_client, from_server, drain] = crate::sys::poll_readable(watched, wait)?;
@@ -239,8 +245,9 @@ fn relay(mut client: std::net::TcpStream, door: &Door) -> std::io::Result<()> {
             if draining || last_moved.elapsed() >= idle {
                 return Ok(());
             }
-            if unanswered.take().is_some() {
+            if let Some((_, after)) = unanswered {
                 nudge(door);
+                unanswered = Some((Instant::now(), (after * 2).min(NUDGE_AT_MOST)));
             }
             continue;
         }
@@ -259,7 +266,7 @@ fn relay(mut client: std::net::TcpStream, door: &Door) -> std::io::Result<()> {
                         return Ok(());
                     }
                     server.write_all(bytes)?;
-                    unanswered.get_or_insert_with(Instant::now);
+                    unanswered.get_or_insert_with(|| (Instant::now(), NUDGE_AFTER));
                 }
             }
         }
@@ -349,5 +356,88 @@ mod tests {
                 .expect("a length");
             assert_eq!(body.len(), length, "{head}");
         }
+    }
+
+    fn door() -> Arc<Door> {
+        let internal = UnixAddr::from_abstract_name(b"ecs_exporter/test/door").expect("a name");
+        let logger = Logger {
+            level: crate::log::Level::Error,
+            format: crate::log::Format::Logfmt,
+        };
+        Arc::new(Door::new(internal, 0, Duration::from_secs(1), logger).expect("a pipe"))
+    }
+
+    /// Draining wakes every relay (the pipe's writing end goes) and waits for them to end, so
+    /// that the last answers leave before the process does.
+    #[test]
+    fn drain_wakes_the_relays_and_waits_for_them() {
+        let door = door();
+        let relays: Vec<std::thread::JoinHandle<()>> = (0..3)
+            .map(|_| {
+                door.open.fetch_add(1, Ordering::SeqCst);
+                let held = Held(Arc::clone(&door));
+                std::thread::spawn(move || {
+                    // A relay blocks until the door is drained (end of file on the pipe), then
+                    // forwards what it has (here: a moment) and ends.
+                    let mut drained = held.0.drained.try_clone().expect("the pipe");
+                    let _ = drained.read(&mut [0u8; 1]);
+                    std::thread::sleep(Duration::from_millis(50));
+                    drop(held);
+                })
+            })
+            .collect();
+        door.drain(Duration::from_secs(10));
+        assert_eq!(
+            door.open.load(Ordering::SeqCst),
+            0,
+            "returned before the relays ended"
+        );
+        assert!(door.stop.load(Ordering::SeqCst));
+        relays.into_iter().for_each(|r| r.join().expect("a relay"));
+    }
+
+    /// Two exporters in one network namespace can both be PID 1 of their containers: the second
+    /// must take the next name instead of failing to start.
+    #[test]
+    fn a_taken_internal_name_makes_way_for_the_next() {
+        let prefix = format!("ecs_exporter/{}/", std::process::id());
+        let first = format!("{prefix}0");
+        let address = UnixAddr::from_abstract_name(first.as_bytes()).expect("a name");
+        // Held by "the other exporter" (or by another test here that took it first).
+        let _taken = UnixListener::bind_addr(&address);
+        let listener = internal_listener().expect("another name");
+        let local = listener.local_addr().expect("an address");
+        let name = local.as_abstract_name().expect("an abstract name");
+        let name = String::from_utf8_lossy(name);
+        assert!(name.starts_with(&prefix), "{name}");
+        assert_ne!(name, first);
+        assert!(UnixStream::connect_addr(&local).is_ok());
+    }
+
+    /// Once the door is stopped, the accept loop ends at the next connection instead of relaying
+    /// it.
+    #[test]
+    fn a_stopped_door_accepts_no_more() {
+        let door = door();
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a port");
+        let address = listener.local_addr().expect("an address");
+        let (done, ended) = std::sync::mpsc::channel();
+        let accepting = Arc::clone(&door);
+        std::thread::spawn(move || {
+            accept(listener, accepting);
+            let _ = done.send(());
+        });
+        door.stop();
+        // accept blocks until a connection comes; this one wakes it.
+        let _client = std::net::TcpStream::connect(address).expect("connects");
+        assert!(
+            ended.recv_timeout(Duration::from_secs(10)).is_ok(),
+            "the accept loop went on after stop"
+        );
+        assert_eq!(
+            door.open.load(Ordering::SeqCst),
+            0,
+            "the connection was relayed"
+        );
     }
 }

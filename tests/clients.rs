@@ -247,3 +247,67 @@ fn connections_past_the_limit_get_503_and_are_closed() {
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(e.get("/health").status_code, 200);
 }
+
+/// One keep-alive GET /health on `stream`: whether a whole 200 answer came back in time.
+fn health_on(stream: &mut TcpStream) -> bool {
+    if stream
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 512];
+    while !answer.ends_with(b"\r\n\r\nok") {
+        match stream.read(&mut buf) {
+            Ok(n) if n > 0 => answer.extend_from_slice(&buf[..n]),
+            _ => return false,
+        }
+    }
+    answer.starts_with(b"HTTP/1.1 200")
+}
+
+/// tiny_http's thread pool serves a connection on one thread until it closes, and can queue a
+/// new connection for a thread that takes an earlier one instead (connections arriving together
+/// while one thread waits): with every other thread held by a keep-alive client, the queued one
+/// would wait until one of them leaves. Every new client must be answered at once all the same.
+#[test]
+fn new_clients_are_answered_while_keep_alive_clients_hold_the_pool() {
+    for attempt in 0..4 {
+        let e = Exporter::start(&[
+            "--ecs.metadata-uri",
+            &fixture("fargate"),
+            "--web.idle-timeout=1h",
+        ]);
+        // Three of the pool's four idle threads held by keep-alive clients.
+        let mut held: Vec<TcpStream> = Vec::new();
+        for _ in 0..3 {
+            let mut stream = connect(&e);
+            assert!(health_on(&mut stream), "attempt {attempt}: a held client");
+            held.push(stream);
+        }
+        // Eight more at once, each staying.
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
+        let clients: Vec<std::thread::JoinHandle<Option<TcpStream>>> = (0..8)
+            .map(|_| {
+                let address = e.base.trim_start_matches("http://").to_owned();
+                let barrier = std::sync::Arc::clone(&barrier);
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    let mut stream = TcpStream::connect(address).ok()?;
+                    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+                    health_on(&mut stream).then_some(stream)
+                })
+            })
+            .collect();
+        for client in clients {
+            let stream = client.join().expect("joins");
+            assert!(
+                stream.is_some(),
+                "attempt {attempt}: a new client got no answer within 5 s beside {} held ones",
+                held.len()
+            );
+            held.extend(stream);
+        }
+    }
+}
