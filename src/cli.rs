@@ -1183,6 +1183,27 @@ mod tests {
         args
     }
 
+    /// A help text starts in one column, on the flag's line if there is room for a space before
+    /// it, else on the next; its further lines start in the same column. `-h` is shown for
+    /// `--help` only.
+    #[test]
+    fn help_entries_start_in_one_column() {
+        let entry = |flag: &str, text: &str| {
+            let mut out = String::new();
+            help_entry(&mut out, flag, text);
+            out
+        };
+        let column = " ".repeat(HELP_COLUMN);
+        let x = |n: usize| "x".repeat(n);
+        assert_eq!(entry(&x(31), "a\nb"), format!("{}  a\n{column}b\n", x(31)));
+        assert_eq!(entry(&x(32), "a"), format!("{} a\n", x(32)));
+        assert_eq!(entry(&x(33), "a"), format!("{}\n{column}a\n", x(33)));
+        let help = help();
+        assert!(help.contains("\n  -h, --help                     Show this help and exit.\n"));
+        assert!(help.contains("\n      --version                  Show the version and exit.\n"));
+        assert_eq!(help.matches("-h, ").count(), 1);
+    }
+
     /// Every flag of the tables parses with its example value and shows in `--help` (which the
     /// parser and the help both read, so no flag can be in one and not the other).
     #[test]

@@ -740,4 +740,61 @@ mod tests {
              labels{container_name=\"app\",label_team=\"core\",task_arn=\"t1\"} 1\n"
         );
     }
+
+    #[test]
+    fn a_buffer_much_larger_than_its_last_text_gives_the_memory_back() {
+        let names: Vec<String> = (0..2000).map(|i| format!("n{i}")).collect();
+        let big: Vec<Sample<'_>> = names.iter().map(|n| sample(0, n, 1.0)).collect();
+        let small = [sample(0, "a", 1.0)];
+        let mut e = Exposition::default();
+        e.start(TABLE.len(), usize::MAX);
+        assert!(e.is_empty());
+        assert_eq!(e.add(TABLE, "task", &big), Ok(()));
+        assert!(!e.is_empty());
+        let grown = e.families[0].capacity();
+        let written = e.families[0].len();
+        assert!(grown > 30_000, "{grown}");
+        // The last scrape used it all: kept.
+        e.start(TABLE.len(), usize::MAX);
+        assert!(e.families[0].capacity() >= grown);
+        // The last scrape used a little over half of it: kept too (within twice the text and
+        // 4 KiB).
+        let half = big.len() * (grown / 2 + 1000) / written;
+        assert_eq!(e.add(TABLE, "task", &big[..half]), Ok(()));
+        e.start(TABLE.len(), usize::MAX);
+        assert!(e.families[0].capacity() >= grown);
+        assert_eq!(e.add(TABLE, "task", &small), Ok(()));
+        // The last scrape used a sliver of it: given back.
+        e.start(TABLE.len(), usize::MAX);
+        let now = e.families[0].capacity();
+        assert!(now < 4096, "{now}");
+        assert!(e.is_empty() && e.samples() == 0);
+    }
+
+    /// A family of the most labels there are, and a task label among them.
+    #[test]
+    fn the_task_label_fits_beside_the_most_labels_a_family_has() {
+        const WIDE: &[Family] = &[Family {
+            name: "wide",
+            help: "W.",
+            kind: Kind::Gauge,
+            labels: &["a", "b", "c", "d", "e", "f", "g", "h"],
+        }];
+        let labels = ["1", "2", "3", "4", "5", "6", "7", "8"];
+        let samples = [Sample {
+            family: 0,
+            labels,
+            task: "t",
+            extra: &[],
+            value: 1.0,
+        }];
+        let mut out = String::new();
+        assert_eq!(write(&mut out, WIDE, "i", &samples, usize::MAX), Ok(1));
+        assert!(
+            out.ends_with(
+                "wide{a=\"1\",b=\"2\",c=\"3\",d=\"4\",e=\"5\",f=\"6\",g=\"7\",h=\"8\",i=\"t\"} 1\n"
+            ),
+            "{out}"
+        );
+    }
 }

@@ -68,6 +68,15 @@ fn bad_flags_exit_2_with_one_line() {
     let env = [("ECS_CONTAINER_METADATA_URI_V4", "http://127.0.0.1:9/v4/x")];
     let rows: &[(&[&str], &str)] = &[
         (&["--bogus"], "unknown flag '--bogus'"),
+        // Only switches that say so take `--no-`; never a value or a command.
+        (&["--no-help"], "unknown flag '--no-help'"),
+        (&["--no-version"], "unknown flag '--no-version'"),
+        (&["--no-health-check"], "unknown flag '--no-health-check'"),
+        (&["--no-ecs.timeout=3s"], "unknown flag '--no-ecs.timeout'"),
+        (
+            &["--ecs.scope=both"],
+            "--ecs.scope \"both\": must be one of task, instance",
+        ),
         (
             &["--log.level=loud"],
             "--log.level \"loud\": must be one of debug, info, warn, error",

@@ -152,6 +152,8 @@ fn start_up_lines_have_promslogs_shape() {
         // Our own third line says what runs and where metadata comes from.
         assert!(lines[2].contains("Starting ecs_exporter"), "{log}");
         assert!(lines[2].contains(&endpoint.base), "{log}");
+        // Task scope, the default, has nothing to say of instance scope.
+        assert!(!log.contains("instance scope"), "{log}");
     }
 }
 

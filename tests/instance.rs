@@ -86,9 +86,14 @@ fn exporters(endpoint: &Endpoint, flags: &[&str]) -> (Exporter, Exporter) {
     (task, instance)
 }
 
-/// Serves `tasks` (pairs of single-task documents) in instance scope, with the stats maps in
-/// `stats_order`, and checks every task against task scope. Returns the instance exposition.
-fn check_against_task_scope(tasks: &[(String, String)], stats: String, flags: &[&str]) -> String {
+/// Serves `tasks` (pairs of single-task documents) in instance scope, with `stats` as
+/// `/tasks/stats`, and checks every task against task scope. Returns the instance exposition
+/// and the instance-scope exporter's log (at debug level).
+fn check_against_task_scope(
+    tasks: &[(String, String)],
+    stats: String,
+    flags: &[&str],
+) -> (String, String) {
     let endpoint = Endpoint::start();
     let documents: Vec<String> = tasks.iter().map(|t| t.0.clone()).collect();
     endpoint.set("/tasks", Behaviour::json(array(&documents)));
@@ -118,7 +123,7 @@ fn check_against_task_scope(tasks: &[(String, String)], stats: String, flags: &[
         unknown.is_empty(),
         "series of tasks not in /tasks: {unknown:?}"
     );
-    text
+    (text, instance_scope.log())
 }
 
 /// How many container ids a stats map has.
@@ -169,7 +174,7 @@ fn the_daemon_payloads_give_each_task_its_task_scope_samples_plus_task_arn() {
             (task.clone(), own)
         })
         .collect();
-    let text = check_against_task_scope(&pairs, stats_text, &["--ecs.container-labels=*"]);
+    let (text, _) = check_against_task_scope(&pairs, stats_text, &["--ecs.container-labels=*"]);
     let series = parse_exposition(&text);
     // Values checked by hand once against the payloads.
     let daemon =
@@ -210,7 +215,17 @@ fn none_one_and_fifty_tasks_each_as_task_scope_writes_them() {
         // The stats maps in the opposite order to the tasks: pairing is by id.
         let mut maps: Vec<String> = tasks.iter().map(|t| t.1.clone()).collect();
         maps.reverse();
-        let text = check_against_task_scope(&tasks, array(&maps), &[]);
+        let (text, log) = check_against_task_scope(&tasks, array(&maps), &[]);
+        // Every id paired: neither the warning nor the debug line about unpaired stats.
+        assert!(!log.contains("level=WARN"), "{log}");
+        assert!(!log.contains("no task lists"), "{log}");
+        // The start-up log says which scope runs and which endpoints it reads.
+        let scope_line = log
+            .lines()
+            .find(|l| l.contains("msg=\"instance scope: every task on the instance"))
+            .unwrap_or_else(|| panic!("no instance scope line: {log}"));
+        assert!(scope_line.contains("/tasks "), "{scope_line}");
+        assert!(scope_line.ends_with("/tasks/stats"), "{scope_line}");
         let infos = parse_exposition(&text)
             .iter()
             .filter(|s| s.0 == "ecs_task_metadata_info")
@@ -231,7 +246,7 @@ fn stats_missing_for_a_task_or_for_no_task_lose_nothing_of_the_others() {
     // Task 1 is then what task scope writes without stats.
     let mut expected = tasks.clone();
     expected[1].1 = "{}".into();
-    let text = check_against_task_scope(&expected, stats.clone(), &[]);
+    let (text, _) = check_against_task_scope(&expected, stats.clone(), &[]);
     assert_eq!(by_task(&text).len(), 3);
 
     // The same with elements that are not task documents in /tasks, and the log.

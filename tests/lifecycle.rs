@@ -68,6 +68,36 @@ fn sigterm_and_sigint_end_it_with_status_0_promptly() {
     }
 }
 
+/// An idle keep-alive client does not hold the exit up: at SIGTERM its relay sees the door
+/// drained and ends at once, instead of waiting out the drain's patience (1 s).
+#[test]
+fn sigterm_with_an_idle_keep_alive_client_ends_it_at_once() {
+    use std::io::{Read, Write};
+    let e = Exporter::start(&["--ecs.metadata-uri", &fixture("fargate")]);
+    let mut client =
+        std::net::TcpStream::connect(e.base.trim_start_matches("http://")).expect("connects");
+    client
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("a request");
+    let mut answer = [0u8; 256];
+    assert!(client.read(&mut answer).expect("an answer") > 0);
+    // The connection stays open and idle.
+    let asked = Instant::now();
+    signal(e.pid(), "TERM");
+    client
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    // The exporter closes it as it goes.
+    let mut rest = Vec::new();
+    let _ = client.read_to_end(&mut rest);
+    let took = asked.elapsed();
+    let bound = Duration::from_millis(if common::emulated() { 3000 } else { 500 });
+    assert!(
+        took < bound,
+        "the idle connection was closed {took:?} after SIGTERM"
+    );
+}
+
 #[test]
 #[cfg_attr(
     no_pid_namespace,

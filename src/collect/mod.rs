@@ -210,7 +210,7 @@ fn wildcard_match(pattern: &str, text: &str) -> bool {
                 star = Some((pi, ti));
                 pi += 1;
             }
-            Some(&c) if c == t[ti] => {
+            Some(&c) if t.get(ti) == Some(&c) => {
                 pi += 1;
                 ti += 1;
             }
