@@ -159,6 +159,36 @@ mod tests {
         assert_eq!(poll_readable(only_d, short).expect("polls"), [false, true]);
     }
 
+    /// A signal that interrupts the wait (poll fails with EINTR) does not end it with an error:
+    /// the relay would drop its connection.
+    #[test]
+    fn a_signal_during_the_wait_does_not_end_it() {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::thread::JoinHandleExt;
+        use std::time::Duration;
+        extern "C" fn nothing(_: libc::c_int) {}
+        // SAFETY: a handler that does nothing, for a signal no other test uses; installed
+        // without SA_RESTART, so that the signal makes poll fail with EINTR.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = nothing as extern "C" fn(libc::c_int) as libc::sighandler_t;
+            assert_eq!(
+                libc::sigaction(libc::SIGUSR1, &action, std::ptr::null_mut()),
+                0
+            );
+        }
+        let (_a, b) = std::os::unix::net::UnixStream::pair().expect("a pair");
+        let fd = b.as_raw_fd();
+        let waiter =
+            std::thread::spawn(move || poll_readable([Some(fd)], Duration::from_millis(500)));
+        std::thread::sleep(Duration::from_millis(100));
+        // SAFETY: the thread is alive until joined below. A signal that comes before its poll
+        // starts is handled and changes nothing, so the test can only pass then.
+        unsafe { libc::pthread_kill(waiter.as_pthread_t() as _, libc::SIGUSR1) };
+        let waited = waiter.join().expect("the waiter");
+        assert_eq!(waited.expect("no error for EINTR"), [false]);
+    }
+
     #[test]
     fn socket_activation_needs_our_pid_and_a_count() {
         let ours = std::process::id().to_string();

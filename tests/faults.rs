@@ -122,6 +122,16 @@ fn http_500() {
     );
 }
 
+/// A 503 the agent did send is named as such; only an answer without a status line (which
+/// minreq reports as a 503 of its own) is called that.
+#[test]
+fn http_503() {
+    check(
+        |_| Behaviour::Status(503),
+        "error=\"HTTP 503 (Service Unavailable)\"",
+    );
+}
+
 #[test]
 fn http_429_is_named_as_rate_limiting() {
     check(|_| Behaviour::Status(429), "rate limited by the ECS agent");
