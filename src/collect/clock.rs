@@ -34,3 +34,30 @@ pub(super) fn collect<'a>(task: &'a TaskMetadata, out: &mut Vec<Sample<'a>>) {
         push(out, Metric::TaskClockSynchronized, &[], value);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The values of `ecs_task_clock_synchronized` for a `ClockSynchronizationStatus` (JSON).
+    fn synchronized(status: &str) -> Vec<f64> {
+        let body = format!("{{\"ClockDrift\": {{\"ClockSynchronizationStatus\": {status}}}}}");
+        let task = crate::model::decode_task(body).expect("decodes").document;
+        let mut out = Vec::new();
+        collect(&task, &mut out);
+        out.iter()
+            .filter(|s| s.family == Metric::TaskClockSynchronized as usize)
+            .map(|s| s.value)
+            .collect()
+    }
+
+    /// The alert on an unsynchronized clock needs the 0: only a status the agent does not
+    /// document leaves the family out.
+    #[test]
+    fn both_statuses_are_written_and_no_other() {
+        assert_eq!(synchronized("\"SYNCHRONIZED\""), [1.0]);
+        assert_eq!(synchronized("\"NOT_SYNCHRONIZED\""), [0.0]);
+        assert!(synchronized("\"UNKNOWN\"").is_empty());
+        assert!(synchronized("null").is_empty());
+    }
+}

@@ -54,10 +54,11 @@ pub fn colliding(patterns: &[String]) -> Vec<(&str, &str)> {
     crate::order::sort_by(&mut literal, Ord::cmp);
     literal.dedup();
     let mut pairs = Vec::new();
+    // Sorted and without repeats: each `b` comes after its `a` and differs from it.
     for (i, a) in literal.iter().enumerate() {
         for b in literal.iter().skip(i + 1) {
-            if a != b && label_name_chars(a).eq(label_name_chars(b)) {
-                pairs.push(if a < b { (*a, *b) } else { (*b, *a) });
+            if label_name_chars(a).eq(label_name_chars(b)) {
+                pairs.push((*a, *b));
             }
         }
     }

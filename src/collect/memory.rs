@@ -140,6 +140,17 @@ mod tests {
     use super::*;
 
     /// The decoder keeps only the keys the collector reads: none kept for nothing.
+    /// "No limit" starts at 2^62 (cgroup v1's 2^63 rounded to a page is above it); a limit of
+    /// 4 EiB less one byte is still one.
+    #[test]
+    fn a_limit_from_2_to_the_62_up_is_none() {
+        assert_eq!(enforced_limit(Some((1 << 62) - 1)), Some((1 << 62) - 1));
+        assert_eq!(enforced_limit(Some(1 << 62)), None);
+        assert_eq!(enforced_limit(Some(9_223_372_036_854_771_712)), None);
+        assert_eq!(enforced_limit(Some(u64::MAX)), None);
+        assert_eq!(enforced_limit(Some(536_870_912)), Some(536_870_912));
+    }
+
     #[test]
     fn every_decoded_memory_key_is_read() {
         let read: Vec<usize> = MEMORY_DETAIL
