@@ -133,7 +133,7 @@ fn replace_lone_surrogates(text: String) -> Option<String> {
     let mut replaced = false;
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] != b'\\' {
+        if bytes.get(i) != Some(&b'\\') {
             i += 1;
             continue;
         }
@@ -592,6 +592,13 @@ mod tests {
             (r#"{"a":"\ud83d\u0041"}"#, Some(r#"{"a":"\ufffd\u0041"}"#)),
             (r#"{"a":"\ud800"#, Some(r#"{"a":"\ufffd"#)),
             (r#"{"a":"x"}"#, None),
+            // After a pair, the scan goes on past it, not elsewhere.
+            (
+                r#"{"a":"\ud83d\ude00\ud800"}"#,
+                Some(r#"{"a":"\ud83d\ude00\ufffd"}"#),
+            ),
+            // After a replacement too: an escaped backslash and the text "ud800" are not an escape.
+            (r#"{"a":"\\ud800\ud800"}"#, Some(r#"{"a":"\\ud800\ufffd"}"#)),
         ];
         for (text, want) in rows {
             let repaired = replace_lone_surrogates(text.to_owned());
