@@ -592,6 +592,7 @@ mod tests {
             (r#"{"a":"\ud83d\u0041"}"#, Some(r#"{"a":"\ufffd\u0041"}"#)),
             (r#"{"a":"\ud800"#, Some(r#"{"a":"\ufffd"#)),
             (r#"{"a":"x"}"#, None),
+            (r#"{"a":"\n\ud800"}"#, Some(r#"{"a":"\n\ufffd"}"#)),
             // After a pair, the scan goes on past it, not elsewhere.
             (
                 r#"{"a":"\ud83d\ude00\ud800"}"#,

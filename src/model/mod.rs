@@ -779,6 +779,24 @@ mod tests {
         assert_eq!(task.family.map(|f| f.len()), Some(MAX_STRING));
     }
 
+    /// A map key (a label's, a container id's) is held to the same bound as a string value.
+    #[test]
+    fn a_map_key_past_the_limit_is_left_out_with_its_value() {
+        let long = "a".repeat(MAX_STRING + 1);
+        let fits = "b".repeat(MAX_STRING);
+        let body = format!(
+            "{{\"Containers\": [{{\"Name\": \"app\", \"Labels\": {{\"{long}\": \"past\", \"{fits}\": \"at\"}}}}]}}"
+        );
+        let decoded = decode_task(body).expect("decodes");
+        let containers = decoded.document.containers.unwrap_or_default();
+        let labels: Vec<(String, String)> = containers
+            .into_iter()
+            .flat_map(|c| c.labels.map(|l| l.0).unwrap_or_default())
+            .collect();
+        assert_eq!(labels, [(fits, "at".to_owned())]);
+        assert_eq!(decoded.left_out, 1);
+    }
+
     #[test]
     fn a_lone_surrogate_loses_nothing_but_its_character() {
         let body = r#"{"Cluster": "a\ud800b", "Family": "f", "Unknown": "\udfff"}"#;
