@@ -132,8 +132,8 @@ fn replace_lone_surrogates(text: String) -> Option<String> {
     };
     let mut replaced = false;
     let mut i = 0;
-    while i < bytes.len() {
-        if bytes.get(i) != Some(&b'\\') {
+    while let Some(&byte) = bytes.get(i) {
+        if byte != b'\\' {
             i += 1;
             continue;
         }
