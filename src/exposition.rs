@@ -27,14 +27,14 @@ pub struct Family {
     pub labels: &'static [&'static str],
 }
 
-/// One sample. `family` indexes the table given to [`write()`]; `labels` holds the values in the
+/// One sample. `family` indexes the table given to [`Exposition::add`]; `labels` holds the values in the
 /// order of the family's label names, the unused tail left empty. Values borrow from the decoded
 /// documents, so collecting a scrape allocates one `Vec` and no strings.
 #[derive(Clone, Debug)]
 pub struct Sample<'a> {
     pub family: usize,
     pub labels: [&'a str; MAX_LABELS],
-    /// The value of the task label [`write()`] is given, or empty for none: the one label that
+    /// The value of the task label [`Exposition::add`] is given, or empty for none: the one label that
     /// every sample of a task carries when a scrape writes several tasks. It is written among
     /// the family's labels in the order of names, and samples are sorted by it before the
     /// family's labels.
@@ -120,9 +120,10 @@ impl Exposition {
                 .then_with(|| a.task.cmp(b.task))
                 .then_with(|| a.labels[..n].cmp(&b.labels[..n]))
         });
-        let order: Vec<&Sample<'_>> = positions.iter().map(|&i| &samples[i]).collect();
-        for (i, sample) in order.iter().enumerate() {
-            if let Some(next) = order.get(i + 1)
+        let at = |i: usize| positions.get(i).map(|&p| &samples[p]);
+        for (i, &p) in positions.iter().enumerate() {
+            let sample = &samples[p];
+            if let Some(next) = at(i + 1)
                 && next.family == sample.family
                 && next.task == sample.task
                 && next.labels == sample.labels
@@ -207,23 +208,6 @@ impl std::io::Read for Reader<'_> {
         }
         self.current.read(buf)
     }
-}
-
-/// Writes `samples` as one batch of an [`Exposition`] (see there) and appends the text to `out`;
-/// the number of samples written, or [`TooLarge`] past `limit` bytes (`out` then holds what was
-/// written up to there).
-pub fn write(
-    out: &mut String,
-    families: &[Family],
-    task_label: &str,
-    samples: &[Sample<'_>],
-    limit: usize,
-) -> Result<usize, TooLarge> {
-    let mut exposition = Exposition::default();
-    exposition.start(families.len(), limit);
-    let result = exposition.add(families, task_label, samples);
-    exposition.write_to(out);
-    result.map(|()| exposition.samples())
 }
 
 /// The exposition grew past this many bytes.
@@ -557,6 +541,23 @@ mod tests {
             escape_into(&mut out, text);
             assert_eq!(out, want, "escaping {text:?}");
         }
+    }
+
+    /// Writes `samples` as one batch of an [`Exposition`] (see there) and appends the text to `out`;
+    /// the number of samples written, or [`TooLarge`] past `limit` bytes (`out` then holds what was
+    /// written up to there).
+    fn write(
+        out: &mut String,
+        families: &[Family],
+        task_label: &str,
+        samples: &[Sample<'_>],
+        limit: usize,
+    ) -> Result<usize, TooLarge> {
+        let mut exposition = Exposition::default();
+        exposition.start(families.len(), limit);
+        let result = exposition.add(families, task_label, samples);
+        exposition.write_to(out);
+        result.map(|()| exposition.samples())
     }
 
     const TABLE: &[Family] = &[
