@@ -232,8 +232,7 @@ pub static FLAGS: &[Flag] = &[
             repeatable: true,
             example: "ecs-*,init",
             set: |s, v| {
-                let patterns = v.split(',').filter(|p| !p.is_empty()).map(str::to_owned);
-                s.collect.exclude.extend(patterns);
+                s.collect.exclude.extend(patterns(v));
                 Ok(())
             },
         },
@@ -249,8 +248,7 @@ pub static FLAGS: &[Flag] = &[
             repeatable: true,
             example: "com.amazonaws.ecs.*,team",
             set: |s, v| {
-                let patterns = v.split(',').filter(|p| !p.is_empty()).map(str::to_owned);
-                s.collect.labels.extend(patterns);
+                s.collect.labels.extend(patterns(v));
                 Ok(())
             },
         },
@@ -751,6 +749,15 @@ fn check_telemetry_path(path: &str) -> Result<(), CliError> {
         return Ok(());
     };
     Err(usage(format!("--web.telemetry-path {path:?}: {why}")))
+}
+
+/// The patterns of a comma-separated pattern flag (`--ecs.containers-exclude`,
+/// `--ecs.container-labels`), empty ones dropped.
+fn patterns(value: &str) -> impl Iterator<Item = String> + '_ {
+    value
+        .split(',')
+        .filter(|p| !p.is_empty())
+        .map(str::to_owned)
 }
 
 /// `500ms`, `3s`, `1m`, `1h` or a bare number of seconds: the units of every duration flag.
