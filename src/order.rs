@@ -1,6 +1,6 @@
 //! One sort for the whole program. Each use of the standard library's sort with another element
-//! type or comparison compiles the sort again, 3 to 6 KB of code each; sorting positions through
-//! one comparison function compiles it once.
+//! type or comparison compiles the sort again, kilobytes of code each; sorting positions through
+//! one comparison function compiles it once (what that saved is in docs/footprint.md).
 
 use std::cmp::Ordering;
 

@@ -25,9 +25,9 @@ use crate::{log, process, version};
 /// `ecs_up 0` and a warning, rather than held in memory.
 pub const MAX_ANSWER: usize = 8 << 20;
 
-/// The same in instance scope, where every task of the instance is written: 100 tasks of 10
-/// containers make an answer of 6.6 MB (docs/footprint.md); 32 MiB leaves room for five times
-/// that.
+/// The same in instance scope, where every task of the instance is written: sized from the
+/// answer for 100 tasks of 10 containers that docs/footprint.md measures, with room for five
+/// times it.
 pub const MAX_INSTANCE_ANSWER: usize = 32 << 20;
 
 /// What the server tells a scrape about itself, for the exporter's own metrics.

@@ -16,9 +16,9 @@ use std::time::Duration;
 /// make us hold.
 pub const MAX_BODY: u64 = 4 * 1024 * 1024;
 
-/// The largest body read from `/tasks` or `/tasks/stats`, which hold every task of an instance.
-/// A container's stats weigh 1 to 5 KB, so 100 tasks of 10 containers send up to 5 MB
-/// (docs/footprint.md measures it); 16 MiB leaves three times that.
+/// The largest body read from `/tasks` or `/tasks/stats`, which hold every task of an instance:
+/// sized from the bodies for 100 tasks of 10 containers that docs/footprint.md measures (past
+/// [`MAX_BODY`]), with room for several times them.
 pub const MAX_INSTANCE_BODY: u64 = 16 * 1024 * 1024;
 
 /// Which documents a scrape reads: one task's or every task's on the instance.
