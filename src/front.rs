@@ -45,7 +45,7 @@ pub struct Door {
     /// Where tiny_http listens now (a new name if it had to listen again).
     internal: Mutex<UnixAddr>,
     /// Connections held.
-    open: AtomicUsize,
+    open: Capped,
     max_connections: usize,
     idle_timeout: Duration,
     stop: AtomicBool,
@@ -64,7 +64,7 @@ impl Door {
             drained,
             drain: Mutex::new(Some(drain)),
             internal: Mutex::new(internal),
-            open: AtomicUsize::new(0),
+            open: Capped::default(),
             max_connections,
             idle_timeout,
             stop: AtomicBool::new(false),
@@ -94,7 +94,7 @@ impl Door {
                 .take(),
         );
         let started = std::time::Instant::now();
-        while self.open.load(Ordering::SeqCst) > 0 && started.elapsed() < patience {
+        while self.open.get() > 0 && started.elapsed() < patience {
             std::thread::sleep(Duration::from_millis(5));
         }
     }
@@ -145,14 +145,7 @@ pub fn accept(listener: TcpListener, door: Arc<Door>) {
             }
         };
         failures = 0;
-        let max = door.max_connections;
-        let admitted = door
-            .open
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
-                (max == 0 || n < max).then_some(n + 1)
-            })
-            .is_ok();
-        if !admitted {
+        if !door.open.admit(door.max_connections) {
             let mut client = client;
             let _ = client.set_write_timeout(Some(Duration::from_secs(1)));
             let _ = client.write_all(TOO_MANY);
@@ -179,13 +172,37 @@ pub fn accept(listener: TcpListener, door: Arc<Door>) {
     }
 }
 
+/// A count with a cap: connections held here, metrics requests in flight in `server`.
+#[derive(Debug, Default)]
+pub struct Capped(AtomicUsize);
+
+impl Capped {
+    /// Counts one more, unless that would pass `max` (0: no limit).
+    pub fn admit(&self, max: usize) -> bool {
+        self.0
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (max == 0 || n < max).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    /// Counts one fewer.
+    pub fn done(&self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    pub fn get(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
 /// A connection counted as held until it is dropped (with its relay thread, or with the closure
 /// of a thread that could not start).
 struct Held(Arc<Door>);
 
 impl Drop for Held {
     fn drop(&mut self) {
-        self.0.open.fetch_sub(1, Ordering::SeqCst);
+        self.0.open.done();
     }
 }
 
@@ -374,7 +391,7 @@ mod tests {
         let door = door();
         let relays: Vec<std::thread::JoinHandle<()>> = (0..3)
             .map(|_| {
-                door.open.fetch_add(1, Ordering::SeqCst);
+                assert!(door.open.admit(0));
                 let held = Held(Arc::clone(&door));
                 std::thread::spawn(move || {
                     // A relay blocks until the door is drained (end of file on the pipe), then
@@ -387,11 +404,7 @@ mod tests {
             })
             .collect();
         door.drain(Duration::from_secs(10));
-        assert_eq!(
-            door.open.load(Ordering::SeqCst),
-            0,
-            "returned before the relays ended"
-        );
+        assert_eq!(door.open.get(), 0, "returned before the relays ended");
         assert!(door.stop.load(Ordering::SeqCst));
         relays.into_iter().for_each(|r| r.join().expect("a relay"));
     }
@@ -434,10 +447,6 @@ mod tests {
             ended.recv_timeout(Duration::from_secs(10)).is_ok(),
             "the accept loop went on after stop"
         );
-        assert_eq!(
-            door.open.load(Ordering::SeqCst),
-            0,
-            "the connection was relayed"
-        );
+        assert_eq!(door.open.get(), 0, "the connection was relayed");
     }
 }

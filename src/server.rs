@@ -12,7 +12,7 @@
 
 use std::collections::VecDeque;
 use std::net::TcpListener;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -62,7 +62,9 @@ struct Counters {
     ok: AtomicU64,
     /// Answered 503: over `--web.max-requests`, or queued at shutdown.
     unavailable: AtomicU64,
-    in_flight: InFlight,
+    /// Metrics requests received and not yet answered: counted in when a listener admits one,
+    /// out when it has been answered, whichever way.
+    in_flight: front::Capped,
 }
 
 impl Counters {
@@ -72,28 +74,8 @@ impl Counters {
                 ok: self.ok.load(Ordering::SeqCst),
                 unavailable: self.unavailable.load(Ordering::SeqCst),
             },
-            in_flight: self.in_flight.0.load(Ordering::SeqCst) as u64,
+            in_flight: self.in_flight.get() as u64,
         }
-    }
-}
-
-/// Metrics requests received and not yet answered: counted in when a listener admits one,
-/// out when it has been answered, whichever way.
-#[derive(Default)]
-struct InFlight(AtomicUsize);
-
-impl InFlight {
-    /// Counts one more, unless that would pass `max` (0: no limit).
-    fn admit(&self, max: usize) -> bool {
-        self.0
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
-                (max == 0 || n < max).then_some(n + 1)
-            })
-            .is_ok()
-    }
-
-    fn done(&self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
