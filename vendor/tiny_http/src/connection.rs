@@ -1,4 +1,6 @@
 //! Abstractions of Tcp and Unix socket types
+//!
+//! CHANGED by the ecs_exporter project (Apache-2.0 4(b)): see PATCHES.md.
 
 #[cfg(unix)]
 use std::os::unix::net as unix_net;
@@ -51,39 +53,38 @@ pub(crate) enum Connection {
     #[cfg(unix)]
     Unix(unix_net::UnixStream),
 }
-impl std::io::Read for Connection {
+// CHANGED (ecs_exporter, PATCHES.md 3): a connection is read and written through a shared
+// reference, so that the thread that serves it and the server that may close it (the connection
+// cap, shutdown) hold one descriptor between them instead of a `try_clone` each.
+impl std::io::Read for &Connection {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         match self {
-            Self::Tcp(s) => s.read(buf),
+            Connection::Tcp(s) => (&*s).read(buf),
             #[cfg(unix)]
-            Self::Unix(s) => s.read(buf),
+            Connection::Unix(s) => (&*s).read(buf),
         }
     }
 }
-impl std::io::Write for Connection {
+impl std::io::Write for &Connection {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         match self {
-            Self::Tcp(s) => s.write(buf),
+            Connection::Tcp(s) => (&*s).write(buf),
             #[cfg(unix)]
-            Self::Unix(s) => s.write(buf),
+            Connection::Unix(s) => (&*s).write(buf),
         }
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        match self {
-            Self::Tcp(s) => s.flush(),
-            #[cfg(unix)]
-            Self::Unix(s) => s.flush(),
-        }
+        Ok(())
     }
 }
 impl Connection {
     /// Gets the peer's address. Some for TCP, None for Unix sockets.
-    pub(crate) fn peer_addr(&mut self) -> std::io::Result<Option<SocketAddr>> {
+    pub(crate) fn peer_addr(&self) -> Option<SocketAddr> {
         match self {
-            Self::Tcp(s) => s.peer_addr().map(Some),
+            Self::Tcp(s) => s.peer_addr().ok(),
             #[cfg(unix)]
-            Self::Unix(_) => Ok(None),
+            Self::Unix(_) => None,
         }
     }
 
@@ -95,12 +96,32 @@ impl Connection {
         }
     }
 
-    pub(crate) fn try_clone(&self) -> std::io::Result<Self> {
-        match self {
-            Self::Tcp(s) => s.try_clone().map(Self::from),
+    /// How long one read may wait (`None`: for ever). A zero duration is taken as the shortest.
+    pub(crate) fn set_read_timeout(&self, timeout: Option<std::time::Duration>) {
+        let timeout = timeout.map(|t| t.max(std::time::Duration::from_millis(1)));
+        let _ = match self {
+            Self::Tcp(s) => s.set_read_timeout(timeout),
             #[cfg(unix)]
-            Self::Unix(s) => s.try_clone().map(Self::from),
-        }
+            Self::Unix(s) => s.set_read_timeout(timeout),
+        };
+    }
+
+    /// How long one write may wait (`None`: for ever).
+    pub(crate) fn set_write_timeout(&self, timeout: Option<std::time::Duration>) {
+        let timeout = timeout.map(|t| t.max(std::time::Duration::from_millis(1)));
+        let _ = match self {
+            Self::Tcp(s) => s.set_write_timeout(timeout),
+            #[cfg(unix)]
+            Self::Unix(s) => s.set_write_timeout(timeout),
+        };
+    }
+
+    pub(crate) fn set_nonblocking(&self, nonblocking: bool) {
+        let _ = match self {
+            Self::Tcp(s) => s.set_nonblocking(nonblocking),
+            #[cfg(unix)]
+            Self::Unix(s) => s.set_nonblocking(nonblocking),
+        };
     }
 }
 impl From<TcpStream> for Connection {

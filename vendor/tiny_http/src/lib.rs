@@ -87,83 +87,144 @@
 //! # let response = tiny_http::Response::from_file(File::open(&Path::new("image.png")).unwrap());
 //! let _ = request.respond(response);
 //! ```
+//!
+//! # This copy
+//!
+//! CHANGED by the ecs_exporter project (Apache-2.0 4(b)): each connection is served by a thread
+//! of its own, which reads one bounded request at a time, body included, hands it to
+//! [`Server::recv`], and writes the answer that [`Request::respond`] gives it; a connection cap,
+//! read and write deadlines, and an accept loop that never ends. What changed and why, fault by
+//! fault, with the text for upstream: PATCHES.md.
+
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 #![allow(clippy::match_like_matches_macro)]
-
-#[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-use zeroize::Zeroizing;
 
 use std::error::Error;
 use std::io::Error as IoError;
 use std::io::ErrorKind as IoErrorKind;
 use std::io::Result as IoResult;
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
-use std::sync::atomic::AtomicBool;
-use std::sync::atomic::Ordering::Relaxed;
-use std::sync::mpsc;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use client::ClientConnection;
 use connection::Connection;
 use util::MessagesQueue;
 
 pub use common::{HTTPVersion, Header, HeaderField, Method, StatusCode};
 pub use connection::{ConfigListenAddr, ListenAddr, Listener};
-pub use request::{ReadWrite, Request};
+pub use request::Request;
 pub use response::{Response, ResponseBox};
-pub use test::TestRequest;
 
 mod client;
 mod common;
 mod connection;
 mod request;
 mod response;
-mod ssl;
-mod test;
 mod util;
 
 /// The main class of this library.
 ///
-/// Destroying this object will immediately close the listening socket and the reading
-///  part of all the client's connections. Requests that have already been returned by
-///  the `recv()` function will not close and the responses will be transferred to the client.
+/// Dropping it stops accepting connections; requests already returned by `recv()` are still
+/// answered. [`Server::shutdown`] and [`Server::wait_answered`] make a graceful stop.
 pub struct Server {
-    // should be false as long as the server exists
-    // when set to true, all the subtasks will close within a few hundreds ms
-    close: Arc<AtomicBool>,
-
-    // queue for messages received by child threads
-    messages: Arc<MessagesQueue<Message>>,
-
-    // result of TcpListener::local_addr()
-    listening_addr: ListenAddr,
+    shared: Arc<Shared>,
+    /// Where each listener listens, in the order given.
+    listening_addrs: Vec<ListenAddr>,
 }
 
-enum Message {
-    Error(IoError),
-    NewRequest(Request),
+/// What the accept threads, the connection threads and the server share.
+pub(crate) struct Shared {
+    /// Set once: accept nothing more, read no new request.
+    closing: AtomicBool,
+    /// Requests read and not yet taken by `recv()`.
+    messages: Arc<MessagesQueue<Request>>,
+    pub(crate) limits: Limits,
+    connections: Mutex<Connections>,
+    /// Signalled when a connection goes idle or away.
+    changed: Condvar,
 }
 
-impl From<IoError> for Message {
-    fn from(e: IoError) -> Message {
-        Message::Error(e)
+/// The connections held, for the cap and for a graceful stop.
+#[derive(Default)]
+struct Connections {
+    next_id: u64,
+    held: Vec<Held>,
+}
+
+struct Held {
+    id: u64,
+    /// Since when it waits for the first byte of a request; `None` while a request is read,
+    /// handled or answered.
+    idle_since: Option<Instant>,
+    /// To close it from another thread (the one descriptor stays with its thread).
+    connection: Weak<Connection>,
+}
+
+impl Connections {
+    fn find(&mut self, id: u64) -> Option<&mut Held> {
+        self.held.iter_mut().find(|held| held.id == id)
+    }
+
+    /// Closes the connection that has waited longest for a request, if any does.
+    fn close_oldest_idle(&mut self) -> bool {
+        let oldest = self
+            .held
+            .iter()
+            .enumerate()
+            .filter_map(|(index, held)| held.idle_since.map(|since| (since, index)))
+            .min();
+        match oldest {
+            Some((_, index)) => {
+                let held = self.held.swap_remove(index);
+                if let Some(connection) = held.connection.upgrade() {
+                    let _ = connection.shutdown(Shutdown::Both);
+                }
+                true
+            }
+            None => false,
+        }
     }
 }
 
-impl From<Request> for Message {
-    fn from(rq: Request) -> Message {
-        Message::NewRequest(rq)
+/// What one client may make the server hold.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// The longest request head (request line, headers and the blank line), in bytes: past it
+    /// the client gets `431` and the connection is closed.
+    pub max_head: usize,
+    /// The longest request body, declared or chunked, in bytes: past it the client gets `413`
+    /// and the connection is closed. A body is read whole before the request is handed over, so
+    /// this is also what one request may hold in memory.
+    pub max_body: usize,
+    /// Connections held at once (0: no limit). A new one at the cap closes the connection that
+    /// has waited longest for a request; if every one is busy, the new one gets `503`.
+    pub max_connections: usize,
+    /// How long a connection may wait for a request, take to send one once begun, or take to
+    /// accept its answer (`None`: for ever).
+    pub timeout: Option<Duration>,
+}
+
+impl Default for Limits {
+    /// Generous enough for the uses tiny_http had: 64 KiB heads, 1 MiB bodies, no cap and no
+    /// timeout.
+    fn default() -> Limits {
+        Limits {
+            max_head: 64 * 1024,
+            max_body: 1024 * 1024,
+            max_connections: 0,
+            timeout: None,
+        }
     }
 }
 
-// this trait is to make sure that Server implements Share and Send
-#[doc(hidden)]
-trait MustBeShareDummy: Sync + Send {}
-#[doc(hidden)]
-impl MustBeShareDummy for Server {}
+// Server must stay Sync and Send: a compile-time check.
+const _: fn() = || {
+    fn sync_and_send<T: Sync + Send>() {}
+    sync_and_send::<Server>();
+};
 
 pub struct IncomingRequests<'a> {
     server: &'a Server,
@@ -175,11 +236,11 @@ pub struct ServerConfig {
     /// The addresses to try to listen to.
     pub addr: ConfigListenAddr,
 
-    /// If `Some`, then the server will use SSL to encode the communications.
+    /// Must be `None`: this copy serves plain HTTP only.
     pub ssl: Option<SslConfig>,
 }
 
-/// Configuration of the server for SSL.
+/// Configuration of the server for SSL (not supported by this copy).
 #[derive(Debug, Clone)]
 pub struct SslConfig {
     /// Contains the public certificate to send to clients.
@@ -187,6 +248,14 @@ pub struct SslConfig {
     /// Contains the ultra-secret private key used to decode communications.
     pub private_key: Vec<u8>,
 }
+
+/// How long an accept thread waits after a failed accept (out of descriptors, say): as Go's
+/// net/http, 5 ms doubling to 1 s, so that it neither spins nor gives up.
+const ACCEPT_BACKOFF_FIRST: Duration = Duration::from_millis(5);
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// A connection thread's stack: it parses heads and writes answers, nothing deep.
+const CONNECTION_STACK: usize = 256 * 1024;
 
 impl Server {
     /// Shortcut for a simple server on a specific address.
@@ -198,22 +267,6 @@ impl Server {
         Server::new(ServerConfig {
             addr: ConfigListenAddr::from_socket_addrs(addr)?,
             ssl: None,
-        })
-    }
-
-    /// Shortcut for an HTTPS server on a specific address.
-    #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-    #[inline]
-    pub fn https<A>(
-        addr: A,
-        config: SslConfig,
-    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>>
-    where
-        A: ToSocketAddrs,
-    {
-        Server::new(ServerConfig {
-            addr: ConfigListenAddr::from_socket_addrs(addr)?,
-            ssl: Some(config),
         })
     }
 
@@ -235,124 +288,42 @@ impl Server {
         Self::from_listener(listener, config.ssl)
     }
 
-    /// Builds a new server using the specified TCP listener.
-    ///
-    /// This is useful if you've constructed TcpListener using some less usual method
-    /// such as from systemd. For other cases, you probably want the `new()` function.
+    /// Builds a new server using the specified listener, with the default [`Limits`].
     pub fn from_listener<L: Into<Listener>>(
         listener: L,
         ssl_config: Option<SslConfig>,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
-        let listener = listener.into();
-        // building the "close" variable
-        let close_trigger = Arc::new(AtomicBool::new(false));
+        if ssl_config.is_some() {
+            return Err("this copy of tiny_http serves plain HTTP only".into());
+        }
+        Ok(Self::from_listeners(
+            vec![listener.into()],
+            Limits::default(),
+        )?)
+    }
 
-        // building the TcpListener
-        let (server, local_addr) = {
-            let local_addr = listener.local_addr()?;
-            log::debug!("Server listening on {}", local_addr);
-            (listener, local_addr)
-        };
-
-        // building the SSL capabilities
-        #[cfg(all(feature = "ssl-openssl", feature = "ssl-rustls"))]
-        compile_error!(
-            "Features 'ssl-openssl' and 'ssl-rustls' must not be enabled at the same time"
-        );
-        #[cfg(not(any(feature = "ssl-openssl", feature = "ssl-rustls")))]
-        type SslContext = ();
-        #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-        type SslContext = crate::ssl::SslContextImpl;
-        let ssl: Option<SslContext> = {
-            match ssl_config {
-                #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-                Some(config) => Some(SslContext::from_pem(
-                    config.certificate,
-                    Zeroizing::new(config.private_key),
-                )?),
-                #[cfg(not(any(feature = "ssl-openssl", feature = "ssl-rustls")))]
-                Some(_) => return Err(
-                    "Building a server with SSL requires enabling the `ssl` feature in tiny-http"
-                        .into(),
-                ),
-                None => None,
-            }
-        };
-
-        // creating a task where server.accept() is continuously called
-        // and ClientConnection objects are pushed in the messages queue
-        let messages = MessagesQueue::with_capacity(8);
-
-        let inside_close_trigger = close_trigger.clone();
-        let inside_messages = messages.clone();
-        thread::spawn(move || {
-            // a tasks pool is used to dispatch the connections into threads
-            let tasks_pool = util::TaskPool::new();
-
-            log::debug!("Running accept thread");
-            while !inside_close_trigger.load(Relaxed) {
-                let new_client = match server.accept() {
-                    Ok((sock, _)) => {
-                        use util::RefinedTcpStream;
-                        let (read_closable, write_closable) = match ssl {
-                            None => RefinedTcpStream::new(sock),
-                            #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-                            Some(ref ssl) => {
-                                // trying to apply SSL over the connection
-                                // if an error occurs, we just close the socket and resume listening
-                                let sock = match ssl.accept(sock) {
-                                    Ok(s) => s,
-                                    Err(_) => continue,
-                                };
-
-                                RefinedTcpStream::new(sock)
-                            }
-                            #[cfg(not(any(feature = "ssl-openssl", feature = "ssl-rustls")))]
-                            Some(ref _ssl) => unreachable!(),
-                        };
-
-                        Ok(ClientConnection::new(write_closable, read_closable))
-                    }
-                    Err(e) => Err(e),
-                };
-
-                match new_client {
-                    Ok(client) => {
-                        let messages = inside_messages.clone();
-                        let mut client = Some(client);
-                        tasks_pool.spawn(Box::new(move || {
-                            if let Some(client) = client.take() {
-                                // Synchronization is needed for HTTPS requests to avoid a deadlock
-                                if client.secure() {
-                                    let (sender, receiver) = mpsc::channel();
-                                    for rq in client {
-                                        messages.push(rq.with_notify_sender(sender.clone()).into());
-                                        receiver.recv().unwrap();
-                                    }
-                                } else {
-                                    for rq in client {
-                                        messages.push(rq.into());
-                                    }
-                                }
-                            }
-                        }));
-                    }
-
-                    Err(e) => {
-                        log::error!("Error accepting new client: {}", e);
-                        inside_messages.push(e.into());
-                        break;
-                    }
-                }
-            }
-            log::debug!("Terminating accept thread");
+    /// Builds a server that accepts on every listener (a thread each) and serves them all as
+    /// one: one queue of requests, one connection cap. Fails if a thread cannot be started.
+    pub fn from_listeners(listeners: Vec<Listener>, limits: Limits) -> IoResult<Server> {
+        let shared = Arc::new(Shared {
+            closing: AtomicBool::new(false),
+            messages: MessagesQueue::with_capacity(8),
+            limits,
+            connections: Mutex::new(Connections::default()),
+            changed: Condvar::new(),
         });
-
-        // result
+        let mut listening_addrs = Vec::with_capacity(listeners.len());
+        for listener in listeners {
+            listening_addrs.push(listener.local_addr()?);
+            let shared = Arc::clone(&shared);
+            thread::Builder::new()
+                .name("http-accept".into())
+                .stack_size(CONNECTION_STACK)
+                .spawn(move || accept(listener, shared))?;
+        }
         Ok(Server {
-            messages,
-            close: close_trigger,
-            listening_addr: local_addr,
+            shared,
+            listening_addrs,
         })
     }
 
@@ -364,50 +335,177 @@ impl Server {
         IncomingRequests { server: self }
     }
 
-    /// Returns the address the server is listening to.
+    /// Returns the address the server is listening to (the first listener's).
     #[inline]
     pub fn server_addr(&self) -> ListenAddr {
-        self.listening_addr.clone()
+        self.listening_addrs[0].clone()
     }
 
     /// Returns the number of clients currently connected to the server.
     pub fn num_connections(&self) -> usize {
-        unimplemented!()
-        //self.requests_receiver.lock().len()
+        self.shared.connections().held.len()
     }
 
     /// Blocks until an HTTP request has been submitted and returns it.
     pub fn recv(&self) -> IoResult<Request> {
-        match self.messages.pop() {
-            Some(Message::Error(err)) => Err(err),
-            Some(Message::NewRequest(rq)) => Ok(rq),
+        match self.shared.messages.pop() {
+            Some(rq) => Ok(rq),
             None => Err(IoError::new(IoErrorKind::Other, "thread unblocked")),
         }
     }
 
     /// Same as `recv()` but doesn't block longer than timeout
     pub fn recv_timeout(&self, timeout: Duration) -> IoResult<Option<Request>> {
-        match self.messages.pop_timeout(timeout) {
-            Some(Message::Error(err)) => Err(err),
-            Some(Message::NewRequest(rq)) => Ok(Some(rq)),
-            None => Ok(None),
-        }
+        Ok(self.shared.messages.pop_timeout(timeout))
     }
 
     /// Same as `recv()` but doesn't block.
     pub fn try_recv(&self) -> IoResult<Option<Request>> {
-        match self.messages.try_pop() {
-            Some(Message::Error(err)) => Err(err),
-            Some(Message::NewRequest(rq)) => Ok(Some(rq)),
-            None => Ok(None),
-        }
+        Ok(self.shared.messages.try_pop())
     }
 
     /// Unblock thread stuck in recv() or incoming_requests().
     /// If there are several such threads, only one is unblocked.
     /// This method allows graceful shutdown of server.
     pub fn unblock(&self) {
-        self.messages.unblock();
+        self.shared.messages.unblock();
+    }
+
+    /// Begins a graceful stop: no new connection is served, idle connections are closed, and
+    /// each busy one is closed once its answer is written.
+    pub fn shutdown(&self) {
+        self.shared.closing.store(true, Ordering::SeqCst);
+        let mut connections = self.shared.connections();
+        while connections.close_oldest_idle() {}
+        self.shared.changed.notify_all();
+    }
+
+    /// After [`Server::shutdown`]: waits up to `patience` until every request read has been
+    /// answered and written, handing `answer` any request still arriving (read before the
+    /// shutdown, not yet taken). True if all were written in time.
+    pub fn wait_answered(&self, patience: Duration, mut answer: impl FnMut(Request)) -> bool {
+        let deadline = Instant::now() + patience;
+        loop {
+            while let Some(request) = self.shared.messages.try_pop() {
+                answer(request);
+            }
+            let connections = self.shared.connections();
+            if connections
+                .held
+                .iter()
+                .all(|held| held.idle_since.is_some())
+            {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            let wait = (deadline - now).min(Duration::from_millis(10));
+            drop(
+                self.shared
+                    .changed
+                    .wait_timeout(connections, wait)
+                    .unwrap_or_else(PoisonError::into_inner),
+            );
+        }
+    }
+}
+
+impl Shared {
+    fn connections(&self) -> MutexGuard<'_, Connections> {
+        self.connections
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn closing(&self) -> bool {
+        self.closing.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn push(&self, request: Request) {
+        self.messages.push(request);
+    }
+
+    /// Marks a connection as waiting for a request (or no longer). False if it must end: it
+    /// was closed to admit another, or the server is stopping and it is idle.
+    pub(crate) fn set_idle(&self, id: u64, idle: bool) -> bool {
+        let closing = self.closing();
+        let mut connections = self.connections();
+        let held = match connections.find(id) {
+            Some(held) => held,
+            None => return false,
+        };
+        held.idle_since = if idle { Some(Instant::now()) } else { None };
+        drop(connections);
+        if idle {
+            self.changed.notify_all();
+        }
+        !(idle && closing)
+    }
+
+    /// Forgets a connection whose thread ends.
+    pub(crate) fn forget(&self, id: u64) {
+        let mut connections = self.connections();
+        connections.held.retain(|held| held.id != id);
+        drop(connections);
+        self.changed.notify_all();
+    }
+
+    /// Takes a new connection: counts it (closing the oldest idle one at the cap) and starts its
+    /// thread, or answers `503` and closes it when every held connection is busy.
+    fn admit(self: &Arc<Shared>, connection: Connection) {
+        let connection = Arc::new(connection);
+        let id = {
+            let mut connections = self.connections();
+            let max = self.limits.max_connections;
+            if max != 0 && connections.held.len() >= max && !connections.close_oldest_idle() {
+                drop(connections);
+                client::refuse(&connection);
+                return;
+            }
+            connections.next_id += 1;
+            let id = connections.next_id;
+            connections.held.push(Held {
+                id,
+                idle_since: Some(Instant::now()),
+                connection: Arc::downgrade(&connection),
+            });
+            id
+        };
+        let shared = Arc::clone(self);
+        let started = thread::Builder::new()
+            .name("http-connection".into())
+            .stack_size(CONNECTION_STACK)
+            .spawn(move || client::serve(&connection, id, &shared));
+        if started.is_err() {
+            // The connection went with the closure: closed. Nothing else holds it.
+            self.forget(id);
+        }
+    }
+}
+
+/// Accepts until the server is dropped or shut down. A failed accept is retried after a
+/// growing pause; it never ends the thread, so the server keeps serving once descriptors free
+/// up.
+fn accept(listener: Listener, shared: Arc<Shared>) {
+    let mut backoff = Duration::ZERO;
+    loop {
+        let accepted = listener.accept();
+        if shared.closing() {
+            return;
+        }
+        match accepted {
+            Ok((connection, _)) => {
+                backoff = Duration::ZERO;
+                shared.admit(connection);
+            }
+            Err(e) => {
+                log::debug!("Error accepting new client: {}", e);
+                backoff = (backoff * 2).clamp(ACCEPT_BACKOFF_FIRST, ACCEPT_BACKOFF_MAX);
+                thread::sleep(backoff);
+            }
+        }
     }
 }
 
@@ -420,25 +518,28 @@ impl Iterator for IncomingRequests<'_> {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        self.close.store(true, Relaxed);
-        // Connect briefly to ourselves to unblock the accept thread
-        let maybe_stream = match &self.listening_addr {
-            ListenAddr::IP(addr) => TcpStream::connect(addr).map(Connection::from),
-            #[cfg(unix)]
-            ListenAddr::Unix(addr) => {
-                // TODO: use connect_addr when its stabilized.
-                let path = addr.as_pathname().unwrap();
-                std::os::unix::net::UnixStream::connect(path).map(Connection::from)
+        self.shutdown();
+        // Connect briefly to each listener to unblock its accept thread. An abstract Unix socket
+        // has no path to connect to: its thread ends with the next connection.
+        for addr in &self.listening_addrs {
+            let maybe_stream = match addr {
+                ListenAddr::IP(addr) => TcpStream::connect(addr).map(Connection::from),
+                #[cfg(unix)]
+                ListenAddr::Unix(addr) => match addr.as_pathname() {
+                    Some(path) => {
+                        std::os::unix::net::UnixStream::connect(path).map(Connection::from)
+                    }
+                    None => continue,
+                },
+            };
+            if let Ok(stream) = maybe_stream {
+                let _ = stream.shutdown(Shutdown::Both);
             }
-        };
-        if let Ok(stream) = maybe_stream {
-            let _ = stream.shutdown(Shutdown::Both);
-        }
-
-        #[cfg(unix)]
-        if let ListenAddr::Unix(addr) = &self.listening_addr {
-            if let Some(path) = addr.as_pathname() {
-                let _ = std::fs::remove_file(path);
+            #[cfg(unix)]
+            if let ListenAddr::Unix(addr) = addr {
+                if let Some(path) = addr.as_pathname() {
+                    let _ = std::fs::remove_file(path);
+                }
             }
         }
     }

@@ -1,3 +1,6 @@
+// CHANGED by the ecs_exporter project (Apache-2.0 4(b)): `respond` takes an owned body now
+// (the connection's thread writes it, after `respond` has returned), so the readers are moved in
+// and their positions read through the shared counter, after a moment for the writer.
 extern crate tiny_http;
 
 use std::io::{Cursor, Read, Write};
@@ -42,7 +45,7 @@ fn big_response_reader() -> Reader {
     }
 }
 
-fn identity_served(r: &mut Reader) -> tiny_http::Response<&mut Reader> {
+fn identity_served(r: Reader) -> tiny_http::Response<Reader> {
     let body_len = r.inner.get_ref().len();
     tiny_http::Response::empty(200)
         .with_chunked_threshold(std::usize::MAX)
@@ -64,12 +67,14 @@ fn responding_to_closed_client() {
     // Client already disconnected
     drop(stream);
 
-    let mut reader = big_response_reader();
+    let reader = big_response_reader();
+    let position = reader.position.clone();
     request
-        .respond(identity_served(&mut reader))
+        .respond(identity_served(reader))
         .expect("Successful");
+    std::thread::sleep(std::time::Duration::from_millis(200));
 
-    assert!(reader.position.load(Acquire) < 1024 * 1024);
+    assert!(position.load(Acquire) < 1024 * 1024);
 }
 
 /// Checks that a slow client does not cause data to be consumed and buffered from a reader
@@ -84,15 +89,13 @@ fn responding_to_non_consuming_client() {
 
     let request = server.recv().unwrap();
 
-    let mut reader = big_response_reader();
+    let reader = big_response_reader();
     let position = reader.position.clone();
 
     // Client still connected, but not reading anything
-    std::thread::spawn(move || {
-        request
-            .respond(identity_served(&mut reader))
-            .expect("Successful");
-    });
+    request
+        .respond(identity_served(reader))
+        .expect("Successful");
 
     std::thread::sleep(std::time::Duration::from_millis(100));
 

@@ -1,3 +1,10 @@
+// CHANGED by the ecs_exporter project (Apache-2.0 4(b)), PATCHES.md 2 and 3. A connection's
+// requests are now read one at a time, each with its whole (bounded) body, and answered by the
+// connection's own thread; so "the next pipelined request is parsed while a slow answer is
+// written" and "an answer is sent before the body has arrived" no longer hold by design. The
+// pipelining tests now answer each request at once and check that all pipelined requests still
+// come promptly; the response tests check that a body over the limit is refused (413) at once,
+// without waiting for it. HTTP/1.1 requests carry a Host header, which is now required.
 extern crate tiny_http;
 
 use std::io::{copy, Read, Write};
@@ -57,7 +64,7 @@ mod prompt_pipelining {
         }; // very slow response body
 
         let server = Server::http("0.0.0.0:0").unwrap();
-        let mut client = TcpStream::connect(server.server_addr().to_ip().unwrap()).unwrap();
+        let client = TcpStream::connect(server.server_addr().to_ip().unwrap()).unwrap();
         let (svr_send, svr_rcv) = channel();
 
         spawn(move || {
@@ -67,16 +74,16 @@ mod prompt_pipelining {
                 let mut body = Vec::new();
                 req.as_reader().read_to_end(&mut body).unwrap();
                 assert_eq!(req_body, body.as_slice());
-                // The next pipelined request should now be available for parsing,
-                // while we send the (possibly slow) response in another thread
-                spawn(move || {
-                    req.respond(Response::empty(200).with_data(resp_body, Some(resp_body.len)))
-                });
+                // Answered at once: the next pipelined request is read once this is written.
+                let _ = resp_body;
+                req.respond(Response::empty(200)).unwrap();
             }
             svr_send.send(()).unwrap();
         });
 
-        spawn(move || req_writer(&mut client));
+        // The client stays open (answers are written to it) while another handle writes.
+        let mut writer = client.try_clone().unwrap();
+        spawn(move || req_writer(&mut writer));
 
         // requests must be sent and received quickly (before timeout expires)
         svr_rcv
@@ -88,7 +95,7 @@ mod prompt_pipelining {
     fn empty() {
         assert_requests_parsed_promptly(5, &[], Duration::from_millis(200), move |wr| {
             for _ in 0..5 {
-                write!(wr, "GET / HTTP/1.1\r\n").unwrap();
+                write!(wr, "GET / HTTP/1.1\r\nHost: localhost\r\n").unwrap();
                 write!(wr, "Connection: keep-alive\r\n\r\n").unwrap();
             }
         });
@@ -99,7 +106,7 @@ mod prompt_pipelining {
         let body = &[65u8; 100]; // short but not trivial
         assert_requests_parsed_promptly(5, body, Duration::from_millis(200), move |wr| {
             for _ in 0..5 {
-                write!(wr, "GET / HTTP/1.1\r\n").unwrap();
+                write!(wr, "GET / HTTP/1.1\r\nHost: localhost\r\n").unwrap();
                 write!(wr, "Connection: keep-alive\r\n").unwrap();
                 write!(wr, "Content-Length: {}\r\n\r\n", body.len()).unwrap();
                 wr.write_all(body).unwrap();
@@ -112,7 +119,7 @@ mod prompt_pipelining {
         let body = &[65u8; 10000]; // long enough that it won't be buffered
         assert_requests_parsed_promptly(5, body, Duration::from_millis(200), move |wr| {
             for _ in 0..5 {
-                write!(wr, "GET / HTTP/1.1\r\n").unwrap();
+                write!(wr, "GET / HTTP/1.1\r\nHost: localhost\r\n").unwrap();
                 write!(wr, "Connection: keep-alive\r\n").unwrap();
                 write!(wr, "Content-Length: {}\r\n\r\n", body.len()).unwrap();
                 wr.write_all(body).unwrap();
@@ -125,7 +132,7 @@ mod prompt_pipelining {
         let body = &[65u8; 10000];
         assert_requests_parsed_promptly(5, body, Duration::from_millis(200), move |wr| {
             for _ in 0..5 {
-                write!(wr, "GET / HTTP/1.1\r\n").unwrap();
+                write!(wr, "GET / HTTP/1.1\r\nHost: localhost\r\n").unwrap();
                 write!(wr, "Connection: keep-alive\r\n").unwrap();
                 write!(wr, "Transfer-Encoding: chunked\r\n\r\n").unwrap();
                 encode_chunked(&mut &body[..], wr);
@@ -142,7 +149,12 @@ mod prompt_responses {
         timeout: Duration,
         req_writer: impl FnOnce(&mut dyn Write) + Send + 'static,
     ) {
-        let server = Server::http("0.0.0.0:0").unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let limits = tiny_http::Limits {
+            max_body: 500,
+            ..tiny_http::Limits::default()
+        };
+        let server = Server::from_listeners(vec![listener.into()], limits).unwrap();
         let client = TcpStream::connect(server.server_addr().to_ip().unwrap()).unwrap();
 
         spawn(move || loop {
@@ -158,9 +170,15 @@ mod prompt_responses {
 
         // response should arrive quickly (before timeout expires)
         client.set_read_timeout(Some(timeout)).unwrap();
-        let resp = client.deref().read(&mut [0u8; 4096]);
+        let mut answer = [0u8; 4096];
+        let resp = client.deref().read(&mut answer);
         client.shutdown(Shutdown::Both).unwrap();
         assert!(resp.is_ok(), "Server response was not sent promptly");
+        assert!(
+            answer.starts_with(b"HTTP/1.1 413 ") || answer.starts_with(b"HTTP/1.1 417 "),
+            "{}",
+            String::from_utf8_lossy(&answer)
+        );
     }
 
     static SLOW_BODY: SlowByteSrc = SlowByteSrc {
@@ -171,7 +189,7 @@ mod prompt_responses {
     #[test]
     fn content_length_http11() {
         assert_responds_promptly(Duration::from_millis(200), move |wr| {
-            write!(wr, "GET / HTTP/1.1\r\n").unwrap();
+            write!(wr, "GET / HTTP/1.1\r\nHost: localhost\r\n").unwrap();
             write!(wr, "Content-Length: {}\r\n\r\n", SLOW_BODY.len).unwrap();
             copy(&mut SLOW_BODY.clone(), wr).unwrap();
         });
@@ -180,7 +198,7 @@ mod prompt_responses {
     #[test]
     fn content_length_http10() {
         assert_responds_promptly(Duration::from_millis(200), move |wr| {
-            write!(wr, "GET / HTTP/1.0\r\n").unwrap();
+            write!(wr, "GET / HTTP/1.0\r\nHost: localhost\r\n").unwrap();
             write!(wr, "Content-Length: {}\r\n\r\n", SLOW_BODY.len).unwrap();
             copy(&mut SLOW_BODY.clone(), wr).unwrap();
         });
@@ -189,7 +207,7 @@ mod prompt_responses {
     #[test]
     fn expect_continue() {
         assert_responds_promptly(Duration::from_millis(200), move |wr| {
-            write!(wr, "GET / HTTP/1.1\r\n").unwrap();
+            write!(wr, "GET / HTTP/1.1\r\nHost: localhost\r\n").unwrap();
             write!(wr, "Expect: 100 continue\r\n").unwrap();
             write!(wr, "Content-Length: {}\r\n\r\n", SLOW_BODY.len).unwrap();
             copy(&mut SLOW_BODY.clone(), wr).unwrap();
@@ -199,7 +217,7 @@ mod prompt_responses {
     #[test]
     fn chunked() {
         assert_responds_promptly(Duration::from_millis(200), move |wr| {
-            write!(wr, "GET / HTTP/1.1\r\n").unwrap();
+            write!(wr, "GET / HTTP/1.1\r\nHost: localhost\r\n").unwrap();
             write!(wr, "Transfer-Encoding: chunked\r\n\r\n").unwrap();
             encode_chunked(&mut SLOW_BODY.clone(), wr);
         });
