@@ -177,11 +177,16 @@ impl Exposition {
             .filter(|s| !s.is_empty())
     }
 
-    /// The text, to send without joining the pieces first.
-    pub fn reader(&self) -> Reader<'_> {
-        Reader {
-            rest: self.families.iter(),
-            current: &[],
+    /// The text, taken out to be sent without joining the pieces first. It is written by the
+    /// client connection's own thread after the scrape loop has moved on, so it owns its
+    /// buffers; the next scrape starts with fresh ones.
+    pub fn take(&mut self) -> Body {
+        self.bytes = 0;
+        self.samples = 0;
+        Body {
+            rest: std::mem::take(&mut self.families).into_iter(),
+            current: String::new(),
+            at: 0,
         }
     }
 
@@ -192,21 +197,29 @@ impl Exposition {
     }
 }
 
-/// [`Exposition::reader`].
-pub struct Reader<'a> {
-    rest: std::slice::Iter<'a, String>,
-    current: &'a [u8],
+/// [`Exposition::take`]: the text, piece after piece.
+pub struct Body {
+    rest: std::vec::IntoIter<String>,
+    current: String,
+    /// How much of `current` has been read.
+    at: usize,
 }
 
-impl std::io::Read for Reader<'_> {
+impl std::io::Read for Body {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        while self.current.is_empty() {
+        while self.at >= self.current.len() {
             match self.rest.next() {
-                Some(part) => self.current = part.as_bytes(),
+                Some(part) => {
+                    self.current = part;
+                    self.at = 0;
+                }
                 None => return Ok(0),
             }
         }
-        self.current.read(buf)
+        let mut rest = self.current.as_bytes().get(self.at..).unwrap_or_default();
+        let n = rest.read(buf)?;
+        self.at += n;
+        Ok(n)
     }
 }
 

@@ -9,7 +9,6 @@
 pub mod cli;
 pub mod collect;
 pub mod exposition;
-pub mod front;
 pub mod healthcheck;
 pub mod log;
 pub mod model;

@@ -79,7 +79,7 @@ impl Scraper {
     }
 
     /// fetch -> decode -> collect -> write; the exposition.
-    pub fn scrape(&mut self, serving: Serving) -> &Exposition {
+    pub fn scrape(&mut self, serving: Serving) -> &mut Exposition {
         let started = Instant::now();
         let logger = self.config.logger;
         // Coalescing: within --ecs.min-refresh-interval of the last fetch, reuse what it got
@@ -175,7 +175,7 @@ impl Scraper {
                 "duration" = &logging::Debug(started.elapsed()),
             );
         }
-        &self.answer
+        &mut self.answer
     }
 }
 

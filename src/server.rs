@@ -1,26 +1,28 @@
-//! The HTTP side: the listening sockets and their accept path (`front`), one tiny_http server
-//! behind it, scrapes answered one at a time by one loop on the main thread, everything else at
-//! once by the listener thread.
+//! The HTTP side: the listening sockets, the patched tiny_http server behind them
+//! (vendor/tiny_http: a thread per connection that alone reads and writes it, bounded heads and
+//! bodies, a connection cap that closes the oldest idle connection, deadlines), scrapes answered
+//! one at a time by one loop on the main thread, everything else at once by the listener thread.
 //!
-//! tiny_http reads requests on threads of its own; the listener thread takes its complete
-//! requests. `/health`, `/`, 404 and 405 are answered right there, so that they never wait behind
-//! a scrape (a slow agent must not make the container health check fail). Metrics requests go to
-//! the loop, in order, through a queue (`Shared::send`); beyond `--web.max-requests` waiting or in
-//! progress they are answered 503 at once, so that a slow endpoint cannot pile up scrapes behind
-//! it. After SIGTERM, the scrape in hand is answered and every queued one gets 503 without
-//! fetching anything. Nothing a client sends can end the loop.
+//! `/health`, `/`, 404 and 405 are answered right on the listener thread, so that they never wait
+//! behind a scrape (a slow agent must not make the container health check fail). Metrics requests
+//! go to the loop, in order, through a queue (`Shared::send`); beyond `--web.max-requests` waiting
+//! or in progress they are answered 503 at once, so that a slow endpoint cannot pile up scrapes
+//! behind it. Answering hands the response to the connection's own thread, which writes it: a
+//! client that never reads holds only its own connection, never the loop or the listener. After
+//! SIGTERM, the scrape in hand is answered, every queued one gets 503 without fetching anything,
+//! and the process waits (up to a second) for the last answers to be written. Nothing a client
+//! sends can end the loop.
 
 use std::collections::VecDeque;
 use std::net::TcpListener;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
-use tiny_http::{Header, Method, Request, Response, StatusCode};
+use tiny_http::{Header, Limits, Method, Request, Response, StatusCode};
 
 use crate::cli::Config;
 use crate::collect::Answered;
-use crate::front::{self, Door};
 use crate::log::Logger;
 use crate::scrape::{Scraper, Serving};
 use crate::{log, version};
@@ -30,21 +32,26 @@ use crate::{log, version};
 const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8; escaping=underscores";
 const TEXT: &str = "text/plain; charset=utf-8";
 
+/// The longest request head a client may send (request line, headers, blank line): past it, 431
+/// and the connection is closed. Go's net/http allows 1 MB; Prometheus sends a few hundred bytes.
+pub const MAX_HEAD: usize = 16 * 1024;
+
+/// The longest request body: nothing the exporter serves reads one, so a small bound, past which
+/// a client gets 413 (declared or chunked) without a byte of it being allocated.
+pub const MAX_BODY: usize = 16 * 1024;
+
 pub struct Server {
     shared: Arc<Shared>,
-    /// The sockets clients connect to, in the order given.
-    listeners: Vec<TcpListener>,
+    /// The addresses listened on, in the order given, for the start-up lines.
+    addresses: Vec<String>,
     config: Config,
     logger: Logger,
 }
 
-/// What the loop, the listener thread, the accept path and the shutdown handle share.
+/// What the loop, the listener thread and the shutdown handle share.
 struct Shared {
     stop: AtomicBool,
-    /// The tiny_http server behind the accept path; replaced when its accept thread dies (see
-    /// [`Listener::listen_again`]).
-    server: Mutex<Http>,
-    door: Arc<Door>,
+    http: tiny_http::Server,
     counters: Counters,
     /// What the listeners and the shutdown handle hand to the loop, in order. (A Mutex and a
     /// Condvar, which tiny_http links anyway, rather than std's channel, which links more code:
@@ -52,7 +59,7 @@ struct Shared {
     events: Mutex<VecDeque<Event>>,
     ready: Condvar,
     /// `/`, built once.
-    landing_page: String,
+    landing_page: &'static str,
 }
 
 /// The exporter's counts of metrics requests, for its own metrics.
@@ -64,7 +71,7 @@ struct Counters {
     unavailable: AtomicU64,
     /// Metrics requests received and not yet answered: counted in when a listener admits one,
     /// out when it has been answered, whichever way.
-    in_flight: front::Capped,
+    in_flight: Capped,
 }
 
 impl Counters {
@@ -79,16 +86,31 @@ impl Counters {
     }
 }
 
-/// A tiny_http server that lives as long as the process. tiny_http 0.12's `Drop` wakes its accept
-/// thread by connecting to the listener's path, and panics for an abstract socket, which has
-/// none; so a server is never dropped (one that had to be replaced stays behind, idle).
-type Http = &'static tiny_http::Server;
+/// A count with a cap: the metrics requests in flight.
+#[derive(Debug, Default)]
+struct Capped(AtomicUsize);
 
-impl Shared {
-    fn server(&self) -> Http {
-        *self.server.lock().unwrap_or_else(PoisonError::into_inner)
+impl Capped {
+    /// Counts one more, unless that would pass `max` (0: no limit).
+    fn admit(&self, max: usize) -> bool {
+        self.0
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (max == 0 || n < max).then_some(n + 1)
+            })
+            .is_ok()
     }
 
+    /// Counts one fewer.
+    fn done(&self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    fn get(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+impl Shared {
     fn stopping(&self) -> bool {
         self.stop.load(Ordering::SeqCst)
     }
@@ -115,7 +137,7 @@ impl Shared {
     }
 
     /// A metrics request that will not be scraped: 503 at once, counted.
-    fn unavailable(&self, request: Request, why: &[u8]) {
+    fn unavailable(&self, request: Request, why: &'static [u8]) {
         self.counters.unavailable.fetch_add(1, Ordering::SeqCst);
         let _ = respond(request, 503, TEXT, why, &[]);
     }
@@ -174,39 +196,40 @@ impl Server {
                 })?);
             }
         }
-        let (server, internal) = serve_internally().map_err(|cause| StartError {
-            what: "cannot listen on an internal socket".into(),
-            cause,
-        })?;
-        Server::with_listeners(listeners, server, internal, config).map_err(|cause| StartError {
-            what: "cannot start serving".into(),
-            cause: Box::new(cause),
-        })
-    }
-
-    fn with_listeners(
-        listeners: Vec<TcpListener>,
-        server: tiny_http::Server,
-        internal: std::os::unix::net::SocketAddr,
-        config: Config,
-    ) -> std::io::Result<Server> {
-        let door = Door::new(
-            internal,
-            config.max_connections,
-            config.idle_timeout,
-            config.logger,
-        )?;
+        let addresses = listeners
+            .iter()
+            .map(|l| {
+                l.local_addr()
+                    .map_or_else(|e| e.to_string(), |a| a.to_string())
+            })
+            .collect();
+        let limits = Limits {
+            max_head: MAX_HEAD,
+            max_body: MAX_BODY,
+            max_connections: config.max_connections,
+            timeout: Some(config.idle_timeout),
+        };
+        let listeners = listeners
+            .into_iter()
+            .map(tiny_http::Listener::from)
+            .collect();
+        let http =
+            tiny_http::Server::from_listeners(listeners, limits).map_err(|cause| StartError {
+                what: "cannot start serving".into(),
+                cause: Box::new(cause),
+            })?;
         Ok(Server {
             shared: Arc::new(Shared {
                 stop: AtomicBool::new(false),
-                server: Mutex::new(Box::leak(Box::new(server))),
-                door: Arc::new(door),
+                http,
                 counters: Counters::default(),
                 events: Mutex::new(VecDeque::new()),
                 ready: Condvar::new(),
-                landing_page: landing_page(&config.telemetry_path),
+                // Built once and kept for the life of the process: answers hand it to connection
+                // threads, which need it for as long as they may run.
+                landing_page: Box::leak(landing_page(&config.telemetry_path).into_boxed_str()),
             }),
-            listeners,
+            addresses,
             logger: config.logger,
             config,
         })
@@ -224,17 +247,14 @@ impl Server {
     pub fn run(self) -> Result<(), StartError> {
         // The two lines the Go exporter starts with (exporter-toolkit's), per listener, so that
         // log-based start-up checks keep working.
-        for listener in &self.listeners {
-            let address = listener
-                .local_addr()
-                .map_or_else(|e| e.to_string(), |a| a.to_string());
-            log!(self.logger, Info, "Listening on", "address" = &address);
+        for address in &self.addresses {
+            log!(self.logger, Info, "Listening on", "address" = address);
             log!(
                 self.logger,
                 Info,
                 "TLS is disabled.",
                 "http2" = false,
-                "address" = &address
+                "address" = address
             );
         }
         let b = &version::BUILD;
@@ -269,13 +289,6 @@ impl Server {
             max_requests: self.config.max_requests,
         };
         spawn("listener".into(), 128, move || listener.run()).map_err(thread_failed)?;
-        for (index, socket) in self.listeners.into_iter().enumerate() {
-            let door = Arc::clone(&self.shared.door);
-            spawn(format!("accept-{index}"), 64, move || {
-                front::accept(socket, door)
-            })
-            .map_err(thread_failed)?;
-        }
 
         let counters = &self.shared.counters;
         while let Event::Scrape(request) = self.shared.next() {
@@ -283,11 +296,12 @@ impl Server {
                 self.shared.unavailable(request, b"503 shutting down\n");
             } else {
                 let answer = scraper.scrape(counters.serving());
+                let length = answer.len();
                 let result = respond_with(
                     request,
                     200,
                     METRICS_CONTENT_TYPE,
-                    (answer.reader(), answer.len()),
+                    (answer.take(), length),
                     &[],
                 );
                 // Counted after answering, as promhttp does: a scrape sees the ones before it.
@@ -303,21 +317,20 @@ impl Server {
             }
             counters.in_flight.done();
         }
-        // Every answer is written; let the accept path forward the last ones.
-        self.shared.door.drain(Duration::from_secs(1));
+        // Every answer is handed over; wait for the connections to write them, answering any
+        // request read just before the stop as the listener thread would have.
+        let listener = Listener {
+            shared: Arc::clone(&self.shared),
+            logger: self.logger,
+            telemetry_path: self.config.telemetry_path.clone(),
+            max_requests: self.config.max_requests,
+        };
+        self.shared
+            .http
+            .wait_answered(Duration::from_secs(1), |request| listener.take(request));
         log!(self.logger, Info, "stopped");
         Ok(())
     }
-}
-
-/// The tiny_http server behind the accept path, on an internal socket, and that socket's address.
-fn serve_internally() -> Result<
-    (tiny_http::Server, std::os::unix::net::SocketAddr),
-    Box<dyn std::error::Error + Send + Sync>,
-> {
-    let listener = front::internal_listener()?;
-    let address = listener.local_addr()?;
-    Ok((tiny_http::Server::from_listener(listener, None)?, address))
 }
 
 /// Starts a named thread with a small stack (KiB).
@@ -340,18 +353,9 @@ struct Listener {
 
 impl Listener {
     fn run(self) {
-        let mut http = self.shared.server();
-        loop {
-            match http.recv() {
-                Ok(request) => self.take(request),
-                Err(_) if self.shared.stopping() => return,
-                // tiny_http reports an accept error this way, and its accept thread has ended
-                // with it (say, out of file descriptors): nothing would be served again.
-                Err(e) => match self.listen_again(&e) {
-                    Some(server) => http = server,
-                    None => return,
-                },
-            }
+        // recv fails only once the server is unblocked at shutdown.
+        while let Ok(request) = self.shared.http.recv() {
+            self.take(request);
         }
     }
 
@@ -396,47 +400,6 @@ impl Listener {
             );
         }
     }
-
-    /// Starts a new internal server once the old one's accept thread is gone, retrying every
-    /// 100 ms until it works (descriptors free up as clients close) or the exporter is stopped;
-    /// new connections go to it.
-    fn listen_again(&self, cause: &std::io::Error) -> Option<Http> {
-        log!(
-            self.logger,
-            Warn,
-            "accepting connections failed; listening again",
-            "error" = cause
-        );
-        let mut attempts = 0u32;
-        while !self.shared.stopping() {
-            match serve_internally() {
-                Ok((server, address)) => {
-                    let server: Http = Box::leak(Box::new(server));
-                    *self
-                        .shared
-                        .server
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner) = server;
-                    self.shared.door.set_internal(address);
-                    log!(self.logger, Info, "listening again");
-                    return Some(server);
-                }
-                Err(e) => {
-                    attempts += 1;
-                    if attempts % 100 == 1 {
-                        log!(
-                            self.logger,
-                            Warn,
-                            "listening again failed; retrying",
-                            "error" = &e
-                        );
-                    }
-                    std::thread::sleep(Duration::from_millis(100));
-                }
-            }
-        }
-        None
-    }
 }
 
 /// Ends the server loop: set the flag, wake the listener thread, and tell the loop after the
@@ -448,8 +411,8 @@ pub struct Shutdown {
 impl Shutdown {
     pub fn shutdown(&self) {
         self.shared.stop.store(true, Ordering::SeqCst);
-        self.shared.door.stop();
-        self.shared.server().unblock();
+        self.shared.http.shutdown();
+        self.shared.http.unblock();
         self.shared.send(Event::Stop);
     }
 }
@@ -478,18 +441,19 @@ fn respond(
     request: Request,
     code: u16,
     content_type: &str,
-    body: &[u8],
+    body: &'static [u8],
     extra: &[(&str, &str)],
 ) -> std::io::Result<()> {
     respond_with(request, code, content_type, (body, body.len()), extra)
 }
 
-/// [`respond`] with a body read from `body.0`, of `body.1` bytes.
+/// [`respond`] with a body read from `body.0`, of `body.1` bytes. The connection's thread reads
+/// and writes it, after this has returned.
 fn respond_with(
     request: Request,
     code: u16,
     content_type: &str,
-    body: (impl std::io::Read, usize),
+    body: (impl std::io::Read + Send + 'static, usize),
     extra: &[(&str, &str)],
 ) -> std::io::Result<()> {
     let headers = std::iter::once(("Content-Type", content_type))
@@ -520,67 +484,4 @@ fn landing_page(telemetry_path: &str) -> String {
          </body>\n</html>\n",
         b.version, b.revision, b.rustversion
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::io::{Read, Write};
-    use std::os::fd::AsRawFd;
-
-    fn get_health(address: std::net::SocketAddr) -> Option<String> {
-        let mut stream = std::net::TcpStream::connect(address).ok()?;
-        stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-        stream.write_all(b"GET /health HTTP/1.0\r\n\r\n").ok()?;
-        let mut answer = String::new();
-        stream.read_to_string(&mut answer).ok()?;
-        Some(answer)
-    }
-
-    /// tiny_http's accept thread ends on an accept error and only reports it; the listener
-    /// thread must start a new internal server, and the accept path send connections to it.
-    /// Shutting the internal listening socket down makes tiny_http's accept fail for real.
-    #[test]
-    fn an_accept_error_makes_it_listen_again() {
-        let tcp = TcpListener::bind("127.0.0.1:0").expect("binds");
-        let address = tcp.local_addr().expect("address");
-        let internal = front::internal_listener().expect("an internal socket");
-        let internal_address = internal.local_addr().expect("its address");
-        let handle = internal.try_clone().expect("a second handle on the socket");
-        let http = tiny_http::Server::from_listener(internal, None).expect("serves");
-        let args = [
-            "--ecs.metadata-uri=http://127.0.0.1:9/v4",
-            "--log.level=error",
-        ]
-        .map(std::ffi::OsString::from);
-        let config = match crate::cli::parse(args, None) {
-            Ok(crate::cli::Command::Run(config)) => config,
-            other => panic!("{other:?}"),
-        };
-        let server =
-            Server::with_listeners(vec![tcp], http, internal_address, config).expect("serves");
-        let shutdown = server.shutdown_handle();
-        let thread = std::thread::spawn(move || server.run());
-        assert!(get_health(address).is_some_and(|a| a.contains(" 200 ")));
-
-        // SAFETY: shutdown(2) on a socket we hold a handle to.
-        let rc = unsafe { libc::shutdown(handle.as_raw_fd(), libc::SHUT_RDWR) };
-        assert_eq!(rc, 0);
-        drop(handle);
-        let mut answered = false;
-        for _ in 0..50 {
-            std::thread::sleep(Duration::from_millis(50));
-            if get_health(address).is_some_and(|a| a.contains(" 200 ")) {
-                answered = true;
-                break;
-            }
-        }
-        shutdown.shutdown();
-        let ended = thread.join().expect("the loop ends");
-        assert!(ended.is_ok());
-        assert!(
-            answered,
-            "/health is answered again after the accept thread died"
-        );
-    }
 }

@@ -1,5 +1,5 @@
-//! What std cannot do: waiting for SIGTERM and SIGINT, raising the open files limit, waiting on
-//! two sockets at once, and systemd's socket activation. The only user of the libc crate.
+//! What std cannot do: waiting for SIGTERM and SIGINT, raising the open files limit, and
+//! systemd's socket activation. The only user of the libc crate.
 //!
 //! The exporter is often PID 1 of a scratch container. The kernel ignores a signal sent to PID 1 unless PID 1 handles it, so without this ECS would
 //! wait out the stop timeout and then SIGKILL the exporter. Instead of a handler (which can do
@@ -74,33 +74,6 @@ pub fn raise_fd_limit() -> io::Result<u64> {
     }
 }
 
-/// Waits until one of some descriptors can be read from (or has hung up, or failed: a read then
-/// says which), or `timeout` passes. `None` leaves a descriptor out. Which ones are ready.
-pub fn poll_readable<const N: usize>(
-    fds: [Option<std::os::fd::RawFd>; N],
-    timeout: std::time::Duration,
-) -> io::Result<[bool; N]> {
-    let mut entries = fds.map(|fd| libc::pollfd {
-        // poll ignores a negative descriptor.
-        fd: fd.unwrap_or(-1),
-        events: libc::POLLIN,
-        revents: 0,
-    });
-    let millis = timeout.as_millis().min(i32::MAX as u128) as libc::c_int;
-    loop {
-        // SAFETY: poll reads and writes the N pollfd structs we own.
-        let rc = unsafe { libc::poll(entries.as_mut_ptr(), N as libc::nfds_t, millis) };
-        if rc >= 0 {
-            break;
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
-        }
-    }
-    Ok(entries.map(|e| e.fd >= 0 && e.revents != 0))
-}
-
 /// The listening sockets systemd passed to this process (`LISTEN_PID` is ours, `LISTEN_FDS`
 /// of them from descriptor 3 on), as sd_listen_fds(3) hands them over.
 pub fn systemd_listeners(
@@ -139,55 +112,6 @@ pub fn systemd_listeners(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Waiting on two sockets: the one with data is named, a hang-up counts, the timeout passes.
-    #[test]
-    fn poll_names_the_readable_socket() {
-        use std::io::Write;
-        use std::os::fd::AsRawFd;
-        use std::time::Duration;
-        let (mut a, b) = std::os::unix::net::UnixStream::pair().expect("a pair");
-        let (c, d) = std::os::unix::net::UnixStream::pair().expect("a pair");
-        let fds = [Some(b.as_raw_fd()), Some(d.as_raw_fd())];
-        let short = Duration::from_millis(20);
-        assert_eq!(poll_readable(fds, short).expect("polls"), [false, false]);
-        a.write_all(b"x").expect("writes");
-        assert_eq!(poll_readable(fds, short).expect("polls"), [true, false]);
-        drop(c);
-        assert_eq!(poll_readable(fds, short).expect("polls"), [true, true]);
-        let only_d = [None, Some(d.as_raw_fd())];
-        assert_eq!(poll_readable(only_d, short).expect("polls"), [false, true]);
-    }
-
-    /// A signal that interrupts the wait (poll fails with EINTR) does not end it with an error:
-    /// the relay would drop its connection.
-    #[test]
-    fn a_signal_during_the_wait_does_not_end_it() {
-        use std::os::fd::AsRawFd;
-        use std::os::unix::thread::JoinHandleExt;
-        use std::time::Duration;
-        extern "C" fn nothing(_: libc::c_int) {}
-        // SAFETY: a handler that does nothing, for a signal no other test uses; installed
-        // without SA_RESTART, so that the signal makes poll fail with EINTR.
-        unsafe {
-            let mut action: libc::sigaction = std::mem::zeroed();
-            action.sa_sigaction = nothing as extern "C" fn(libc::c_int) as libc::sighandler_t;
-            assert_eq!(
-                libc::sigaction(libc::SIGUSR1, &action, std::ptr::null_mut()),
-                0
-            );
-        }
-        let (_a, b) = std::os::unix::net::UnixStream::pair().expect("a pair");
-        let fd = b.as_raw_fd();
-        let waiter =
-            std::thread::spawn(move || poll_readable([Some(fd)], Duration::from_millis(500)));
-        std::thread::sleep(Duration::from_millis(100));
-        // SAFETY: the thread is alive until joined below. A signal that comes before its poll
-        // starts is handled and changes nothing, so the test can only pass then.
-        unsafe { libc::pthread_kill(waiter.as_pthread_t() as _, libc::SIGUSR1) };
-        let waited = waiter.join().expect("the waiter");
-        assert_eq!(waited.expect("no error for EINTR"), [false]);
-    }
 
     #[test]
     fn socket_activation_needs_our_pid_and_a_count() {
