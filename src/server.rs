@@ -426,9 +426,17 @@ enum Route {
 }
 
 impl Route {
-    /// The route of a request's path; the query string does not count.
+    /// The route of a request's path; the query string does not count, nor the scheme and host
+    /// of an absolute target (`GET http://host/metrics`, as a proxy sends it and Go routes it).
     fn of(request: &Request, telemetry_path: &str) -> Route {
-        match request.url().split('?').next().unwrap_or("") {
+        let target = request.url();
+        let path = match target.split_once("://") {
+            Some((_, rest)) if !target.starts_with('/') => {
+                rest.find('/').and_then(|at| rest.get(at..)).unwrap_or("/")
+            }
+            _ => target,
+        };
+        match path.split('?').next().unwrap_or("") {
             path if path == telemetry_path => Route::Metrics,
             "/health" => Route::Health,
             "/" => Route::Landing,

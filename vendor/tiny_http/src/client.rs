@@ -163,12 +163,13 @@ enum Failure {
     Closed,
 }
 
-/// An answer written by the connection itself, as Go's net/http writes its own: status, reason,
-/// and the same text as the body, then the connection is closed.
+/// An answer written by the connection itself, as Go's net/http writes its own: the status and
+/// its reason (with what was wrong, where Go says it) on the status line and again as the body,
+/// then the connection is closed.
 struct ErrorAnswer {
     status: u16,
     text: &'static str,
-    /// Go's body is the status line's text except for a few answers.
+    /// Where Go's body is not the status line's text.
     body: Option<&'static str>,
 }
 
@@ -309,20 +310,8 @@ fn read_request(
     if version == HTTPVersion(1, 1) {
         match named("Host").count() {
             1 => {}
-            0 => {
-                return Err(Failure::Answer(ErrorAnswer {
-                    status: 400,
-                    text: "Bad Request",
-                    body: Some("400 Bad Request: missing required Host header"),
-                }))
-            }
-            _ => {
-                return Err(Failure::Answer(ErrorAnswer {
-                    status: 400,
-                    text: "Bad Request",
-                    body: Some("400 Bad Request: too many Host headers"),
-                }))
-            }
+            0 => return Err(answer(400, "Bad Request: missing required Host header")),
+            _ => return Err(answer(400, "Bad Request: too many Host headers")),
         }
     }
 
@@ -473,15 +462,14 @@ fn parse_request_line(line: &[u8]) -> Result<(Method, String, HTTPVersion), Fail
     if method.is_empty() || !method.bytes().all(is_token) {
         return Err(BAD_REQUEST);
     }
-    if !valid_target(target) {
+    if !valid_target(target) || (target == "*" && method != "OPTIONS") {
         return Err(BAD_REQUEST);
     }
     if version.0 != 1 {
-        return Err(Failure::Answer(ErrorAnswer {
-            status: 505,
-            text: "HTTP Version Not Supported: unsupported protocol version",
-            body: Some("505 HTTP Version Not Supported: unsupported protocol version"),
-        }));
+        return Err(answer(
+            505,
+            "HTTP Version Not Supported: unsupported protocol version",
+        ));
     }
     let method = Method::from_str(method).map_err(|()| BAD_REQUEST)?;
     // 1.2 and up are served as 1.1, as Go serves them.
@@ -533,11 +521,7 @@ fn parse_header(line: &[u8]) -> Result<Header, Failure> {
     let colon = line.iter().position(|&b| b == b':').ok_or(BAD_REQUEST)?;
     let (name, rest) = line.split_at(colon);
     if name.is_empty() || !name.iter().copied().all(is_token) {
-        return Err(Failure::Answer(ErrorAnswer {
-            status: 400,
-            text: "Bad Request",
-            body: Some("400 Bad Request: invalid header name"),
-        }));
+        return Err(answer(400, "Bad Request: invalid header name"));
     }
     let value = header_value(rest.get(1..).unwrap_or(&[]))?;
     let field = HeaderField::from_bytes(name).map_err(|_| BAD_REQUEST)?;
@@ -575,6 +559,7 @@ mod test {
         assert!(ok("get /hello HTTP/1.0"));
         assert!(ok("GET http://x/hello HTTP/1.1"));
         assert!(ok("OPTIONS * HTTP/1.1"));
+        assert!(!ok("GET * HTTP/1.1"));
         assert!(ok("GET /hello HTTP/1.2"));
         assert!(!ok("GET /hello"));
         assert!(!ok("GET  HTTP/1.1"));

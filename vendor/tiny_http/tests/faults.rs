@@ -1,0 +1,282 @@
+// ADDED by the ecs_exporter project (Apache-2.0 4(b)): one test per fault fixed in this copy,
+// numbered as in PATCHES.md. Each fails on tiny_http 0.12.0 as published.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use tiny_http::{Limits, Response, Server};
+
+fn server(limits: Limits) -> (Server, std::net::SocketAddr) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    (
+        Server::from_listeners(vec![listener.into()], limits).unwrap(),
+        address,
+    )
+}
+
+/// Answers every request with `ok` on a thread of its own, until the server goes.
+fn serve_ok(server: Server) -> thread::JoinHandle<()> {
+    thread::spawn(move || {
+        while let Ok(rq) = server.recv() {
+            let _ = rq.respond(Response::from_string("ok"));
+        }
+    })
+}
+
+/// Sends `bytes` on a fresh connection and reads what comes back until it is closed or a
+/// second passes.
+fn exchange(address: std::net::SocketAddr, bytes: &[u8]) -> String {
+    let mut client = TcpStream::connect(address).unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(1)))
+        .unwrap();
+    client.write_all(bytes).unwrap();
+    let mut answer = Vec::new();
+    let _ = client.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+fn health_within(address: std::net::SocketAddr, bound: Duration) -> bool {
+    let started = Instant::now();
+    let answer = exchange(
+        address,
+        b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    answer.starts_with("HTTP/1.1 200") && started.elapsed() < bound
+}
+
+/// Fault 1: A request head past the limit is answered 431 and closed, not read into memory.
+#[test]
+fn a_head_past_the_limit_gets_431() {
+    let (server, address) = server(Limits {
+        max_head: 1024,
+        ..Limits::default()
+    });
+    let _serving = serve_ok(server);
+    let mut big = b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: ".to_vec();
+    big.extend(std::iter::repeat_n(b'a', 4096));
+    big.extend(b"\r\n\r\n");
+    let answer = exchange(address, &big);
+    assert!(
+        answer.starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"),
+        "{}",
+        answer
+    );
+    assert!(health_within(address, Duration::from_secs(1)));
+}
+
+/// Fault 2: A declared body past the limit is refused before anything is allocated for it (0.12.0
+/// allocates the declared size to drain it: a 100 TB Content-Length ends the process).
+#[test]
+fn a_huge_declared_body_gets_413_and_the_server_lives() {
+    let (server, address) = server(Limits {
+        max_body: 16 * 1024,
+        ..Limits::default()
+    });
+    let _serving = serve_ok(server);
+    for length in ["100000000000000", "18446744073709551615", "16385"] {
+        let request = format!("GET / HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\n");
+        let answer = exchange(address, request.as_bytes());
+        assert!(
+            answer.starts_with("HTTP/1.1 413 "),
+            "{}: {}",
+            length,
+            answer
+        );
+    }
+    let chunked = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n4001\r\n";
+    assert!(exchange(address, chunked).starts_with("HTTP/1.1 413 "));
+    assert!(health_within(address, Duration::from_secs(1)));
+}
+
+/// Fault 3: A body declared and never sent holds only its own connection: the handler never waits on
+/// it, and other clients are answered at once.
+#[test]
+fn a_body_never_sent_holds_only_its_connection() {
+    let (server, address) = server(Limits {
+        timeout: Some(Duration::from_secs(30)),
+        ..Limits::default()
+    });
+    let _serving = serve_ok(server);
+    let mut stalled = TcpStream::connect(address).unwrap();
+    stalled
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n")
+        .unwrap();
+    thread::sleep(Duration::from_millis(100));
+    for _ in 0..5 {
+        assert!(health_within(address, Duration::from_millis(500)));
+    }
+}
+
+/// Fault 3: The answer is written by the connection's thread: `respond` returns at once even when the
+/// client never reads, and the next request is not read before the answer is written.
+#[test]
+fn respond_does_not_wait_for_a_client_that_never_reads() {
+    let (server, address) = server(Limits {
+        timeout: Some(Duration::from_secs(30)),
+        ..Limits::default()
+    });
+    let client = TcpStream::connect(address).unwrap();
+    let mut writer = client.try_clone().unwrap();
+    thread::spawn(move || {
+        for _ in 0..100 {
+            if writer
+                .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                .is_err()
+            {
+                return;
+            }
+        }
+    });
+    // 4 MiB answers, never read: the first fills the socket's buffers.
+    let big = vec![b'x'; 4 << 20];
+    let rq = server.recv().unwrap();
+    let started = Instant::now();
+    rq.respond(Response::from_data(big.clone())).unwrap();
+    assert!(started.elapsed() < Duration::from_millis(500));
+    // The second is not read while the first is being written.
+    assert!(server
+        .recv_timeout(Duration::from_millis(300))
+        .unwrap()
+        .is_none());
+    drop(client);
+}
+
+/// Fault 4: At the cap, a new connection closes the oldest idle one instead of being refused.
+#[test]
+fn at_the_cap_the_oldest_idle_connection_makes_room() {
+    let (server, address) = server(Limits {
+        max_connections: 4,
+        ..Limits::default()
+    });
+    let _serving = serve_ok(server);
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        let mut c = TcpStream::connect(address).unwrap();
+        c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+        let mut answer = [0u8; 512];
+        assert!(c.read(&mut answer).unwrap() > 0);
+        held.push(c);
+        thread::sleep(Duration::from_millis(20));
+    }
+    for _ in 0..3 {
+        assert!(health_within(address, Duration::from_secs(1)));
+    }
+    // The first (oldest) idle connection was closed to admit the new one.
+    let mut rest = [0u8; 16];
+    assert_eq!(held[0].read(&mut rest).unwrap_or(0), 0);
+}
+
+/// Fault 4: When every connection at the cap is busy, the new one gets 503 and is closed.
+#[test]
+fn at_the_cap_with_none_idle_a_new_connection_gets_503() {
+    let (server, address) = server(Limits {
+        max_connections: 2,
+        timeout: Some(Duration::from_secs(30)),
+        ..Limits::default()
+    });
+    let _serving = serve_ok(server);
+    let mut busy = Vec::new();
+    for _ in 0..2 {
+        let mut c = TcpStream::connect(address).unwrap();
+        c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
+        busy.push(c);
+    }
+    thread::sleep(Duration::from_millis(100));
+    let answer = exchange(address, b"");
+    assert!(answer.starts_with("HTTP/1.1 503 "), "{}", answer);
+}
+
+/// Fault 5: The deadline: a connection idle, or a head stalled, past the timeout is closed.
+#[test]
+fn connections_idle_or_stalled_past_the_timeout_are_closed() {
+    let (server, address) = server(Limits {
+        timeout: Some(Duration::from_millis(300)),
+        ..Limits::default()
+    });
+    let _serving = serve_ok(server);
+    let mut idle = TcpStream::connect(address).unwrap();
+    let mut stalled = TcpStream::connect(address).unwrap();
+    stalled.write_all(b"GET / HTTP/1.1\r\n").unwrap();
+    let started = Instant::now();
+    for c in [&mut idle, &mut stalled] {
+        c.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        let mut rest = Vec::new();
+        let _ = c.read_to_end(&mut rest);
+    }
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+/// Fault 7: Malformed request lines are answered (400, 505) and their threads end.
+#[test]
+fn malformed_requests_are_answered_and_their_threads_end() {
+    let (server, address) = server(Limits::default());
+    let probe = std::sync::Arc::new(server);
+    let serving = std::sync::Arc::clone(&probe);
+    thread::spawn(move || {
+        while let Ok(rq) = serving.recv() {
+            let _ = rq.respond(Response::from_string("ok"));
+        }
+    });
+    let cases: [(&[u8], &str); 6] = [
+        (b"GET / HTTP/2.0\r\nHost: x\r\n\r\n", "HTTP/1.1 505 "),
+        (b"GET /\r\n\r\n", "HTTP/1.1 400 "),
+        (b"G(T / HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 400 "),
+        (b"GET / HTTP/1.1\r\nHost: x\r\nfoo\r\n\r\n", "HTTP/1.1 400 "),
+        (
+            b"GET / HTTP/1.1\r\n\r\n",
+            "HTTP/1.1 400 Bad Request: missing required Host header",
+        ),
+        (
+            b"GET / HTTP/1.1\nHost: x\nConnection: close\n\n",
+            "HTTP/1.1 200 ",
+        ),
+    ];
+    for _ in 0..20 {
+        for (request, expected) in cases {
+            let answer = exchange(address, request);
+            assert!(answer.starts_with(expected), "{}", answer);
+        }
+    }
+    let started = Instant::now();
+    while probe.num_connections() > 0 {
+        assert!(started.elapsed() < Duration::from_secs(3), "threads left");
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Fault 8: Framing as Go's net/http: differing Content-Lengths 400; chunked wins over
+/// Content-Length; another Transfer-Encoding 501; an unterminated chunked body is never read as
+/// a next request.
+#[test]
+fn framing_as_go() {
+    let (server, address) = server(Limits {
+        timeout: Some(Duration::from_millis(500)),
+        ..Limits::default()
+    });
+    let _serving = serve_ok(server);
+    let answer = exchange(
+        address,
+        b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+    );
+    assert!(answer.starts_with("HTTP/1.1 400 "), "{}", answer);
+    let answer = exchange(
+        address,
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(answer.matches("HTTP/1.1 200 ").count(), 2, "{}", answer);
+    let answer = exchange(
+        address,
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n",
+    );
+    assert!(answer.starts_with("HTTP/1.1 501 "), "{}", answer);
+    let answer = exchange(
+        address,
+        b"POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nGET /\r\nHost: x\r\n\r\n",
+    );
+    assert!(!answer.contains("200"), "{}", answer);
+}
