@@ -137,8 +137,9 @@ pub static FLAGS: &[Flag] = &[
     Flag {
         name: "web.max-connections",
         shown: "=256",
-        help: "Client connections held beyond this many are answered 503 and\n\
-               closed (0: no limit).",
+        help: "Client connections held at once: a new one at the cap closes the\n\
+               one that has waited longest for a request; when none waits, it\n\
+               is answered 503 and closed (0: no limit).",
         kind: Kind::Value {
             repeatable: false,
             example: "1",
@@ -357,7 +358,8 @@ pub struct Config {
     pub systemd_socket: bool,
     /// Metrics requests waiting or in progress beyond this many get 503 (0: no limit).
     pub max_requests: usize,
-    /// Client connections held beyond this many get 503 and are closed (0: no limit).
+    /// Client connections held at once; at the cap the oldest idle one makes room, and when
+    /// none is idle a new one gets 503 and is closed (0: no limit).
     pub max_connections: usize,
     /// A client connection that sends or takes nothing for this long is closed.
     pub idle_timeout: Duration,

@@ -1,5 +1,5 @@
 // ADDED by the ecs_exporter project (Apache-2.0 4(b)): one test per fault fixed in this copy,
-// numbered as in PATCHES.md. Each fails on tiny_http 0.12.0 as published.
+// numbered as in PATCHES.md, each reproducing a fault of tiny_http 0.12.0 as published.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
