@@ -3,11 +3,11 @@
 //! random points with small pauses, clients that stop reading, hold on, or close early. It
 //! starts with issue 26's items as fixed cases (one would have found item 1 at once), then runs
 //! random inputs in batches, several clients at a time. Between batches the process must live,
-//! answer `/health` (while the batch's held connections are still open), and keep its threads, descriptors and peak memory within the bounds below
-//! (docs/design.md, "The HTTP fuzzer").
+//! answer `/health` (while the batch's held connections are still open), and keep its threads,
+//! descriptors and peak memory within the bounds below (docs/design.md, "The HTTP fuzzer").
 //!
-//! `ECS_EXPORTER_FUZZ_HTTP` (default 4,000; 400 under emulation) and `ECS_EXPORTER_FUZZ_HTTP_SEED`
-//! set the run; the long run is
+//! `ECS_EXPORTER_FUZZ_HTTP` (default 4,000; 400 under emulation) and
+//! `ECS_EXPORTER_FUZZ_HTTP_SEED` set the run; the long run is
 //! `ECS_EXPORTER_FUZZ_HTTP=1000000 cargo test --release --test fuzz_http -- --ignored --nocapture`.
 //! A failing batch is written under `target/fuzz-http-failures/`.
 
@@ -336,7 +336,7 @@ fn request(rng: &mut Rng) -> Vec<u8> {
     } else if let Some(n) = length {
         let n = match rng.below(4) {
             0 => n / 2,
-            1 => n + rng.below(64),
+            1 => n.saturating_add(rng.below(64)),
             _ => n,
         };
         out.resize(out.len() + n.min(40_000), b'd');
