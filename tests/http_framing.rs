@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::raw::{Conn, End};
-use common::{Endpoint, Exporter, fixture};
+use common::{Endpoint, Exporter, emulated, fixture};
 
 /// One raw request and what comes of it, written as the statuses answered in order, then
 /// `open` (a next request on the connection is answered), `closed` (the server closed it) or
@@ -214,7 +214,7 @@ fn outcome(base: &str, case: &Case, expected: &str) -> String {
         .split(' ')
         .filter(|w| w.parse::<u16>().is_ok())
         .count();
-    let mut c = Conn::open(base, Duration::from_secs(3));
+    let mut c = Conn::open(base, Duration::from_secs(if emulated() { 6 } else { 3 }));
     let mut words = Vec::new();
     c.send(&case.request);
     if case.shut {

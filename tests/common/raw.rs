@@ -161,8 +161,10 @@ pub fn small_window(base: &str, bytes: i32) -> TcpStream {
         .expect("an IPv4 address");
     // SAFETY: socket, setsockopt and connect on a descriptor we own, with plain structs; the
     // descriptor is handed to the TcpStream, which closes it.
+    // Close-on-exec, as std's own sockets: an exporter another test starts meanwhile must not
+    // inherit it (and hold the connection open).
     unsafe {
-        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
         assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
         let stream = TcpStream::from_raw_fd(fd);
         let set = libc::setsockopt(
