@@ -222,28 +222,60 @@ fn a_request_head_past_16_kib_gets_431_and_costs_nothing() {
     }
 }
 
+/// `GET /health` on a fresh connection: the whole answer, up to the server's close.
+fn health_once(e: &Exporter) -> String {
+    let mut stream = connect(e);
+    let _ = stream.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// At the cap, a new connection closes the oldest idle one (nginx's way): silent connections
+/// never lock a fresh client out. Only when every connection is busy (here, each halfway
+/// through its request head) is the new one answered 503 and closed.
 #[test]
-fn connections_past_the_limit_get_503_and_are_closed() {
+fn at_the_connection_limit_the_oldest_idle_connection_makes_way() {
     let e = Exporter::start(&[
         "--ecs.metadata-uri",
         &fixture("fargate"),
         "--web.max-connections=10",
     ]);
-    // Ten connections held, silent.
-    let held: Vec<TcpStream> = (0..10).map(|_| connect(&e)).collect();
+    // Ten connections held, silent: idle.
+    let mut held: Vec<TcpStream> = (0..10).map(|_| connect(&e)).collect();
     std::thread::sleep(Duration::from_millis(200));
-    let mut eleventh = connect(&e);
-    let _ = eleventh.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
-    let mut answer = Vec::new();
-    let _ = eleventh.read_to_end(&mut answer);
-    let answer = String::from_utf8_lossy(&answer);
+    let answer = health_once(&e);
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    // The oldest was closed to admit it.
+    let mut rest = [0u8; 64];
+    let oldest = held[0].read(&mut rest);
+    assert!(
+        matches!(&oldest, Ok(0))
+            || oldest
+                .as_ref()
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+        "the oldest idle connection is still open: {oldest:?}"
+    );
+    drop(held);
+
+    // Ten connections each halfway through a request head: none idle.
+    let busy: Vec<TcpStream> = (0..10)
+        .map(|_| {
+            let mut s = connect(&e);
+            s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+                .expect("half a request");
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let answer = health_once(&e);
     assert!(
         answer.starts_with("HTTP/1.1 503 Service Unavailable\r\n"),
         "{answer}"
     );
     assert!(answer.ends_with("503 too many connections\n"), "{answer}");
     // Once one closes, a new one is served.
-    drop(held);
+    drop(busy);
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(e.get("/health").status_code, 200);
 }

@@ -14,28 +14,12 @@ mod common;
 
 use std::panic::AssertUnwindSafe;
 
-use common::{parse_exposition, project_dir, shared_dir_if_present};
+use common::{Rng, parse_exposition, project_dir, shared_dir_if_present};
 use ecs_exporter::collect::{Answered, Exporter, Options, Scrape};
 use ecs_exporter::process::ProcessStats;
 use ecs_exporter::scrape::{decode_stats, decode_tasks};
 use ecs_exporter::tmds::Scope;
 use ecs_exporter::version::BUILD;
-
-/// xorshift64*: small, seeded, good enough to pick mutations.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
 
 const VALUES: &[&str] = &[
     "null",

@@ -68,8 +68,8 @@ fn sigterm_and_sigint_end_it_with_status_0_promptly() {
     }
 }
 
-/// An idle keep-alive client does not hold the exit up: at SIGTERM its relay sees the door
-/// drained and ends at once, instead of waiting out the drain's patience (1 s).
+/// An idle keep-alive client does not hold the exit up: at SIGTERM its connection is closed at
+/// once, with no request in hand to wait for.
 #[test]
 fn sigterm_with_an_idle_keep_alive_client_ends_it_at_once() {
     use std::io::{Read, Write};

@@ -37,7 +37,20 @@ pub struct Exporter {
 
 impl Exporter {
     pub fn start(args: &[&str]) -> Exporter {
-        let mut child = exporter_command()
+        Exporter::start_with(args, None)
+    }
+
+    /// [`Exporter::start`] with a hook run in the child before it execs (to lower a limit).
+    pub fn start_with(args: &[&str], pre: Option<fn() -> std::io::Result<()>>) -> Exporter {
+        let mut command = exporter_command();
+        if let Some(pre) = pre {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: the hooks the tests pass only call async-signal-safe functions (setrlimit).
+            unsafe {
+                command.pre_exec(pre);
+            }
+        }
+        let mut child = command
             .arg("--web.listen-address=127.0.0.1:0")
             .args(args)
             .env_remove("ECS_CONTAINER_METADATA_URI_V4")
@@ -130,6 +143,29 @@ impl Exporter {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Whether the process is still running (it has not exited, crashed or aborted).
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Sends SIGTERM and waits up to `patience` for the exit: its status and how long it took,
+    /// or `None` if it was still running then.
+    pub fn terminate(
+        &mut self,
+        patience: Duration,
+    ) -> Option<(std::process::ExitStatus, Duration)> {
+        let asked = std::time::Instant::now();
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        while asked.elapsed() < patience {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some((status, asked.elapsed()));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        None
     }
 }
 

@@ -7,10 +7,13 @@ mod endpoint;
 mod exporter;
 mod exposition;
 pub mod instance;
+pub mod raw;
+mod rng;
 
 pub use endpoint::{Behaviour, CHUNKING_THRESHOLD, Endpoint, body_of, framed};
 pub use exporter::*;
 pub use exposition::*;
+pub use rng::Rng;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,0 +1,229 @@
+//! A raw HTTP/1.1 client for the tests that send what no library would (framing faults,
+//! pipelining, clients that never read), and the child's threads and descriptors from /proc.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+/// One answer read off a connection.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    /// The status line and headers, without the blank line.
+    pub head: String,
+    pub body: Vec<u8>,
+}
+
+/// Why no (further) answer came.
+#[derive(Debug, PartialEq)]
+pub enum End {
+    /// The server closed the connection (or reset it) before another answer began.
+    Closed,
+    /// Nothing within the read timeout.
+    TimedOut,
+    /// An answer that does not parse as HTTP/1.x.
+    Garbled(String),
+}
+
+/// A connection to `host:port` (or `http://host:port`), with a read timeout.
+pub struct Conn {
+    pub stream: TcpStream,
+    pending: Vec<u8>,
+}
+
+impl Conn {
+    pub fn open(base: &str, timeout: Duration) -> Conn {
+        let stream = TcpStream::connect(base.trim_start_matches("http://")).expect("connects");
+        Conn::wrap(stream, timeout)
+    }
+
+    pub fn wrap(stream: TcpStream, timeout: Duration) -> Conn {
+        let _ = stream.set_nodelay(true);
+        stream.set_read_timeout(Some(timeout)).expect("timeout");
+        Conn {
+            stream,
+            pending: Vec::new(),
+        }
+    }
+
+    /// Writes all of `bytes`; false when the server has closed (a closed connection is an
+    /// outcome the tests look at, not an error).
+    pub fn send(&mut self, bytes: &[u8]) -> bool {
+        self.stream.write_all(bytes).is_ok()
+    }
+
+    fn fill(&mut self) -> Result<(), End> {
+        let mut buf = [0u8; 16 * 1024];
+        match self.stream.read(&mut buf) {
+            Ok(0) => Err(End::Closed),
+            Ok(n) => {
+                self.pending.extend_from_slice(&buf[..n]);
+                Ok(())
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                Err(End::TimedOut)
+            }
+            Err(_) => Err(End::Closed),
+        }
+    }
+
+    /// The next answer; `head_request` when it answers a HEAD (no body follows).
+    pub fn answer_to(&mut self, head_request: bool) -> Result<Answer, End> {
+        let end = loop {
+            if let Some(at) = self.pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                break at;
+            }
+            match self.fill() {
+                Err(End::Closed) if !self.pending.is_empty() => {
+                    return Err(End::Garbled(
+                        String::from_utf8_lossy(&self.pending).into_owned(),
+                    ));
+                }
+                Err(e) => return Err(e),
+                Ok(()) => {}
+            }
+        };
+        let head = String::from_utf8_lossy(&self.pending[..end]).into_owned();
+        self.pending.drain(..end + 4);
+        let status = head
+            .strip_prefix("HTTP/1.")
+            .and_then(|rest| rest.get(2..5))
+            .and_then(|code| code.parse().ok())
+            .ok_or_else(|| End::Garbled(head.clone()))?;
+        let header = |name: &str| {
+            head.lines().skip(1).find_map(|l| {
+                let (n, v) = l.split_once(':')?;
+                n.trim()
+                    .eq_ignore_ascii_case(name)
+                    .then(|| v.trim().to_owned())
+            })
+        };
+        let mut body = Vec::new();
+        if head_request || status == 204 || status == 304 {
+            // No body.
+        } else if header("transfer-encoding").is_some_and(|t| t.eq_ignore_ascii_case("chunked")) {
+            loop {
+                let line_end = loop {
+                    if let Some(at) = self.pending.windows(2).position(|w| w == b"\r\n") {
+                        break at;
+                    }
+                    self.fill().map_err(|_| End::Garbled(head.clone()))?;
+                };
+                let size = std::str::from_utf8(&self.pending[..line_end])
+                    .ok()
+                    .and_then(|s| usize::from_str_radix(s.split(';').next()?.trim(), 16).ok())
+                    .ok_or_else(|| End::Garbled(head.clone()))?;
+                self.pending.drain(..line_end + 2);
+                while self.pending.len() < size + 2 {
+                    self.fill().map_err(|_| End::Garbled(head.clone()))?;
+                }
+                body.extend(self.pending.drain(..size));
+                self.pending.drain(..2);
+                if size == 0 {
+                    break;
+                }
+            }
+        } else if let Some(len) = header("content-length") {
+            let len: usize = len.parse().map_err(|_| End::Garbled(head.clone()))?;
+            while self.pending.len() < len {
+                self.fill().map_err(|_| End::Garbled(head.clone()))?;
+            }
+            body.extend(self.pending.drain(..len));
+        } else {
+            // Delimited by the close.
+            while self.fill().is_ok() {}
+            body.append(&mut self.pending);
+        }
+        Ok(Answer { status, head, body })
+    }
+
+    pub fn answer(&mut self) -> Result<Answer, End> {
+        self.answer_to(false)
+    }
+
+    /// Whether the server closes the connection (rather than sending more or leaving it open)
+    /// within the read timeout.
+    pub fn closed(&mut self) -> bool {
+        if !self.pending.is_empty() {
+            return false;
+        }
+        matches!(self.fill(), Err(End::Closed))
+    }
+}
+
+/// A client socket with a receive buffer of `bytes` (set before the connection, so that the
+/// window it advertises stays small): a client that reads slowly or not at all.
+pub fn small_window(base: &str, bytes: i32) -> TcpStream {
+    use std::os::fd::FromRawFd;
+    let address: std::net::SocketAddrV4 = base
+        .trim_start_matches("http://")
+        .parse()
+        .expect("an IPv4 address");
+    // SAFETY: socket, setsockopt and connect on a descriptor we own, with plain structs; the
+    // descriptor is handed to the TcpStream, which closes it.
+    // Close-on-exec, as std's own sockets: an exporter another test starts meanwhile must not
+    // inherit it (and hold the connection open).
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+        let stream = TcpStream::from_raw_fd(fd);
+        let set = libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&bytes as *const i32).cast(),
+            std::mem::size_of::<i32>() as libc::socklen_t,
+        );
+        assert_eq!(set, 0, "SO_RCVBUF: {}", std::io::Error::last_os_error());
+        let sin = libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: address.port().to_be(),
+            sin_addr: libc::in_addr {
+                s_addr: u32::from(*address.ip()).to_be(),
+            },
+            sin_zero: [0; 8],
+        };
+        let connected = libc::connect(
+            fd,
+            (&sin as *const libc::sockaddr_in).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        );
+        assert_eq!(connected, 0, "connect: {}", std::io::Error::last_os_error());
+        stream
+    }
+}
+
+/// The process's threads (/proc/PID/status `Threads:`).
+pub fn threads(pid: u32) -> Option<usize> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// The process's open descriptors (entries of /proc/PID/fd).
+pub fn descriptors(pid: u32) -> Option<usize> {
+    Some(std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count())
+}
+
+/// The socket inodes among the process's descriptors, less those the test process holds too
+/// (inherited ones: the exporter did not open them).
+pub fn sockets(pid: u32) -> Option<Vec<String>> {
+    let inodes = |dir: String| -> Option<Vec<String>> {
+        let fds = std::fs::read_dir(dir).ok()?;
+        Some(
+            fds.flatten()
+                .filter_map(|e| std::fs::read_link(e.path()).ok())
+                .map(|l| l.to_string_lossy().into_owned())
+                .filter(|l| l.starts_with("socket:"))
+                .collect(),
+        )
+    };
+    let ours = inodes("/proc/self/fd".to_owned()).unwrap_or_default();
+    let mut theirs = inodes(format!("/proc/{pid}/fd"))?;
+    theirs.retain(|s| !ours.contains(s));
+    Some(theirs)
+}
