@@ -317,8 +317,10 @@ impl Server {
             }
             counters.in_flight.done();
         }
-        // Every answer is handed over; wait for the connections to write them, answering any
-        // request read just before the stop as the listener thread would have.
+        // Every answer is handed over; wait (half a second at most, so that SIGTERM ends the
+        // process within the scrape in hand plus a second whatever clients do) for the
+        // connections to write them, answering any request read just before the stop as the
+        // listener thread would have.
         let listener = Listener {
             shared: Arc::clone(&self.shared),
             logger: self.logger,
@@ -327,7 +329,7 @@ impl Server {
         };
         self.shared
             .http
-            .wait_answered(Duration::from_secs(1), |request| listener.take(request));
+            .wait_answered(Duration::from_millis(500), |request| listener.take(request));
         log!(self.logger, Info, "stopped");
         Ok(())
     }

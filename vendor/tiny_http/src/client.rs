@@ -51,10 +51,11 @@ pub(crate) fn serve(connection: &Connection, id: u64, shared: &Shared) {
         }
         // The request, head and body, must arrive within one timeout of its first byte.
         input.get_mut().deadline = timeout.map(|t| Instant::now() + t);
-        let head = match read_request(&mut input, connection, &limits) {
+        let mut is_head = false;
+        let head = match read_request(&mut input, connection, &limits, &mut is_head) {
             Ok(head) => head,
             Err(Failure::Answer(answer)) => {
-                refuse_with(connection, &answer, timeout);
+                refuse_with(connection, &answer, is_head, timeout);
                 linger(&mut input);
                 break;
             }
@@ -189,14 +190,24 @@ impl From<std::io::Error> for Failure {
     }
 }
 
-/// Writes an error answer (no Content-Length: the close ends it, as Go's do).
-fn refuse_with(connection: &Connection, answer: &ErrorAnswer, timeout: Option<Duration>) {
-    let body = answer.body.unwrap_or(answer.text);
+/// Writes an error answer (no Content-Length: the close ends it, as Go's do), without its body
+/// to a HEAD request.
+fn refuse_with(
+    connection: &Connection,
+    answer: &ErrorAnswer,
+    is_head: bool,
+    timeout: Option<Duration>,
+) {
+    let body = if is_head {
+        ""
+    } else {
+        answer.body.unwrap_or(answer.text)
+    };
     let text = format!(
         "HTTP/1.1 {status} {text}\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n{prefix}{body}",
         status = answer.status,
         text = answer.text,
-        prefix = if answer.body.is_some() {
+        prefix = if answer.body.is_some() || is_head {
             String::new()
         } else {
             format!("{} ", answer.status)
@@ -276,15 +287,18 @@ fn too_large_head() -> Failure {
     answer(431, "Request Header Fields Too Large")
 }
 
-/// Reads one request, head and body, as Go's net/http would accept it.
+/// Reads one request, head and body, as Go's net/http would accept it. `is_head` is set as
+/// soon as the request line says HEAD, for an error answer to leave its body out.
 fn read_request(
     input: &mut BufReader<Input<'_>>,
     connection: &Connection,
     limits: &crate::Limits,
+    is_head: &mut bool,
 ) -> Result<Head, Failure> {
     let mut budget = limits.max_head;
     let line = read_line(input, &mut budget, too_large_head())?;
     let (method, target, version) = parse_request_line(&line)?;
+    *is_head = method == Method::Head;
 
     let mut headers: Vec<Header> = Vec::new();
     loop {
