@@ -635,3 +635,57 @@ fn pipeline() {
     }
     println!("pipeline: {iterations} iterations, {total} bytes written");
 }
+
+/// 256 idle keep-alive connections (each has had one answer), as many as the default
+/// `--web.max-connections`, beside the Go exporter: what they cost, and a fresh client's
+/// `/health` and `/metrics` meanwhile (ours closes the oldest idle one to admit it).
+#[test]
+#[ignore = "benchmark: cargo test --release --target x86_64-unknown-linux-musl --test bench -- --ignored keep_alive_connections --nocapture"]
+fn keep_alive_connections() {
+    let held: usize = 256;
+    let (task, stats) = fargate_fixture();
+    let endpoint = Endpoint::files(&task, &stats);
+    let mut binaries = vec![Binary::Ours];
+    if common::shared_dir_if_present().is_some() {
+        binaries.push(Binary::Go);
+    }
+    for binary in binaries {
+        let e = Subject::start_binary(binary, &endpoint.base, &[]);
+        let address = format!("127.0.0.1:{}", e.port);
+        let fds = |e: &Subject| {
+            std::fs::read_dir(format!("/proc/{}/fd", e.child.id()))
+                .map(|d| d.count())
+                .unwrap_or(0)
+        };
+        let mut clients = Vec::with_capacity(held);
+        for _ in 0..held {
+            let mut s = TcpStream::connect(&address).expect("connects");
+            s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+                .expect("request");
+            let mut answer = [0u8; 512];
+            assert!(s.read(&mut answer).expect("answer") > 0);
+            clients.push(s);
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        let fresh = |path: &str| {
+            let started = Instant::now();
+            let mut s = TcpStream::connect(&address).expect("connects");
+            let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            s.write_all(request.as_bytes()).expect("request");
+            let mut answer = Vec::new();
+            let _ = s.read_to_end(&mut answer);
+            let ok = answer.starts_with(b"HTTP/1.1 200");
+            (ok, started.elapsed().as_secs_f64() * 1e3)
+        };
+        let (health_ok, health_ms) = fresh("/health");
+        let (metrics_ok, metrics_ms) = fresh("/metrics");
+        let name = if binary == Binary::Go { "go" } else { "ours" };
+        println!(
+            "keep_alive_connections {name}: {held} held: {} threads, {} descriptors, VmHWM {} KiB; \
+             fresh /health 200: {health_ok} in {health_ms:.2} ms, /metrics 200: {metrics_ok} in {metrics_ms:.2} ms",
+            e.status_kib("Threads:"),
+            fds(&e),
+            e.status_kib("VmHWM:"),
+        );
+    }
+}
