@@ -202,7 +202,7 @@ fn fargate_fixture() -> (PathBuf, PathBuf) {
 }
 
 #[test]
-#[ignore]
+#[ignore = "benchmark: cargo test --release --target x86_64-unknown-linux-musl --test bench -- --ignored soak --nocapture"]
 fn soak() {
     let scrapes: usize = common::env_or("SOAK_SCRAPES", 100_000);
     let (task, stats) = fargate_fixture();
@@ -230,7 +230,7 @@ fn soak() {
 }
 
 #[test]
-#[ignore]
+#[ignore = "benchmark: cargo test --release --target x86_64-unknown-linux-musl --test bench -- --ignored idle_connections --nocapture"]
 fn idle_connections() {
     let held: usize = 255;
     let head_bytes: usize = common::env_or("IDLE_HEAD_BYTES", 40);
@@ -292,7 +292,7 @@ fn idle_connections() {
 }
 
 #[test]
-#[ignore]
+#[ignore = "benchmark: cargo test --release --target x86_64-unknown-linux-musl --test bench -- --ignored instance --nocapture"]
 fn instance() {
     use common::instance::{array, as_task};
     let tasks: usize = common::env_or("INSTANCE_TASKS", 100);
@@ -407,7 +407,7 @@ fn round(binary: Binary, metadata: &str, scrapes: usize, spacing: Duration) -> F
 ///
 /// Prints the medians over rounds and Go / ours.
 #[test]
-#[ignore]
+#[ignore = "benchmark: cargo test --release --target x86_64-unknown-linux-musl --test bench -- --ignored side_by_side --nocapture"]
 fn side_by_side() {
     let rounds: usize = common::env_or("SIDE_ROUNDS", 3);
     let scrapes: usize = common::env_or("SIDE_SCRAPES", 2000);
@@ -536,7 +536,7 @@ fn run(metadata: &str, exporter_metrics: bool) -> Run {
 /// to the first /health answer; and the fetch floor: this client GETting /task and /task/stats
 /// from the same endpoint over fresh connections.
 #[test]
-#[ignore]
+#[ignore = "benchmark: cargo test --release --target x86_64-unknown-linux-musl --test bench -- --ignored footprint --nocapture"]
 fn footprint() {
     let (task, stats) = fargate_fixture();
     let endpoint = Endpoint::files(&task, &stats);
@@ -603,7 +603,7 @@ fn footprint() {
 /// in process, for instruction counts: run it under callgrind with 0 and with N iterations and
 /// divide the difference by N (`.ci/instructions.sh` does that).
 #[test]
-#[ignore]
+#[ignore = "benchmark: cargo test --release --target x86_64-unknown-linux-musl --test bench -- --ignored pipeline --nocapture"]
 fn pipeline() {
     use ecs_exporter::collect::{Options, Scrape};
     use ecs_exporter::tmds::Scope;
