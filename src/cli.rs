@@ -138,8 +138,8 @@ pub static FLAGS: &[Flag] = &[
         name: "web.max-connections",
         shown: "=256",
         help: "Client connections held at once: a new one at the cap closes the\n\
-               one that has waited longest for a request; when none waits, it\n\
-               is answered 503 and closed (0: no limit).",
+               one idle longest, else the slowest sender or reader; when every\n\
+               one is owed an answer, it gets 503 (0: no limit).",
         kind: Kind::Value {
             repeatable: false,
             example: "1",
@@ -358,8 +358,8 @@ pub struct Config {
     pub systemd_socket: bool,
     /// Metrics requests waiting or in progress beyond this many get 503 (0: no limit).
     pub max_requests: usize,
-    /// Client connections held at once; at the cap the oldest idle one makes room, and when
-    /// none is idle a new one gets 503 and is closed (0: no limit).
+    /// Client connections held at once; at the cap another makes room (tiny_http's `Limits`),
+    /// and a new one gets 503 only when every held one is owed an answer (0: no limit).
     pub max_connections: usize,
     /// A client connection that sends or takes nothing for this long is closed.
     pub idle_timeout: Duration,

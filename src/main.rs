@@ -91,13 +91,27 @@ fn main() -> ExitCode {
     };
     // Each client connection holds a descriptor until the client closes it; as Go's runtime
     // does, use all the descriptors the hard limit allows rather than the often small soft one.
-    if let Err(e) = sys::raise_fd_limit() {
-        log!(
+    let mut config = config;
+    match sys::raise_fd_limit() {
+        Ok(limit) => {
+            let fitting = server::connections_within(config.max_connections, limit);
+            if fitting != config.max_connections {
+                log!(
+                    logger,
+                    Warn,
+                    "fewer client connections than --web.max-connections fit the open files limit: the cap is lowered, so that room is made before descriptors run out",
+                    "max_connections" = fitting as u64,
+                    "open_files_limit" = limit
+                );
+                config.max_connections = fitting;
+            }
+        }
+        Err(e) => log!(
             logger,
             Warn,
             "cannot raise the open files limit",
             "error" = &e
-        );
+        ),
     }
     let server = match server::Server::bind(config) {
         Ok(server) => server,

@@ -40,6 +40,19 @@ pub const MAX_HEAD: usize = 16 * 1024;
 /// a client gets 413 (declared or chunked) without a byte of it being allocated.
 pub const MAX_BODY: usize = 16 * 1024;
 
+/// Descriptors the exporter keeps besides its client connections: standard streams, listeners,
+/// the two metadata requests of a scrape, `/proc` files, with room to spare.
+const OTHER_DESCRIPTORS: u64 = 32;
+
+/// The connection cap that fits `open_files` descriptors: `max` (0: no limit) or fewer, so that
+/// the cap, which makes room by closing a connection, is reached before accepting fails for want
+/// of descriptors (which makes no room: new clients would wait until someone leaves).
+pub fn connections_within(max: usize, open_files: u64) -> usize {
+    let room = open_files.saturating_sub(OTHER_DESCRIPTORS).max(1);
+    let room = usize::try_from(room).unwrap_or(usize::MAX);
+    if max == 0 { room } else { max.min(room) }
+}
+
 pub struct Server {
     shared: Arc<Shared>,
     /// The addresses listened on, in the order given, for the start-up lines.
@@ -494,4 +507,20 @@ fn landing_page(telemetry_path: &str) -> String {
          </body>\n</html>\n",
         b.version, b.revision, b.rustversion
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::connections_within;
+
+    #[test]
+    fn the_connection_cap_fits_the_open_files_limit() {
+        assert_eq!(connections_within(256, 1_048_576), 256);
+        assert_eq!(connections_within(256, 64), 32);
+        assert_eq!(connections_within(256, 288), 256);
+        assert_eq!(connections_within(256, 287), 255);
+        assert_eq!(connections_within(0, 1024), 992);
+        assert_eq!(connections_within(256, 10), 1);
+        assert_eq!(connections_within(0, u64::MAX), usize::MAX - 32);
+    }
 }

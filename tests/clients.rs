@@ -231,9 +231,10 @@ fn health_once(e: &Exporter) -> String {
     String::from_utf8_lossy(&answer).into_owned()
 }
 
-/// At the cap, a new connection closes the oldest idle one (nginx's way): silent connections
-/// never lock a fresh client out. Only when every connection is busy (here, each halfway
-/// through its request head) is the new one answered 503 and closed.
+/// At the cap, a new connection closes another to make room: the oldest idle one (nginx's way),
+/// else the one that has taken longest to send its request. So neither silent connections nor
+/// connections trickling their heads lock a fresh client out. Only when every connection has a
+/// request being handled (here, scrapes waiting on a slow endpoint) is the new one answered 503.
 #[test]
 fn at_the_connection_limit_the_oldest_idle_connection_makes_way() {
     let e = Exporter::start(&[
@@ -247,37 +248,76 @@ fn at_the_connection_limit_the_oldest_idle_connection_makes_way() {
     let answer = health_once(&e);
     assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
     // The oldest was closed to admit it.
-    let mut rest = [0u8; 64];
-    let oldest = held[0].read(&mut rest);
-    assert!(
-        matches!(&oldest, Ok(0))
-            || oldest
-                .as_ref()
-                .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
-        "the oldest idle connection is still open: {oldest:?}"
-    );
+    assert_closed(&mut held[0], "the oldest idle connection");
     drop(held);
 
-    // Ten connections each halfway through a request head: none idle.
-    let busy: Vec<TcpStream> = (0..10)
+    // Ten connections each halfway through a request head: the oldest makes way.
+    let mut slow: Vec<TcpStream> = (0..10)
         .map(|_| {
             let mut s = connect(&e);
             s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: ")
                 .expect("half a request");
+            std::thread::sleep(Duration::from_millis(10));
             s
         })
         .collect();
     std::thread::sleep(Duration::from_millis(200));
+    let answer = health_once(&e);
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    assert_closed(&mut slow[0], "the connection slowest to send its head");
+    drop(slow);
+}
+
+/// When every connection at the cap has a request the exporter still owes an answer to, a new
+/// one is answered 503 and closed; once one is answered, new ones are served again.
+#[test]
+fn at_the_connection_limit_with_every_request_owed_a_new_one_gets_503() {
+    let endpoint = Endpoint::fixture("fargate");
+    let task = common::Behaviour::file(&common::project_dir().join("fixtures/fargate/task.json"));
+    endpoint.set("/task", task.delayed(Duration::from_secs(2)));
+    let e = Exporter::start(&[
+        "--ecs.metadata-uri",
+        &endpoint.base,
+        "--web.max-connections=4",
+        "--web.max-requests=0",
+        "--ecs.timeout=10s",
+    ]);
+    let owed: Vec<TcpStream> = (0..4)
+        .map(|_| {
+            let mut s = connect(&e);
+            s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+                .expect("a scrape");
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
     let answer = health_once(&e);
     assert!(
         answer.starts_with("HTTP/1.1 503 Service Unavailable\r\n"),
         "{answer}"
     );
     assert!(answer.ends_with("503 too many connections\n"), "{answer}");
-    // Once one closes, a new one is served.
-    drop(busy);
-    std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(e.get("/health").status_code, 200);
+    drop(owed);
+    // The scrapes are answered (to closed connections) within 4 x 2 s; then there is room.
+    let started = Instant::now();
+    while !health_once(&e).starts_with("HTTP/1.1 200") {
+        assert!(started.elapsed() < Duration::from_secs(20), "no room again");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The connection was closed by the exporter: end of stream or a reset.
+fn assert_closed(stream: &mut TcpStream, what: &str) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let mut rest = [0u8; 64];
+    let read = stream.read(&mut rest);
+    assert!(
+        matches!(&read, Ok(0))
+            || read
+                .as_ref()
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+        "{what} is still open: {read:?}"
+    );
 }
 
 /// One keep-alive GET /health on `stream`: whether a whole 200 answer came back in time.

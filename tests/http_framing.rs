@@ -100,6 +100,29 @@ fn cases() -> Vec<Case> {
             &["501 closed"],
             "501 closed",
         ),
+        // HTTP/1.0 has no Transfer-Encoding: Go frames by Content-Length, so the five bytes
+        // are the body, and no request hides in them.
+        case(
+            "HTTP/1.0 with Transfer-Encoding: chunked and Content-Length",
+            b"GET /health HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\
+              Content-Length: 5\r\n\r\n0\r\n\r\n",
+            &["200 open"],
+            "200 open",
+        ),
+        // Chunk data must end with CRLF, a chunk size must start with a digit: Go refuses the
+        // body (after answering, as its handler did not read it); we refuse before answering.
+        case(
+            "a bare LF after chunk data",
+            b"GET /health HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nabcde\n0\r\n\r\n",
+            &["400 closed"],
+            "200 closed",
+        ),
+        case(
+            "a blank before a chunk size",
+            b"GET /health HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n 5\r\nabcde\r\n0\r\n\r\n",
+            &["400 closed"],
+            "200 closed",
+        ),
         // The chunk never ends: the request after it in the body must never be answered.
         Case {
             name: "an unterminated chunked body holding GET /metrics",

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use ascii::AsciiString;
 
 use crate::connection::Connection;
-use crate::{HTTPVersion, Header, HeaderField, Method, Request, ResponseBox, Shared};
+use crate::{HTTPVersion, Header, HeaderField, Method, Phase, Request, ResponseBox, Shared};
 
 /// A chunk-size line, or a trailer line, longer than this is malformed (Go allows 4 KiB).
 const MAX_CHUNK_LINE: usize = 4096;
@@ -37,8 +37,8 @@ pub(crate) fn serve(connection: &Connection, id: u64, shared: &Shared) {
         },
     );
     loop {
-        // Idle: a connection waiting here may be closed to admit another.
-        if !shared.set_idle(id, true) {
+        // Idle: a connection waiting here is the first to be closed to admit another.
+        if !shared.set_phase(id, Phase::Idle(Instant::now())) {
             break;
         }
         input.get_mut().deadline = timeout.map(|t| Instant::now() + t);
@@ -46,7 +46,7 @@ pub(crate) fn serve(connection: &Connection, id: u64, shared: &Shared) {
             Ok(buffer) if !buffer.is_empty() => {}
             _ => break,
         }
-        if !shared.set_idle(id, false) {
+        if !shared.set_phase(id, Phase::Reading(Instant::now())) {
             break;
         }
         // The request, head and body, must arrive within one timeout of its first byte.
@@ -61,6 +61,9 @@ pub(crate) fn serve(connection: &Connection, id: u64, shared: &Shared) {
             }
             Err(Failure::Closed) => break,
         };
+        if !shared.set_phase(id, Phase::Handled) {
+            break;
+        }
         let (reply, answer) = mpsc::channel();
         let is_head = head.method == Method::Head;
         let version = head.version.clone();
@@ -82,6 +85,9 @@ pub(crate) fn serve(connection: &Connection, id: u64, shared: &Shared) {
             Ok(response) => response,
             Err(_) => break,
         };
+        if !shared.set_phase(id, Phase::Writing(Instant::now())) {
+            break;
+        }
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut output = std::io::BufWriter::with_capacity(
             4096,
@@ -329,16 +335,24 @@ fn read_request(
         }
     }
 
+    // `100 Continue` is an HTTP/1.1 answer: a 1.0 client that asks for it just gets its body
+    // read (Go).
     let expects_continue = match named("Expect").next() {
         None => false,
-        Some(h) if h.value.as_str().eq_ignore_ascii_case("100-continue") => true,
+        Some(h) if h.value.as_str().eq_ignore_ascii_case("100-continue") => {
+            version == HTTPVersion(1, 1)
+        }
         Some(_) => return Err(answer(417, "Expectation Failed")),
     };
 
     // Framing. Transfer-Encoding: only one `chunked`, and it wins over Content-Length (RFC 9112
     // 6.3, and Go); anything else is 501 as Go answers it. Content-Length: digits only, and all
     // copies equal, or 400.
-    let chunked = {
+    // HTTP/1.0 has no Transfer-Encoding: Go ignores it there and frames by Content-Length, so
+    // a 1.0 request's chunked "body" is never its body (golang/go#12785).
+    let chunked = if version == HTTPVersion(1, 0) {
+        false
+    } else {
         let mut encodings = named("Transfer-Encoding");
         match (encodings.next(), encodings.next()) {
             (None, _) => false,
@@ -430,9 +444,11 @@ fn read_chunked(
     loop {
         let mut budget = MAX_CHUNK_LINE;
         let line = read_line(input, &mut budget, BAD_REQUEST)?;
+        // Hex digits, then blanks and an extension (`;...`) that are skipped; nothing before
+        // the digits (Go: "invalid byte in chunk length").
         let size = line.split(|&b| b == b';').next().unwrap_or(&[]);
         let size = std::str::from_utf8(size).map_err(|_| BAD_REQUEST)?;
-        let size = size.trim_matches(|c| c == ' ' || c == '\t');
+        let size = size.trim_end_matches([' ', '\t']);
         if size.is_empty() || size.len() > 16 || !size.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(BAD_REQUEST);
         }
@@ -451,8 +467,10 @@ fn read_chunked(
         if (body.len() - before) as u64 != size {
             return Err(Failure::Closed);
         }
-        let mut budget = 2;
-        if !read_line(input, &mut budget, BAD_REQUEST)?.is_empty() {
+        // The data ends with CRLF exactly (Go: "malformed chunked encoding" otherwise).
+        let mut end = [0u8; 2];
+        input.read_exact(&mut end)?;
+        if &end != b"\r\n" {
             return Err(BAD_REQUEST);
         }
     }

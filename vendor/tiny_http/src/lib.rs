@@ -162,11 +162,21 @@ struct Connections {
 
 struct Held {
     id: u64,
-    /// Since when it waits for the first byte of a request; `None` while a request is read,
-    /// handled or answered.
-    idle_since: Option<Instant>,
+    /// What it is doing, and since when.
+    phase: Phase,
     /// To close it from another thread (the one descriptor stays with its thread).
     connection: Weak<Connection>,
+}
+
+/// Where a connection is in its loop. The cap makes room by closing one: first one waiting for
+/// a request, then one sending one (slowly: it has had its chance), then one taking an answer
+/// (slowly); never one whose request is being handled, whose answer the server owes.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Phase {
+    Idle(Instant),
+    Reading(Instant),
+    Writing(Instant),
+    Handled,
 }
 
 impl Connections {
@@ -174,16 +184,18 @@ impl Connections {
         self.held.iter_mut().find(|held| held.id == id)
     }
 
-    /// Closes the connection that has waited longest for a request, if any does.
-    fn close_oldest_idle(&mut self) -> bool {
-        let oldest = self
+    /// Closes one of the connections in a phase `may_close` allows, if any: of the first such
+    /// phase any is in (idle, reading, writing), the one that entered it first.
+    fn close_first(&mut self, may_close: fn(&Phase) -> bool) -> bool {
+        let victim = self
             .held
             .iter()
             .enumerate()
-            .filter_map(|(index, held)| held.idle_since.map(|since| (since, index)))
-            .min();
-        match oldest {
-            Some((_, index)) => {
+            .filter(|(_, held)| may_close(&held.phase))
+            .min_by_key(|(_, held)| held.phase)
+            .map(|(index, _)| index);
+        match victim {
+            Some(index) => {
                 let held = self.held.swap_remove(index);
                 if let Some(connection) = held.connection.upgrade() {
                     let _ = connection.shutdown(Shutdown::Both);
@@ -205,8 +217,10 @@ pub struct Limits {
     /// and the connection is closed. A body is read whole before the request is handed over, so
     /// this is also what one request may hold in memory.
     pub max_body: usize,
-    /// Connections held at once (0: no limit). A new one at the cap closes the connection that
-    /// has waited longest for a request; if every one is busy, the new one gets `503`.
+    /// Connections held at once (0: no limit). A new one at the cap closes another to make
+    /// room: the one that has waited longest for a request, else the one that has taken longest
+    /// to send its request, else the one that has taken longest to take its answer; only when
+    /// every held connection has a request being handled does the new one get `503`.
     pub max_connections: usize,
     /// How long a connection may wait for a request, take to send one once begun, or take to
     /// accept its answer (`None`: for ever).
@@ -377,12 +391,14 @@ impl Server {
         self.shared.messages.unblock();
     }
 
-    /// Begins a graceful stop: no new connection is served, idle connections are closed, and
-    /// each busy one is closed once its answer is written.
+    /// Begins a graceful stop: no new connection is served, connections waiting for or sending
+    /// a request are closed, and each other one once its answer is written.
     pub fn shutdown(&self) {
         self.shared.closing.store(true, Ordering::SeqCst);
         let mut connections = self.shared.connections();
-        while connections.close_oldest_idle() {}
+        // Those that have not handed a request over yet: nothing is owed to them.
+        while connections.close_first(|phase| matches!(phase, Phase::Idle(_) | Phase::Reading(_))) {
+        }
         self.shared.changed.notify_all();
     }
 
@@ -399,7 +415,7 @@ impl Server {
             if connections
                 .held
                 .iter()
-                .all(|held| held.idle_since.is_some())
+                .all(|held| matches!(held.phase, Phase::Idle(_)))
             {
                 return true;
             }
@@ -433,17 +449,18 @@ impl Shared {
         self.messages.push(request);
     }
 
-    /// Marks a connection as waiting for a request (or no longer). False if it must end: it
-    /// was closed to admit another, or the server is stopping and it is idle.
-    pub(crate) fn set_idle(&self, id: u64, idle: bool) -> bool {
+    /// Records where a connection is. False if it must end: it was closed to make room for
+    /// another, or the server is stopping and it is idle.
+    pub(crate) fn set_phase(&self, id: u64, phase: Phase) -> bool {
         let closing = self.closing();
         let mut connections = self.connections();
         let held = match connections.find(id) {
             Some(held) => held,
             None => return false,
         };
-        held.idle_since = if idle { Some(Instant::now()) } else { None };
+        held.phase = phase;
         drop(connections);
+        let idle = matches!(phase, Phase::Idle(_));
         if idle {
             self.changed.notify_all();
         }
@@ -465,7 +482,10 @@ impl Shared {
         let id = {
             let mut connections = self.connections();
             let max = self.limits.max_connections;
-            if max != 0 && connections.held.len() >= max && !connections.close_oldest_idle() {
+            if max != 0
+                && connections.held.len() >= max
+                && !connections.close_first(|phase| *phase != Phase::Handled)
+            {
                 drop(connections);
                 client::refuse(&connection);
                 return;
@@ -474,7 +494,7 @@ impl Shared {
             let id = connections.next_id;
             connections.held.push(Held {
                 id,
-                idle_since: Some(Instant::now()),
+                phase: Phase::Idle(Instant::now()),
                 connection: Arc::downgrade(&connection),
             });
             id

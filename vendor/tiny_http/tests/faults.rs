@@ -171,24 +171,50 @@ fn at_the_cap_the_oldest_idle_connection_makes_room() {
     assert_eq!(held[0].read(&mut rest).unwrap_or(0), 0);
 }
 
-/// Fault 4: When every connection at the cap is busy, the new one gets 503 and is closed.
+/// Fault 4: At the cap with none idle, a new connection closes the one that has taken longest
+/// to send its request (a slow sender has had its chance); only when every held connection has a
+/// request being handled does the new one get 503.
 #[test]
-fn at_the_cap_with_none_idle_a_new_connection_gets_503() {
+fn at_the_cap_slow_senders_make_room_and_owed_answers_do_not() {
     let (server, address) = server(Limits {
         max_connections: 2,
         timeout: Some(Duration::from_secs(30)),
         ..Limits::default()
     });
-    let _serving = serve_ok(server);
-    let mut busy = Vec::new();
+    let server = std::sync::Arc::new(server);
+    let mut slow = Vec::new();
     for _ in 0..2 {
         let mut c = TcpStream::connect(address).unwrap();
         c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
-        busy.push(c);
+        slow.push(c);
+        thread::sleep(Duration::from_millis(20));
     }
     thread::sleep(Duration::from_millis(100));
+    // A request that is read, and held unanswered.
+    let mut owed = TcpStream::connect(address).unwrap();
+    owed.write_all(b"GET /owed HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let first = server.recv().unwrap();
+    assert_eq!(first.url(), "/owed");
+    let mut rest = [0u8; 16];
+    slow[0]
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    assert_eq!(
+        slow[0].read(&mut rest).unwrap_or(0),
+        0,
+        "the oldest slow sender is closed"
+    );
+    // One more: the other slow sender makes room, and its request is owed too.
+    let mut owed_too = TcpStream::connect(address).unwrap();
+    owed_too
+        .write_all(b"GET /owed HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let second = server.recv().unwrap();
+    // Both held connections are owed an answer: no room.
     let answer = exchange(address, b"");
     assert!(answer.starts_with("HTTP/1.1 503 "), "{}", answer);
+    drop((first, second, owed, owed_too));
 }
 
 /// Fault 5: The deadline: a connection idle, or a head stalled, past the timeout is closed.
@@ -274,6 +300,24 @@ fn framing_as_go() {
         b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n",
     );
     assert!(answer.starts_with("HTTP/1.1 501 "), "{}", answer);
+    // HTTP/1.0 has no Transfer-Encoding: framed by Content-Length, nothing hides in the body.
+    let answer = exchange(
+        address,
+        b"POST / HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\nGET /2 HTTP/1.0\r\n\r\n",
+    );
+    assert_eq!(answer.matches("HTTP/1.0 200 ").count(), 2, "{}", answer);
+    // Chunk data ends with CRLF exactly; a chunk size starts with a digit.
+    for body in [&b"5\r\nabcde\n0\r\n\r\n"[..], b" 5\r\nabcde\r\n0\r\n\r\n"] {
+        let request = [
+            &b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"[..],
+            body,
+            b"GET /2 HTTP/1.1\r\nHost: x\r\n\r\n",
+        ]
+        .concat();
+        let answer = exchange(address, &request);
+        assert!(answer.starts_with("HTTP/1.1 400 "), "{}", answer);
+        assert!(!answer.contains("200"), "{}", answer);
+    }
     let answer = exchange(
         address,
         b"POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nGET /\r\nHost: x\r\n\r\n",
