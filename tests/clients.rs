@@ -242,8 +242,14 @@ fn at_the_connection_limit_the_oldest_idle_connection_makes_way() {
         &fixture("fargate"),
         "--web.max-connections=10",
     ]);
-    // Ten connections held, silent: idle.
-    let mut held: Vec<TcpStream> = (0..10).map(|_| connect(&e)).collect();
+    // Ten connections held, silent: idle, one after the other.
+    let mut held: Vec<TcpStream> = (0..10)
+        .map(|_| {
+            let s = connect(&e);
+            std::thread::sleep(Duration::from_millis(10));
+            s
+        })
+        .collect();
     std::thread::sleep(Duration::from_millis(200));
     let answer = health_once(&e);
     assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");

@@ -458,7 +458,10 @@ impl Shared {
             Some(held) => held,
             None => return false,
         };
-        held.phase = phase;
+        // A new connection is idle from when it was accepted, not from when its thread ran.
+        if !matches!((held.phase, phase), (Phase::Idle(_), Phase::Idle(_))) {
+            held.phase = phase;
+        }
         drop(connections);
         let idle = matches!(phase, Phase::Idle(_));
         if idle {
