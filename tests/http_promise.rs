@@ -187,14 +187,7 @@ fn a_pipelined_scrape_behind_a_slow_endpoint_holds_no_one_else() {
     assert!(
         c.send(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\nGET /health HTTP/1.1\r\nHost: x\r\n\r\n")
     );
-    let started = Instant::now();
-    while endpoint.hits() == 0 {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "no scrape began"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    endpoint.wait_for_a_scrape();
     health_keeps_answering(
         &e,
         5,

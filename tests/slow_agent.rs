@@ -67,14 +67,7 @@ fn fill_the_queue(
             })
         })
         .collect();
-    let started = Instant::now();
-    while endpoint.hits() == 0 {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "no scrape began"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    endpoint.wait_for_a_scrape();
     std::thread::sleep(Duration::from_millis(if emulated() { 2000 } else { 500 }));
     scrapes
 }

@@ -164,6 +164,18 @@ impl Endpoint {
         self.shared.hits.load(Ordering::SeqCst)
     }
 
+    /// Waits (up to 10 s, else fails the test) until a scrape has begun: a request has come.
+    pub fn wait_for_a_scrape(&self) {
+        let started = std::time::Instant::now();
+        while self.hits() == 0 {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "no scrape began"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     /// Connections accepted so far.
     pub fn connections(&self) -> usize {
         self.shared.connections.load(Ordering::SeqCst)
