@@ -99,7 +99,14 @@ pub(crate) fn serve(connection: &Connection, id: u64, shared: &Shared) {
         let written = response
             .raw_print(&mut output, version, &request_headers, is_head, None)
             .and_then(|()| output.flush());
-        if written.is_err() || !keep_alive {
+        if written.is_err() {
+            break;
+        }
+        if !keep_alive {
+            // The last answer: let the client read it before the close (unread bytes from it
+            // would otherwise make the close a reset, which can discard the answer).
+            drop(output);
+            linger(&mut input);
             break;
         }
     }
