@@ -63,7 +63,7 @@ pub fn label_name_chars(key: &str) -> impl Iterator<Item = char> + '_ {
 
 /// One scrape's exposition, written a batch of samples at a time (in instance scope, a task's)
 /// into one buffer per family, so that a scrape never holds more samples than one batch; the
-/// text is the non-empty buffers in table order ([`parts`](Self::parts)). The buffers keep
+/// text is the buffers in table order ([`reader`](Self::reader)). The buffers keep
 /// their memory from scrape to scrape.
 ///
 /// Within a batch, samples are sorted by family, then by [`task`](Sample::task), then by label
@@ -134,6 +134,7 @@ impl Exposition {
                 table.get(sample.family),
                 self.families.get_mut(sample.family),
             ) else {
+                debug_assert!(false, "family {} is not in the table", sample.family);
                 continue;
             };
             let before = out.len();
@@ -169,26 +170,12 @@ impl Exposition {
         self.bytes == 0
     }
 
-    /// The text, in pieces, in order.
-    pub fn parts(&self) -> impl Iterator<Item = &str> {
-        self.families
-            .iter()
-            .map(String::as_str)
-            .filter(|s| !s.is_empty())
-    }
-
     /// The text, to send without joining the pieces first.
     pub fn reader(&self) -> Reader<'_> {
         Reader {
             rest: self.families.iter(),
             current: &[],
         }
-    }
-
-    /// Appends the text to `out`.
-    pub fn write_to(&self, out: &mut String) {
-        out.reserve(self.bytes);
-        self.parts().for_each(|part| out.push_str(part));
     }
 }
 
@@ -556,7 +543,7 @@ mod tests {
         let mut exposition = Exposition::default();
         exposition.start(families.len(), limit);
         let result = exposition.add(families, task_label, samples);
-        exposition.write_to(out);
+        std::io::Read::read_to_string(&mut exposition.reader(), out).expect("UTF-8 text");
         result.map(|()| exposition.samples())
     }
 

@@ -16,10 +16,8 @@ pub fn sorted(len: usize, cmp: &dyn Fn(usize, usize) -> Ordering) -> Vec<usize> 
 pub fn sort_by<T>(items: &mut Vec<T>, cmp: impl Fn(&T, &T) -> Ordering) {
     let positions = {
         let items = &*items;
-        sorted(items.len(), &|a, b| match (items.get(a), items.get(b)) {
-            (Some(a), Some(b)) => cmp(a, b),
-            _ => Ordering::Equal,
-        })
+        // `sorted` only hands out positions below `items.len()`.
+        sorted(items.len(), &|a, b| cmp(&items[a], &items[b]))
     };
     let mut slots: Vec<Option<T>> = std::mem::take(items).into_iter().map(Some).collect();
     items.extend(

@@ -139,7 +139,6 @@ pub(super) fn collect<'a>(c: &Subject<'a>, out: &mut Vec<Sample<'a>>) {
 mod tests {
     use super::*;
 
-    /// The decoder keeps only the keys the collector reads: none kept for nothing.
     /// "No limit" starts at 2^62 (cgroup v1's 2^63 rounded to a page is above it); a limit of
     /// 4 EiB less one byte is still one.
     #[test]
@@ -151,6 +150,7 @@ mod tests {
         assert_eq!(enforced_limit(Some(536_870_912)), Some(536_870_912));
     }
 
+    /// The decoder keeps only the keys the collector reads: none kept for nothing.
     #[test]
     fn every_decoded_memory_key_is_read() {
         let read: Vec<usize> = MEMORY_DETAIL
