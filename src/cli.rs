@@ -477,10 +477,16 @@ pub fn parse(
     // Flags given so far; every flag but a repeatable one given twice (in either of its
     // `--x`/`--no-x` spellings) is a usage error, as in the Go exporter's kingpin.
     let mut seen: Vec<String> = Vec::new();
+    // `--help` or `--version`: answered once every argument has parsed, so that a wrong flag
+    // beside them is still an error.
+    let mut now: Option<Command> = None;
     let mut parser = lexopt::Parser::from_args(args);
     while let Some(arg) = parser.next().map_err(describe)? {
         let long = match &arg {
-            Short('h') => return Ok(Command::Help),
+            Short('h') => {
+                now.get_or_insert(Command::Help);
+                continue;
+            }
             Long(long) => (*long).to_owned(),
             _ => return Err(describe(arg.unexpected())),
         };
@@ -497,7 +503,10 @@ pub fn parse(
             })
         );
         match flag.map(|f| &f.kind) {
-            Some(Kind::Now(command)) if on => return Ok(command()),
+            Some(Kind::Now(command)) if on => {
+                now.get_or_insert_with(command);
+                continue;
+            }
             Some(Kind::Switch { negatable, set }) if on || *negatable => set(&mut settings, on),
             Some(Kind::Value { set, .. }) if on => {
                 let value = parser.value().map_err(describe)?;
@@ -518,7 +527,10 @@ pub fn parse(
             seen.push(name.to_owned());
         }
     }
-    settings.finish(env_uri)
+    match now {
+        Some(command) => Ok(command),
+        None => settings.finish(env_uri),
+    }
 }
 
 impl Settings {
@@ -760,7 +772,7 @@ fn patterns(value: &str) -> impl Iterator<Item = String> + '_ {
         .map(str::to_owned)
 }
 
-/// `500ms`, `3s`, `1m`, `1h` or a bare number of seconds: the units of every duration flag.
+/// `500ms`, `3s`, `1m`, `1h` or `0`: the units of every duration flag.
 fn parse_duration(value: &str) -> Option<Duration> {
     let (number, millis_per_unit) = if let Some(n) = value.strip_suffix("ms") {
         (n, 1)
@@ -771,7 +783,8 @@ fn parse_duration(value: &str) -> Option<Duration> {
     } else if let Some(n) = value.strip_suffix('h') {
         (n, 3_600_000)
     } else {
-        (value, 1000)
+        // As Go's time.ParseDuration: a number needs a unit, but for 0.
+        return (value == "0").then_some(Duration::ZERO);
     };
     let n: u64 = number.parse().ok()?;
     Some(Duration::from_millis(n.checked_mul(millis_per_unit)?))
@@ -970,6 +983,18 @@ mod tests {
             Ok(Command::Help)
         );
         assert_eq!(run(&["--version"], None), Ok(Command::Version));
+        assert_eq!(run(&["--help", "--version", "-h"], None), Ok(Command::Help));
+        for args in [
+            &["--version", "--bogus"][..],
+            &["--bogus", "-h"],
+            &["--help", "x"],
+        ] {
+            assert_eq!(
+                run(args, None).map_err(|e| e.exit_code()),
+                Err(2),
+                "{args:?}"
+            );
+        }
         assert_eq!(
             run(&["--health-check", "--web.listen-address=:9000"], None),
             Ok(Command::HealthCheck(ListenAddress {
@@ -1074,6 +1099,14 @@ mod tests {
             (
                 &["--web.telemetry-path=metrics"],
                 "2 --web.telemetry-path \"metrics\": must start with '/'",
+            ),
+            (
+                &["--ecs.timeout=3"],
+                "2 --ecs.timeout \"3\": expected whole seconds from 1s to 300s, like 3s or 1m",
+            ),
+            (
+                &["--ecs.min-refresh-interval=5"],
+                "2 --ecs.min-refresh-interval \"5\": expected a duration from 0 to 300s, like 0, 500ms or 5s",
             ),
             (
                 &["--ecs.timeout=500ms"],

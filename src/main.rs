@@ -57,9 +57,23 @@ fn main() -> ExitCode {
             "left_out" = lost
         );
     }
+    if !config.collect.labels.is_empty() && !config.collect.is_on(collect::LABELS_GROUP) {
+        log!(
+            logger,
+            Warn,
+            "--ecs.container-labels has no effect: the container_labels group is off",
+            "hint" = "drop --no-collector.container_labels (or add --collector.container_labels)"
+        );
+    }
     if let tmds::Source::Dir(dir) = &config.metadata {
         let (tasks, stats) = config.scope.endpoints();
         let problem = match std::fs::metadata(dir) {
+            // Without a scheme a URL reads as a relative path: say how to give the endpoint.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(format!(
+                "--ecs.metadata-uri {0}: {e} (a value without http:// is a directory; for the \
+                 endpoint give http://{0})",
+                dir.display()
+            )),
             Err(e) => Some(format!("--ecs.metadata-uri {}: {e}", dir.display())),
             Ok(m) if !m.is_dir() => Some(format!(
                 "--ecs.metadata-uri {}: not a directory (give the directory that holds {} and {})",
@@ -75,12 +89,20 @@ fn main() -> ExitCode {
         for file in [tasks.file(), stats.file()] {
             let path = dir.join(file);
             if !path.is_file() {
-                log!(
-                    logger,
-                    Warn,
-                    "metadata file missing: scrapes will report ecs_up 0 until it exists",
-                    "file" = &path.display()
-                );
+                let missing = "metadata file missing: scrapes will report ecs_up 0 until it exists";
+                match config.scope {
+                    // As the HTTP case's warning does, say what instance scope reads.
+                    tmds::Scope::Instance => log!(
+                        logger,
+                        Warn,
+                        missing,
+                        "file" = &path.display(),
+                        "hint" = "--ecs.scope=instance reads tasks.json and tasks-stats.json \
+                                  (what /tasks and /tasks/stats serve); for one task's task.json \
+                                  and stats.json run with --ecs.scope=task"
+                    ),
+                    tmds::Scope::Task => log!(logger, Warn, missing, "file" = &path.display()),
+                }
             }
         }
     }

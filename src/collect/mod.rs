@@ -32,6 +32,9 @@ use crate::model::{Container, ContainerStats, TaskMetadata, TaskStats};
 use crate::tmds::Scope;
 use crate::version::BuildInfo;
 
+/// The group that writes `--ecs.container-labels`' labels.
+pub const LABELS_GROUP: &str = container_labels::SWITCH.name;
+
 /// The label that tells tasks apart when a scrape writes several (instance scope): the task's
 /// ARN, the label `ecs_task_metadata_info` has always carried (so any family joins it with
 /// `on(task_arn)`) and the value of Prometheus's `__meta_ecs_task_arn`.
