@@ -1,13 +1,14 @@
 //! ecs_exporter: a Prometheus exporter for Amazon ECS, a drop-in replacement for
 //! prometheus-community/ecs_exporter v0.4.0.
 //!
-//! Data flows one way: args -> config (`cli`) -> per request: fetch (`tmds`) -> decode (`model`)
+//! Data flows one way: args (`cli`) -> config (`config`) -> per request: fetch (`tmds`) -> decode (`model`)
 //! -> collect (`collect`) -> write (`exposition`), one scrape in `scrape`, and respond (`server`). The library exists so
 //! that tests, the fuzzer and the benchmarks can drive the pure middle of that pipeline without
 //! sockets; the binary in `main.rs` only acts on what the command line asked for.
 
 pub mod cli;
 pub mod collect;
+pub mod config;
 pub mod exposition;
 pub mod front;
 pub mod healthcheck;

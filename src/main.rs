@@ -14,14 +14,9 @@ fn main() -> ExitCode {
     let args = std::env::args_os().skip(1);
     let command = match cli::parse(args, std::env::var_os(cli::METADATA_ENV)) {
         Ok(command) => command,
-        Err(cli::CliError::NoMetadata(logger, msg)) => {
-            // Go's own words for this failure.
-            log!(logger, Error, "Error creating client", "error" = &msg);
-            return ExitCode::FAILURE;
-        }
         Err(e) => {
             eprintln!("ecs_exporter: error: {e}");
-            return ExitCode::from(e.exit_code());
+            return ExitCode::from(2);
         }
     };
     let config = match command {
@@ -44,6 +39,11 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             };
+        }
+        cli::Command::NoEndpoint { logger, reason } => {
+            // Go's own words for this failure.
+            log!(logger, Error, "Error creating client", "error" = &reason);
+            return ExitCode::FAILURE;
         }
         cli::Command::Run(config) => config,
     };

@@ -18,8 +18,8 @@ use std::time::Duration;
 
 use tiny_http::{Header, Method, Request, Response, StatusCode};
 
-use crate::cli::Config;
 use crate::collect::Answered;
+use crate::config::Config;
 use crate::front::{self, Door};
 use crate::log::Logger;
 use crate::scrape::{Scraper, Serving};

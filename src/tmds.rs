@@ -6,6 +6,8 @@
 //! A local directory can stand in for the endpoint (for trying the exporter on fixtures); it is
 //! read on every scrape with the same cap.
 
+pub mod url;
+
 use std::fmt;
 use std::io::Read;
 use std::path::PathBuf;
