@@ -11,6 +11,7 @@ use std::fmt;
 
 pub use flags::{FLAGS, Flag, Kind, help};
 
+use crate::collect::GROUPS;
 use crate::config::{Config, ListenAddress};
 use crate::log::Logger;
 use crate::tmds::url::source_from_env;
@@ -122,6 +123,14 @@ pub fn parse(
         config.listen.push(ListenAddress::DEFAULT);
     }
     let given = |flag: &str| seen.iter().any(|s| s == flag);
+    if given("collector.disable-defaults") {
+        // As node_exporter: the groups not named on the command line are off.
+        for switch in GROUPS.iter().filter_map(|g| g.switch.as_ref()) {
+            if !given(&format!("collector.{}", switch.name)) {
+                config.collect.set(switch.name, false);
+            }
+        }
+    }
     if given("health-check") {
         // The check only needs the address; it runs where the metadata variable may be unset.
         return Ok(Command::HealthCheck(config.listen.swap_remove(0)));
@@ -155,7 +164,7 @@ fn describe(e: lexopt::Error) -> CliError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collect::{GROUPS, Options};
+    use crate::collect::Options;
     use crate::log::{Format, Level, Logger};
     use crate::tmds::Source;
     use std::time::Duration;
@@ -310,6 +319,37 @@ mod tests {
                 "{dir}"
             );
         }
+    }
+
+    /// node_exporter's `--collector.disable-defaults`: every group off but those named with
+    /// `--collector.NAME`, before or after it; `--no-collector.NAME` stays off.
+    #[test]
+    fn disable_defaults_leaves_on_only_the_groups_named() {
+        let switches = || GROUPS.iter().filter_map(|g| g.switch.as_ref());
+        let (first, second) = {
+            let mut names = switches().map(|s| s.name);
+            (names.next().unwrap_or(""), names.next().unwrap_or(""))
+        };
+        let on = format!("--collector.{first}");
+        let off = format!("--no-collector.{second}");
+        for args in [
+            vec!["--collector.disable-defaults", &on, &off],
+            vec![&on, &off, "--collector.disable-defaults"],
+        ] {
+            let c = config(&args);
+            for switch in switches() {
+                assert_eq!(
+                    c.collect.is_on(switch.name),
+                    switch.name == first,
+                    "{args:?}"
+                );
+            }
+        }
+        assert_eq!(
+            config(&["--collector.disable-defaults"]).collect,
+            Options::with(|_| false)
+        );
+        assert!(run(&["--no-collector.disable-defaults"], ENV).is_err());
     }
 
     #[test]

@@ -275,6 +275,17 @@ pub static FLAGS: &[Flag] = &[
             },
         },
     },
+    Flag {
+        name: "collector.disable-defaults",
+        shown: "",
+        help: "Every collector group off but those given with\n\
+               --collector.NAME (node_exporter's flag).",
+        kind: Kind::Switch {
+            negatable: false,
+            // `cli` applies it once every --[no-]collector.NAME is read, whatever the order.
+            set: |_, _| {},
+        },
+    },
 ];
 
 /// The column where help texts start.
