@@ -163,4 +163,27 @@ mod tests {
             assert!(read.contains(&i), "{key} is decoded but never read");
         }
     }
+
+    /// `anon` makes it cgroup v2: its keys only, and no v1 limit failures; a max usage of 0 is
+    /// left out.
+    #[test]
+    fn memory_rules_at_the_edges() {
+        use crate::collect::tests::{edge_samples as got, owned};
+        assert_eq!(
+            got(Metric::ContainerMemoryAnonymous),
+            owned(&[("bridged", 1.0), ("host", 3.0)])
+        );
+        assert_eq!(
+            got(Metric::ContainerMemoryPagesScanned),
+            owned(&[("bridged", 5.0)])
+        );
+        assert_eq!(
+            got(Metric::ContainerMemoryLimitFailures),
+            owned(&[("host", 0.0), ("none", 0.0)])
+        );
+        assert_eq!(
+            got(Metric::ContainerMemoryMaxUsage),
+            owned(&[("host", 12.0)])
+        );
+    }
 }
