@@ -7,10 +7,10 @@
 
 mod float;
 
-pub use float::write_float;
+use float::write_float;
 
 /// The most labels any family has (`ecs_task_metadata_info` has 8).
-pub const MAX_LABELS: usize = 8;
+pub(crate) const MAX_LABELS: usize = 8;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -41,7 +41,7 @@ pub struct Sample<'a> {
     /// the family's labels in the order of names, and samples are sorted by it before the
     /// family's labels.
     pub task: &'a str,
-    /// Labels the family does not name, `(key, value)`: written as [`label_name`]`(key)`, in the
+    /// Labels the family does not name, `(key, value)`: written as `label_name(key)`, in the
     /// order of those names, which must be unique (`collect::container_labels` sees to both).
     pub extra: &'a [(String, String)],
     pub value: f64,
@@ -51,12 +51,12 @@ pub struct Sample<'a> {
 /// character but ASCII letters, digits and `_` made `_`, as kube-state-metrics writes
 /// `kube_pod_labels`: `com.amazonaws.ecs.task-definition-family` is
 /// `label_com_amazonaws_ecs_task_definition_family`.
-pub fn label_name(key: &str, out: &mut String) {
+pub(crate) fn label_name(key: &str, out: &mut String) {
     out.extend(label_name_chars(key));
 }
 
 /// The characters of [`label_name`]`(key)`, for comparing names without making them.
-pub fn label_name_chars(key: &str) -> impl Iterator<Item = char> + '_ {
+pub(crate) fn label_name_chars(key: &str) -> impl Iterator<Item = char> + '_ {
     "label_".chars().chain(key.chars().map(|c| match c {
         'a'..='z' | 'A'..='Z' | '0'..='9' | '_' => c,
         _ => '_',
@@ -293,7 +293,7 @@ fn write_labels(
 }
 
 /// Escapes a label value's `\`, newline and `"`, copying clean runs in one push.
-pub fn escape_into(out: &mut String, text: &str) {
+pub(crate) fn escape_into(out: &mut String, text: &str) {
     let mut clean = 0;
     for (i, b) in text.bytes().enumerate() {
         let escaped = match b {

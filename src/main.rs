@@ -8,7 +8,7 @@
 use std::process::ExitCode;
 
 use ecs_exporter::log::Logger;
-use ecs_exporter::{cli, collect, healthcheck, log, server, sys, tmds, version};
+use ecs_exporter::{Server, cli, collect, healthcheck, log, tmds, version};
 
 fn main() -> ExitCode {
     let args = std::env::args_os().skip(1);
@@ -107,13 +107,13 @@ fn main() -> ExitCode {
         }
     }
     // Before any thread starts (tiny_http starts some), so that every thread inherits the mask.
-    let termination = match sys::block_termination() {
+    let termination = match ecs_exporter::block_termination() {
         Ok(t) => t,
         Err(e) => return start_failure(logger, &format!("cannot block SIGTERM and SIGINT: {e}")),
     };
     // Each client connection holds a descriptor until the client closes it; as Go's runtime
     // does, use all the descriptors the hard limit allows rather than the often small soft one.
-    if let Err(e) = sys::raise_fd_limit() {
+    if let Err(e) = ecs_exporter::raise_fd_limit() {
         log!(
             logger,
             Warn,
@@ -121,12 +121,12 @@ fn main() -> ExitCode {
             "error" = &e
         );
     }
-    let server = match server::Server::bind(config) {
+    let server = match Server::bind(config) {
         Ok(server) => server,
         Err(e) => return start_failure(logger, &e),
     };
     let shutdown = server.shutdown_handle();
-    let waiter = sys::spawn_waiter(termination, move |signal| {
+    let waiter = ecs_exporter::spawn_waiter(termination, move |signal| {
         log!(logger, Info, "shutting down", "signal" = signal);
         shutdown.shutdown();
     });

@@ -6,7 +6,7 @@
 //! A local directory can stand in for the endpoint (for trying the exporter on fixtures); it is
 //! read on every scrape with the same cap.
 
-pub mod url;
+pub(crate) mod url;
 
 use std::fmt;
 use std::io::Read;
@@ -16,12 +16,12 @@ use std::time::Duration;
 /// The largest body read from `/task` or `/task/stats`. A 10-container task's `/task/stats` is
 /// tens of KiB; 4 MiB leaves room for a hundred containers and bounds what a broken endpoint can
 /// make us hold.
-pub const MAX_BODY: u64 = 4 * 1024 * 1024;
+pub(crate) const MAX_BODY: u64 = 4 * 1024 * 1024;
 
 /// The largest body read from `/tasks` or `/tasks/stats`, which hold every task of an instance:
 /// sized from the bodies for 100 tasks of 10 containers that docs/footprint.md measures (past
 /// [`MAX_BODY`]), with room for several times them.
-pub const MAX_INSTANCE_BODY: u64 = 16 * 1024 * 1024;
+pub(crate) const MAX_INSTANCE_BODY: u64 = 16 * 1024 * 1024;
 
 /// Which documents a scrape reads: one task's or every task's on the instance.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -186,7 +186,11 @@ impl std::error::Error for FetchError {
 }
 
 /// Fetches one document's body.
-pub fn fetch(source: &Source, endpoint: Endpoint, timeout: Duration) -> Result<String, FetchError> {
+pub(crate) fn fetch(
+    source: &Source,
+    endpoint: Endpoint,
+    timeout: Duration,
+) -> Result<String, FetchError> {
     let mut body = Vec::new();
     match source {
         Source::Http(base) => {

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 /// else as `strconv.FormatFloat(f, 'g', -1, 64)`: the shortest digits that round-trip, in
 /// exponent form when the decimal exponent is below -4 or at least 6 (`5.36870912e+08`,
 /// `1e-05`), plain otherwise (`88938`, `0.9324394920000001`).
-pub fn write_float(out: &mut String, f: f64) {
+pub(super) fn write_float(out: &mut String, f: f64) {
     if f.is_nan() {
         out.push_str("NaN");
         return;

@@ -21,7 +21,7 @@ use miniserde::de::{Deserialize, Visitor};
 use miniserde::make_place;
 
 use decode::{Bounded, Fields, List, fields, skip};
-pub use decode::{DecodeError, Decoded, MAX_DEPTH, MAX_STRING};
+pub use decode::{DecodeError, Decoded};
 
 make_place!(Place);
 
@@ -552,6 +552,7 @@ impl Bounded for TaskStats {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use decode::{MAX_DEPTH, MAX_STRING};
 
     #[test]
     fn wrong_types_leave_only_that_field_absent() {
