@@ -11,7 +11,7 @@ use std::fmt;
 
 pub use flags::{FLAGS, Flag, Kind, help};
 
-use crate::collect::GROUPS;
+use crate::collect::Switch;
 use crate::config::{Config, ListenAddress};
 use crate::log::Logger;
 use crate::tmds::url::source_from_env;
@@ -99,9 +99,12 @@ pub fn parse(
             Some(Kind::Switch { negatable, set }) if on || *negatable => set(&mut config, on),
             Some(Kind::Value { set, .. }) if on => {
                 let value = parser.value().map_err(describe)?;
-                let value = value
-                    .into_string()
-                    .map_err(|v| usage(format!("--{name} {v:?}: not valid UTF-8")))?;
+                let value = value.into_string().map_err(|v| {
+                    usage(format!(
+                        "--{name} {:?}: not valid UTF-8",
+                        v.to_string_lossy()
+                    ))
+                })?;
                 set(&mut config, &value)?;
             }
             None if name
@@ -125,11 +128,11 @@ pub fn parse(
     let given = |flag: &str| seen.iter().any(|s| s == flag);
     if given("collector.disable-defaults") {
         // As node_exporter: the groups not named on the command line are off.
-        for switch in GROUPS.iter().filter_map(|g| g.switch.as_ref()) {
-            if !given(&format!("collector.{}", switch.name)) {
-                config.collect.set(switch.name, false);
-            }
-        }
+        let named = |switch: &Switch| {
+            seen.iter()
+                .any(|flag| flag.strip_prefix("collector.") == Some(switch.name))
+        };
+        config.collect.turn_off_unless(named);
     }
     if given("health-check") {
         // The check only needs the address; it runs where the metadata variable may be unset.
@@ -150,21 +153,32 @@ pub fn parse(
 /// Turns lexopt's errors into one line that names the flag and says what to do.
 fn describe(e: lexopt::Error) -> CliError {
     use lexopt::Error as E;
-    usage(match e {
-        E::UnexpectedOption(flag) => format!("unknown flag '{flag}' (see --help for the flags)"),
+    // One `format!` for the three shapes of "what, then the flag, then why": each costs code.
+    let (before, flag, after) = match e {
+        E::UnexpectedOption(flag) => ("unknown flag '", flag, "' (see --help for the flags)"),
         E::UnexpectedArgument(arg) => {
-            format!("unexpected argument {arg:?}: ecs_exporter takes only flags (see --help)")
+            return usage(format!(
+                "unexpected argument {arg:?}: ecs_exporter takes only flags (see --help)"
+            ));
         }
-        E::MissingValue { option: Some(flag) } => format!("{flag} needs a value"),
-        E::UnexpectedValue { option, .. } => format!("{option} takes no value"),
-        other => other.to_string(),
-    })
+        E::MissingValue { option: Some(flag) } => ("", flag, " needs a value"),
+        E::UnexpectedValue { option, .. } => ("", option, " takes no value"),
+        // Not returned by the calls made here (a value is only asked for after an option,
+        // strings are never parsed by lexopt); a line of our own keeps lexopt's messages, and
+        // their code, out of the binary.
+        _ => (
+            "the command line could not be read",
+            String::new(),
+            " (see --help)",
+        ),
+    };
+    usage(format!("{before}{flag}{after}"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collect::Options;
+    use crate::collect::{GROUPS, Options};
     use crate::log::{Format, Level, Logger};
     use crate::tmds::Source;
     use std::time::Duration;

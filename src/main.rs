@@ -61,20 +61,21 @@ fn main() -> ExitCode {
         log!(
             logger,
             Warn,
-            "--ecs.container-labels has no effect: the container_labels group is off",
-            "hint" = "drop --no-collector.container_labels (or add --collector.container_labels)"
+            "--ecs.container-labels has no effect: group container_labels is off"
         );
     }
     if let tmds::Source::Dir(dir) = &config.metadata {
         let (tasks, stats) = config.scope.endpoints();
         let problem = match std::fs::metadata(dir) {
             // Without a scheme a URL reads as a relative path: say how to give the endpoint.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(format!(
-                "--ecs.metadata-uri {0}: {e} (a value without http:// is a directory; for the \
-                 endpoint give http://{0})",
-                dir.display()
-            )),
-            Err(e) => Some(format!("--ecs.metadata-uri {}: {e}", dir.display())),
+            Err(e) => {
+                // Without a scheme a URL reads as a relative path: say how to give the endpoint.
+                let hint = match e.kind() {
+                    std::io::ErrorKind::NotFound => " (for the endpoint, give an http:// URL)",
+                    _ => "",
+                };
+                Some(format!("--ecs.metadata-uri {}: {e}{hint}", dir.display()))
+            }
             Ok(m) if !m.is_dir() => Some(format!(
                 "--ecs.metadata-uri {}: not a directory (give the directory that holds {} and {})",
                 dir.display(),
@@ -89,20 +90,18 @@ fn main() -> ExitCode {
         for file in [tasks.file(), stats.file()] {
             let path = dir.join(file);
             if !path.is_file() {
-                let missing = "metadata file missing: scrapes will report ecs_up 0 until it exists";
-                match config.scope {
+                let missing = match config.scope {
                     // As the HTTP case's warning does, say what instance scope reads.
-                    tmds::Scope::Instance => log!(
-                        logger,
-                        Warn,
-                        missing,
-                        "file" = &path.display(),
-                        "hint" = "--ecs.scope=instance reads tasks.json and tasks-stats.json \
-                                  (what /tasks and /tasks/stats serve); for one task's task.json \
-                                  and stats.json run with --ecs.scope=task"
-                    ),
-                    tmds::Scope::Task => log!(logger, Warn, missing, "file" = &path.display()),
-                }
+                    tmds::Scope::Instance => {
+                        "metadata file missing: scrapes will report ecs_up 0 until it exists \
+                         (--ecs.scope=instance reads what /tasks and /tasks/stats serve; for a \
+                         task's task.json and stats.json, run with --ecs.scope=task)"
+                    }
+                    tmds::Scope::Task => {
+                        "metadata file missing: scrapes will report ecs_up 0 until it exists"
+                    }
+                };
+                log!(logger, Warn, missing, "file" = &path.display());
             }
         }
     }

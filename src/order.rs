@@ -16,8 +16,12 @@ pub fn sorted(len: usize, cmp: &dyn Fn(usize, usize) -> Ordering) -> Vec<usize> 
 pub fn sort_by<T>(items: &mut Vec<T>, cmp: impl Fn(&T, &T) -> Ordering) {
     let positions = {
         let items = &*items;
-        // `sorted` only hands out positions below `items.len()`.
-        sorted(items.len(), &|a, b| cmp(&items[a], &items[b]))
+        // `sorted` only hands out positions below `items.len()`, so the `Equal` is never taken;
+        // `get` keeps indexing's panic path (and its bytes) out of the binary.
+        let at = |i: usize| items.get(i);
+        sorted(items.len(), &|a, b| {
+            at(a).zip(at(b)).map_or(Ordering::Equal, |(a, b)| cmp(a, b))
+        })
     };
     let mut slots: Vec<Option<T>> = std::mem::take(items).into_iter().map(Some).collect();
     items.extend(

@@ -220,8 +220,8 @@ pub(crate) fn fetch(
             // minreq ends a body at the close even when its Content-Length promised more.
             let promised = header("content-length").and_then(|l| l.trim().parse::<usize>().ok());
             read_capped(response, endpoint.max_body(), &mut body).map_err(|e| match e {
-                Capped::TooLarge => FetchError::TooLarge(endpoint.max_body()),
-                Capped::Io(e) => FetchError::Request(minreq::Error::IoError(e)),
+                BodyError::TooLarge => FetchError::TooLarge(endpoint.max_body()),
+                BodyError::Io(e) => FetchError::Request(minreq::Error::IoError(e)),
             })?;
             if let Some(promised) = promised.filter(|&p| body.len() < p) {
                 let got = body.len();
@@ -232,8 +232,8 @@ pub(crate) fn fetch(
             let path = dir.join(endpoint.file());
             let file = std::fs::File::open(&path).map_err(|e| FetchError::File(path.clone(), e))?;
             read_capped(file, endpoint.max_body(), &mut body).map_err(|e| match e {
-                Capped::TooLarge => FetchError::TooLarge(endpoint.max_body()),
-                Capped::Io(e) => FetchError::File(path, e),
+                BodyError::TooLarge => FetchError::TooLarge(endpoint.max_body()),
+                BodyError::Io(e) => FetchError::File(path, e),
             })?;
         }
     }
@@ -258,16 +258,20 @@ fn into_text(mut body: Vec<u8>) -> String {
     String::from_utf8(body).unwrap_or_default()
 }
 
-enum Capped {
+/// Why a body could not be read whole within its cap.
+enum BodyError {
     TooLarge,
     Io(std::io::Error),
 }
 
-fn read_capped(reader: impl Read, cap: u64, body: &mut Vec<u8>) -> Result<(), Capped> {
+fn read_capped(reader: impl Read, cap: u64, body: &mut Vec<u8>) -> Result<(), BodyError> {
     // One byte past the cap tells "exactly the cap" from "more than the cap".
-    reader.take(cap + 1).read_to_end(body).map_err(Capped::Io)?;
+    reader
+        .take(cap + 1)
+        .read_to_end(body)
+        .map_err(BodyError::Io)?;
     if body.len() as u64 > cap {
-        return Err(Capped::TooLarge);
+        return Err(BodyError::TooLarge);
     }
     Ok(())
 }

@@ -100,11 +100,11 @@ pub struct Subject<'a> {
 
 /// Every group, in the order of `--help`.
 pub static GROUPS: &[Group] = &[
-    go(Collect::Task(task::collect)),
-    go(Collect::EveryContainer(network::collect)),
-    go(Collect::Container(container::restarts)),
-    go(Collect::Container(cpu::usage)),
-    go(Collect::Container(memory::go_families)),
+    always(Collect::Task(task::collect)),
+    always(Collect::EveryContainer(network::collect)),
+    always(Collect::Container(container::restarts)),
+    always(Collect::Container(cpu::usage)),
+    always(Collect::Container(memory::go_families)),
     switch(container::SWITCH, Collect::Container(container::collect)),
     switch(memory::SWITCH, Collect::Container(memory::collect)),
     switch(cpu::SWITCH, Collect::Container(cpu::collect)),
@@ -122,13 +122,15 @@ pub static GROUPS: &[Group] = &[
     switch(clock::SWITCH, Collect::Task(clock::collect)),
 ];
 
-const fn go(collect: Collect) -> Group {
+/// A group of the Go exporter's families: always written, no switch.
+const fn always(collect: Collect) -> Group {
     Group {
         switch: None,
         collect,
     }
 }
 
+/// A group with a `--[no-]collector.NAME` switch.
 const fn switch(switch: Switch, collect: Collect) -> Group {
     Group {
         switch: Some(switch),

@@ -38,6 +38,12 @@ impl Options {
         options
     }
 
+    /// Switches off every group with a switch that `keep` does not keep
+    /// (`--collector.disable-defaults`).
+    pub fn turn_off_unless(&mut self, keep: impl Fn(&Switch) -> bool) {
+        self.off |= Options::with(keep).off;
+    }
+
     /// Switches the group `--[no-]collector.NAME` on or off; false if there is none by that name.
     pub fn set(&mut self, name: &str, on: bool) -> bool {
         let found = GROUPS
