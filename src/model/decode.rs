@@ -345,6 +345,23 @@ macro_rules! fields {
 }
 pub(crate) use fields;
 
+/// `document! { pub struct Type { "JsonKey" => field: FieldType, ... } }`: a struct of the
+/// documents (`Debug`, `Default`, every field public) and its [`Fields`], from one list, so that
+/// a field and the key that fills it are declared once.
+macro_rules! document {
+    ($(#[$meta:meta])* pub struct $ty:ident {
+        $($(#[$field_meta:meta])* $key:literal => $field:ident: $field_ty:ty),* $(,)?
+    }) => {
+        $(#[$meta])*
+        #[derive(Debug, Default)]
+        pub struct $ty {
+            $($(#[$field_meta])* pub $field: $field_ty,)*
+        }
+        $crate::model::decode::fields!($ty { $($key => $field),* });
+    };
+}
+pub(crate) use document;
+
 /// How many entries of a list or map of this element type are kept.
 pub(crate) trait Bounded {
     const MAX: usize = usize::MAX;
