@@ -5,10 +5,12 @@
 //! given (the metric table is sorted by name), samples sorted by label values, floats in Go's
 //! `strconv.FormatFloat(f, 'g', -1, 64)` shortest form.
 
-use std::fmt::Write as _;
+mod float;
+
+use float::write_float;
 
 /// The most labels any family has (`ecs_task_metadata_info` has 8).
-pub const MAX_LABELS: usize = 8;
+pub(crate) const MAX_LABELS: usize = 8;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -39,7 +41,7 @@ pub struct Sample<'a> {
     /// the family's labels in the order of names, and samples are sorted by it before the
     /// family's labels.
     pub task: &'a str,
-    /// Labels the family does not name, `(key, value)`: written as [`label_name`]`(key)`, in the
+    /// Labels the family does not name, `(key, value)`: written as `label_name(key)`, in the
     /// order of those names, which must be unique (`collect::container_labels` sees to both).
     pub extra: &'a [(String, String)],
     pub value: f64,
@@ -49,12 +51,12 @@ pub struct Sample<'a> {
 /// character but ASCII letters, digits and `_` made `_`, as kube-state-metrics writes
 /// `kube_pod_labels`: `com.amazonaws.ecs.task-definition-family` is
 /// `label_com_amazonaws_ecs_task_definition_family`.
-pub fn label_name(key: &str, out: &mut String) {
+pub(crate) fn label_name(key: &str, out: &mut String) {
     out.extend(label_name_chars(key));
 }
 
 /// The characters of [`label_name`]`(key)`, for comparing names without making them.
-pub fn label_name_chars(key: &str) -> impl Iterator<Item = char> + '_ {
+pub(crate) fn label_name_chars(key: &str) -> impl Iterator<Item = char> + '_ {
     "label_".chars().chain(key.chars().map(|c| match c {
         'a'..='z' | 'A'..='Z' | '0'..='9' | '_' => c,
         _ => '_',
@@ -63,7 +65,7 @@ pub fn label_name_chars(key: &str) -> impl Iterator<Item = char> + '_ {
 
 /// One scrape's exposition, written a batch of samples at a time (in instance scope, a task's)
 /// into one buffer per family, so that a scrape never holds more samples than one batch; the
-/// text is the non-empty buffers in table order ([`parts`](Self::parts)). The buffers keep
+/// text is the buffers in table order ([`reader`](Self::reader)). The buffers keep
 /// their memory from scrape to scrape.
 ///
 /// Within a batch, samples are sorted by family, then by [`task`](Sample::task), then by label
@@ -134,6 +136,7 @@ impl Exposition {
                 table.get(sample.family),
                 self.families.get_mut(sample.family),
             ) else {
+                debug_assert!(false, "family {} is not in the table", sample.family);
                 continue;
             };
             let before = out.len();
@@ -169,31 +172,15 @@ impl Exposition {
         self.bytes == 0
     }
 
-    /// The text, in pieces, in order.
-    pub fn parts(&self) -> impl Iterator<Item = &str> {
-        self.families
-            .iter()
-            .map(String::as_str)
-            .filter(|s| !s.is_empty())
-    }
-
     /// The text, taken out to be sent without joining the pieces first. It is written by the
     /// client connection's own thread after the scrape loop has moved on, so it owns its
     /// buffers; the next scrape starts with fresh ones.
     pub fn take(&mut self) -> Body {
-        self.bytes = 0;
-        self.samples = 0;
         Body {
             rest: std::mem::take(&mut self.families).into_iter(),
             current: String::new(),
             at: 0,
         }
-    }
-
-    /// Appends the text to `out`.
-    pub fn write_to(&self, out: &mut String) {
-        out.reserve(self.bytes);
-        self.parts().for_each(|part| out.push_str(part));
     }
 }
 
@@ -317,7 +304,7 @@ fn write_labels(
 }
 
 /// Escapes a label value's `\`, newline and `"`, copying clean runs in one push.
-pub fn escape_into(out: &mut String, text: &str) {
+pub(crate) fn escape_into(out: &mut String, text: &str) {
     let mut clean = 0;
     for (i, b) in text.bytes().enumerate() {
         let escaped = match b {
@@ -333,211 +320,9 @@ pub fn escape_into(out: &mut String, text: &str) {
     out.push_str(&text[clean..]);
 }
 
-/// Formats `f` as Go's expfmt does: `0`, `1`, `-1`, `NaN`, `+Inf`, `-Inf` spelled out, anything
-/// else as `strconv.FormatFloat(f, 'g', -1, 64)`: the shortest digits that round-trip, in
-/// exponent form when the decimal exponent is below -4 or at least 6 (`5.36870912e+08`,
-/// `1e-05`), plain otherwise (`88938`, `0.9324394920000001`).
-pub fn write_float(out: &mut String, f: f64) {
-    if f.is_nan() {
-        out.push_str("NaN");
-        return;
-    }
-    if f.is_infinite() {
-        out.push_str(if f > 0.0 { "+Inf" } else { "-Inf" });
-        return;
-    }
-    if f == 0.0 {
-        // Also -0: Go's writer compares with 0 before formatting.
-        out.push('0');
-        return;
-    }
-    if f < 0.0 {
-        out.push('-');
-    }
-    let abs = f.abs();
-    let mut digits = Digits::default();
-    // Below 2^53 an integral value's own digits are its shortest round-trip form, so the common
-    // case (byte and packet counters) skips the float-to-decimal machinery.
-    if abs.fract() == 0.0 && abs < 9_007_199_254_740_992.0 {
-        digits.set_integer(abs as u64);
-    } else {
-        // Rust's `{:e}` yields the same shortest round-trip digits Go's `'g', -1` does; only the
-        // layout differs, and that is done below.
-        let _ = write!(digits, "{abs:e}");
-        digits.finish_exponent();
-    }
-    digits.write_go_g(out);
-}
-
-/// Decimal digits `d1 d2 ... dn` with the value `0.d1d2...dn × 10^point`.
-#[derive(Default)]
-struct Digits {
-    buf: [u8; 32],
-    len: usize,
-    /// Position of the decimal point relative to the first digit (Go's `decimal.dp`).
-    point: i32,
-    /// While parsing `{:e}` output: the exponent part, once `e` has been seen.
-    exp: Option<(bool, i32)>,
-}
-
-impl Digits {
-    fn set_integer(&mut self, mut n: u64) {
-        let mut tmp = [0u8; 20];
-        let mut i = tmp.len();
-        while n > 0 {
-            i -= 1;
-            tmp[i] = b'0' + (n % 10) as u8;
-            n /= 10;
-        }
-        let all = &tmp[i..];
-        self.point = all.len() as i32;
-        let significant = all.iter().rposition(|&d| d != b'0').map_or(0, |p| p + 1);
-        self.buf[..significant].copy_from_slice(&all[..significant]);
-        self.len = significant;
-    }
-
-    fn finish_exponent(&mut self) {
-        let (negative, e) = self.exp.unwrap_or((false, 0));
-        self.point = if negative { -e } else { e } + 1;
-    }
-
-    fn write_go_g(&self, out: &mut String) {
-        let digits = &self.buf[..self.len];
-        let exp = self.point - 1;
-        if !(-4..6).contains(&exp) {
-            push_digit(out, digits.first().copied().unwrap_or(b'0'));
-            if digits.len() > 1 {
-                out.push('.');
-                push_ascii(out, &digits[1..]);
-            }
-            out.push_str(if exp < 0 { "e-" } else { "e+" });
-            // At least two exponent digits, as C and Go print them.
-            let e = exp.unsigned_abs();
-            if e >= 100 {
-                push_digit(out, b'0' + (e / 100) as u8);
-            }
-            push_digit(out, b'0' + (e / 10 % 10) as u8);
-            push_digit(out, b'0' + (e % 10) as u8);
-        } else if self.point <= 0 {
-            out.push_str("0.");
-            for _ in self.point..0 {
-                out.push('0');
-            }
-            push_ascii(out, digits);
-        } else {
-            let point = self.point as usize;
-            if digits.len() <= point {
-                push_ascii(out, digits);
-                for _ in digits.len()..point {
-                    out.push('0');
-                }
-            } else {
-                push_ascii(out, &digits[..point]);
-                out.push('.');
-                push_ascii(out, &digits[point..]);
-            }
-        }
-    }
-}
-
-fn push_digit(out: &mut String, d: u8) {
-    out.push(char::from(d));
-}
-
-fn push_ascii(out: &mut String, digits: &[u8]) {
-    for &d in digits {
-        push_digit(out, d);
-    }
-}
-
-/// Collects `{:e}` output (`9.324394920000001e-1`) into digits and exponent.
-impl std::fmt::Write for Digits {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        for b in s.bytes() {
-            match (&mut self.exp, b) {
-                (None, b'0'..=b'9') => {
-                    let slot = self.buf.get_mut(self.len).ok_or(std::fmt::Error)?;
-                    *slot = b;
-                    self.len += 1;
-                }
-                (None, b'.') => {}
-                (None, b'e') => self.exp = Some((false, 0)),
-                (Some((negative, _)), b'-') => *negative = true,
-                (Some((_, e)), b'0'..=b'9') => *e = *e * 10 + i32::from(b - b'0'),
-                _ => return Err(std::fmt::Error),
-            }
-        }
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn fmt(f: f64) -> String {
-        let mut s = String::new();
-        write_float(&mut s, f);
-        s
-    }
-
-    #[test]
-    fn floats_format_as_go_strconv_g_shortest() {
-        let rows: &[(f64, &str)] = &[
-            // Every value in the Go exporter's snapshots.
-            (0.322633383, "0.322633383"),
-            (0.9324394920000001, "0.9324394920000001"),
-            (536870912.0, "5.36870912e+08"),
-            (42442752.0, "4.2442752e+07"),
-            (85426176.0, "8.5426176e+07"),
-            (84111360.0, "8.411136e+07"),
-            (127934464.0, "1.27934464e+08"),
-            (129046293.0, "1.29046293e+08"),
-            (88938.0, "88938"),
-            (348223.0, "348223"),
-            (3507.0, "3507"),
-            (0.25, "0.25"),
-            (21491613696.0, "2.1491613696e+10"),
-            (447741952.0, "4.47741952e+08"),
-            (1.7406327637144377e9, "1.7406327637144377e+09"),
-            (1.7406327785991266e9, "1.7406327785991266e+09"),
-            (0.331125, "0.331125"),
-            (0.56606, "0.56606"),
-            (268435456.0, "2.68435456e+08"),
-            (65249280.0, "6.524928e+07"),
-            (60981248.0, "6.0981248e+07"),
-            (45368.0, "45368"),
-            (132.0, "132"),
-            (13532.0, "13532"),
-            (118.0, "118"),
-            (1.7406329923325953e9, "1.7406329923325953e+09"),
-            (1.7406330012060723e9, "1.7406330012060723e+09"),
-            // Edges.
-            (0.0, "0"),
-            (-0.0, "0"),
-            (1.0, "1"),
-            (-1.0, "-1"),
-            (1e21, "1e+21"),
-            (1e-05, "1e-05"),
-            (0.0001, "0.0001"),
-            (5e-324, "5e-324"),
-            (1.7976931348623157e308, "1.7976931348623157e+308"),
-            (9007199254740993.0, "9.007199254740992e+15"),
-            (1.8446744073709552e19, "1.8446744073709552e+19"),
-            (9223372036854771712.0, "9.223372036854772e+18"),
-            (100000.0, "100000"),
-            (1000000.0, "1e+06"),
-            (123456.5, "123456.5"),
-            (-2.5e-7, "-2.5e-07"),
-            (0.1, "0.1"),
-            (f64::NAN, "NaN"),
-            (f64::INFINITY, "+Inf"),
-            (f64::NEG_INFINITY, "-Inf"),
-        ];
-        for &(value, want) in rows {
-            assert_eq!(fmt(value), want, "formatting {value:?}");
-        }
-    }
 
     #[test]
     fn escapes_label_values() {
@@ -569,7 +354,7 @@ mod tests {
         let mut exposition = Exposition::default();
         exposition.start(families.len(), limit);
         let result = exposition.add(families, task_label, samples);
-        exposition.write_to(out);
+        std::io::Read::read_to_string(&mut exposition.take(), out).expect("UTF-8 text");
         result.map(|()| exposition.samples())
     }
 

@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
-use crate::cli::ListenAddress;
+use crate::config::ListenAddress;
 
 const TIMEOUT: Duration = Duration::from_secs(2);
 

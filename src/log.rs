@@ -89,7 +89,9 @@ impl Format {
 pub enum Value<'a> {
     Str(&'a str),
     Text(&'a dyn Display),
-    Int(i128),
+    // Two 64-bit variants rather than one i128: formatting an i128 is code of its own.
+    Int(i64),
+    UInt(u64),
     Bool(bool),
 }
 
@@ -112,15 +114,16 @@ impl From<bool> for Value<'_> {
 }
 
 macro_rules! int_values {
-    ($($t:ty),*) => {$(
+    ($variant:ident as $wide:ty: $($t:ty),*) => {$(
         impl From<$t> for Value<'_> {
             fn from(v: $t) -> Self {
-                Value::Int(v as i128)
+                Value::$variant(v as $wide)
             }
         }
     )*};
 }
-int_values!(u16, u32, u64, usize, i32, i64);
+int_values!(UInt as u64: u16, u32, u64, usize);
+int_values!(Int as i64: i32, i64);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Logger {
@@ -187,6 +190,9 @@ impl Logger {
             });
             match *value {
                 Value::Int(n) => {
+                    let _ = write!(out, "{n}");
+                }
+                Value::UInt(n) => {
                     let _ = write!(out, "{n}");
                 }
                 Value::Bool(b) => out.push_str(if b { "true" } else { "false" }),

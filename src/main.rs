@@ -8,20 +8,15 @@
 use std::process::ExitCode;
 
 use ecs_exporter::log::Logger;
-use ecs_exporter::{cli, collect, healthcheck, log, server, sys, tmds, version};
+use ecs_exporter::{Server, cli, collect, healthcheck, log, tmds, version};
 
 fn main() -> ExitCode {
     let args = std::env::args_os().skip(1);
     let command = match cli::parse(args, std::env::var_os(cli::METADATA_ENV)) {
         Ok(command) => command,
-        Err(cli::CliError::NoMetadata(logger, msg)) => {
-            // Go's own words for this failure.
-            log!(logger, Error, "Error creating client", "error" = &msg);
-            return ExitCode::FAILURE;
-        }
         Err(e) => {
             eprintln!("ecs_exporter: error: {e}");
-            return ExitCode::from(e.exit_code());
+            return ExitCode::from(2);
         }
     };
     let config = match command {
@@ -45,6 +40,11 @@ fn main() -> ExitCode {
                 }
             };
         }
+        cli::Command::NoEndpoint { logger, reason } => {
+            // Go's own words for this failure.
+            log!(logger, Error, "Error creating client", "error" = &reason);
+            return ExitCode::FAILURE;
+        }
         cli::Command::Run(config) => config,
     };
     let logger = config.logger;
@@ -57,10 +57,25 @@ fn main() -> ExitCode {
             "left_out" = lost
         );
     }
+    if !config.collect.labels.is_empty() && !config.collect.is_on(collect::LABELS_GROUP) {
+        log!(
+            logger,
+            Warn,
+            "--ecs.container-labels has no effect: group container_labels is off"
+        );
+    }
     if let tmds::Source::Dir(dir) = &config.metadata {
         let (tasks, stats) = config.scope.endpoints();
         let problem = match std::fs::metadata(dir) {
-            Err(e) => Some(format!("--ecs.metadata-uri {}: {e}", dir.display())),
+            // Without a scheme a URL reads as a relative path: say how to give the endpoint.
+            Err(e) => {
+                // Without a scheme a URL reads as a relative path: say how to give the endpoint.
+                let hint = match e.kind() {
+                    std::io::ErrorKind::NotFound => " (for the endpoint, give an http:// URL)",
+                    _ => "",
+                };
+                Some(format!("--ecs.metadata-uri {}: {e}{hint}", dir.display()))
+            }
             Ok(m) if !m.is_dir() => Some(format!(
                 "--ecs.metadata-uri {}: not a directory (give the directory that holds {} and {})",
                 dir.display(),
@@ -75,26 +90,32 @@ fn main() -> ExitCode {
         for file in [tasks.file(), stats.file()] {
             let path = dir.join(file);
             if !path.is_file() {
-                log!(
-                    logger,
-                    Warn,
-                    "metadata file missing: scrapes will report ecs_up 0 until it exists",
-                    "file" = &path.display()
-                );
+                let missing = match config.scope {
+                    // As the HTTP case's warning does, say what instance scope reads.
+                    tmds::Scope::Instance => {
+                        "metadata file missing: scrapes will report ecs_up 0 until it exists \
+                         (--ecs.scope=instance reads what /tasks and /tasks/stats serve; for a \
+                         task's task.json and stats.json, run with --ecs.scope=task)"
+                    }
+                    tmds::Scope::Task => {
+                        "metadata file missing: scrapes will report ecs_up 0 until it exists"
+                    }
+                };
+                log!(logger, Warn, missing, "file" = &path.display());
             }
         }
     }
     // Before any thread starts (tiny_http starts some), so that every thread inherits the mask.
-    let termination = match sys::block_termination() {
+    let termination = match ecs_exporter::block_termination() {
         Ok(t) => t,
         Err(e) => return start_failure(logger, &format!("cannot block SIGTERM and SIGINT: {e}")),
     };
     // Each client connection holds a descriptor until the client closes it; as Go's runtime
     // does, use all the descriptors the hard limit allows rather than the often small soft one.
     let mut config = config;
-    match sys::raise_fd_limit() {
+    match ecs_exporter::raise_fd_limit() {
         Ok(limit) => {
-            let fitting = server::connections_within(config.max_connections, limit);
+            let fitting = ecs_exporter::connections_within(config.max_connections, limit);
             if fitting != config.max_connections {
                 log!(
                     logger,
@@ -113,12 +134,12 @@ fn main() -> ExitCode {
             "error" = &e
         ),
     }
-    let server = match server::Server::bind(config) {
+    let server = match Server::bind(config) {
         Ok(server) => server,
         Err(e) => return start_failure(logger, &e),
     };
     let shutdown = server.shutdown_handle();
-    let waiter = sys::spawn_waiter(termination, move |signal| {
+    let waiter = ecs_exporter::spawn_waiter(termination, move |signal| {
         log!(logger, Info, "shutting down", "signal" = signal);
         shutdown.shutdown();
     });

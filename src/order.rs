@@ -16,9 +16,11 @@ pub fn sorted(len: usize, cmp: &dyn Fn(usize, usize) -> Ordering) -> Vec<usize> 
 pub fn sort_by<T>(items: &mut Vec<T>, cmp: impl Fn(&T, &T) -> Ordering) {
     let positions = {
         let items = &*items;
-        sorted(items.len(), &|a, b| match (items.get(a), items.get(b)) {
-            (Some(a), Some(b)) => cmp(a, b),
-            _ => Ordering::Equal,
+        // `sorted` only hands out positions below `items.len()`, so the `Equal` is never taken;
+        // `get` keeps indexing's panic path (and its bytes) out of the binary.
+        let at = |i: usize| items.get(i);
+        sorted(items.len(), &|a, b| {
+            at(a).zip(at(b)).map_or(Ordering::Equal, |(a, b)| cmp(a, b))
         })
     };
     let mut slots: Vec<Option<T>> = std::mem::take(items).into_iter().map(Some).collect();

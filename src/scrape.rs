@@ -12,8 +12,8 @@
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Instant;
 
-use crate::cli::Config;
 use crate::collect::{self, Answered, Exporter, FAMILIES, Pairing, Scrape, TASK_LABEL};
+use crate::config::Config;
 use crate::exposition::{Exposition, TooLarge};
 use crate::log::{self as logging, Level};
 use crate::model::{self, DecodeError, Decoded, TaskMetadata, TaskStats};

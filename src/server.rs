@@ -21,8 +21,8 @@ use std::time::Duration;
 
 use tiny_http::{Header, Limits, Method, Request, Response, StatusCode};
 
-use crate::cli::Config;
 use crate::collect::Answered;
+use crate::config::Config;
 use crate::log::Logger;
 use crate::scrape::{Scraper, Serving};
 use crate::{log, version};

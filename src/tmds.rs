@@ -6,6 +6,8 @@
 //! A local directory can stand in for the endpoint (for trying the exporter on fixtures); it is
 //! read on every scrape with the same cap.
 
+pub(crate) mod url;
+
 use std::fmt;
 use std::io::Read;
 use std::path::PathBuf;
@@ -14,12 +16,12 @@ use std::time::Duration;
 /// The largest body read from `/task` or `/task/stats`. A 10-container task's `/task/stats` is
 /// tens of KiB; 4 MiB leaves room for a hundred containers and bounds what a broken endpoint can
 /// make us hold.
-pub const MAX_BODY: u64 = 4 * 1024 * 1024;
+pub(crate) const MAX_BODY: u64 = 4 * 1024 * 1024;
 
 /// The largest body read from `/tasks` or `/tasks/stats`, which hold every task of an instance:
 /// sized from the bodies for 100 tasks of 10 containers that docs/footprint.md measures (past
 /// [`MAX_BODY`]), with room for several times them.
-pub const MAX_INSTANCE_BODY: u64 = 16 * 1024 * 1024;
+pub(crate) const MAX_INSTANCE_BODY: u64 = 16 * 1024 * 1024;
 
 /// Which documents a scrape reads: one task's or every task's on the instance.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -184,7 +186,11 @@ impl std::error::Error for FetchError {
 }
 
 /// Fetches one document's body.
-pub fn fetch(source: &Source, endpoint: Endpoint, timeout: Duration) -> Result<String, FetchError> {
+pub(crate) fn fetch(
+    source: &Source,
+    endpoint: Endpoint,
+    timeout: Duration,
+) -> Result<String, FetchError> {
     let mut body = Vec::new();
     match source {
         Source::Http(base) => {
@@ -214,8 +220,8 @@ pub fn fetch(source: &Source, endpoint: Endpoint, timeout: Duration) -> Result<S
             // minreq ends a body at the close even when its Content-Length promised more.
             let promised = header("content-length").and_then(|l| l.trim().parse::<usize>().ok());
             read_capped(response, endpoint.max_body(), &mut body).map_err(|e| match e {
-                Capped::TooLarge => FetchError::TooLarge(endpoint.max_body()),
-                Capped::Io(e) => FetchError::Request(minreq::Error::IoError(e)),
+                BodyError::TooLarge => FetchError::TooLarge(endpoint.max_body()),
+                BodyError::Io(e) => FetchError::Request(minreq::Error::IoError(e)),
             })?;
             if let Some(promised) = promised.filter(|&p| body.len() < p) {
                 let got = body.len();
@@ -226,8 +232,8 @@ pub fn fetch(source: &Source, endpoint: Endpoint, timeout: Duration) -> Result<S
             let path = dir.join(endpoint.file());
             let file = std::fs::File::open(&path).map_err(|e| FetchError::File(path.clone(), e))?;
             read_capped(file, endpoint.max_body(), &mut body).map_err(|e| match e {
-                Capped::TooLarge => FetchError::TooLarge(endpoint.max_body()),
-                Capped::Io(e) => FetchError::File(path, e),
+                BodyError::TooLarge => FetchError::TooLarge(endpoint.max_body()),
+                BodyError::Io(e) => FetchError::File(path, e),
             })?;
         }
     }
@@ -252,16 +258,20 @@ fn into_text(mut body: Vec<u8>) -> String {
     String::from_utf8(body).unwrap_or_default()
 }
 
-enum Capped {
+/// Why a body could not be read whole within its cap.
+enum BodyError {
     TooLarge,
     Io(std::io::Error),
 }
 
-fn read_capped(reader: impl Read, cap: u64, body: &mut Vec<u8>) -> Result<(), Capped> {
+fn read_capped(reader: impl Read, cap: u64, body: &mut Vec<u8>) -> Result<(), BodyError> {
     // One byte past the cap tells "exactly the cap" from "more than the cap".
-    reader.take(cap + 1).read_to_end(body).map_err(Capped::Io)?;
+    reader
+        .take(cap + 1)
+        .read_to_end(body)
+        .map_err(BodyError::Io)?;
     if body.len() as u64 > cap {
-        return Err(Capped::TooLarge);
+        return Err(BodyError::TooLarge);
     }
     Ok(())
 }

@@ -183,7 +183,8 @@ fn the_readme_lists_every_flag_and_group() {
     {
         assert!(
             groups.contains(&format!("`{}`", switch.name)),
-            "the README's collector row has no {}",
+            "the README's collector row has no {0}: add `{0}` to it (CONTRIBUTING.md, \
+             \"Adding a collector group\", step 5)",
             switch.name
         );
     }

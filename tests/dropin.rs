@@ -466,6 +466,14 @@ fn start_up_failures_are_one_log_line_and_exit_1() {
         err.contains("/does/not/exist: No such file or directory"),
         "{err}"
     );
+    // Without a scheme the endpoint's address reads as a directory: the line says how to give it.
+    let (code, _, err) = run(&["--ecs.metadata-uri", "169.254.170.2/v4/abc"], &[]);
+    assert_eq!((code, err.lines().count()), (1, 1), "{err}");
+    assert!(
+        err.contains("169.254.170.2/v4/abc: No such file or directory")
+            && err.contains("(for the endpoint, give an http:// URL)"),
+        "{err}"
+    );
 
     for (value, want) in [
         ("", "ECS_CONTAINER_METADATA_URI_V4 is empty"),
@@ -495,6 +503,44 @@ fn a_directory_missing_a_document_is_a_warning_at_start() {
     assert!(warning.contains("metadata file missing"), "{warning}");
     assert!(warning.contains("stats.json"), "{warning}");
     assert!(!warning.contains("task.json"), "{warning}");
+    assert!(!warning.contains("--ecs.scope"), "{warning}");
+    // Instance scope reads other files: the warning names them and says which scope reads these.
+    let e = Exporter::start(&[
+        "--ecs.metadata-uri",
+        dir.0.to_str().expect("UTF-8"),
+        "--ecs.scope=instance",
+    ]);
+    let log = e.log();
+    let warnings: Vec<&str> = log.lines().filter(|l| l.contains("level=WARN")).collect();
+    assert_eq!(warnings.len(), 2, "{log}");
+    for warning in warnings {
+        assert!(warning.contains("tasks"), "{warning}");
+        assert!(warning.contains("run with --ecs.scope=task"), "{warning}");
+    }
+}
+
+/// Labels asked for from a group that is off would silently write nothing: a warning says so.
+#[test]
+fn container_labels_with_their_group_off_is_a_warning_at_start() {
+    let fargate = fixture("fargate");
+    let warnings = |args: &[&str]| -> usize {
+        let mut all = vec!["--ecs.metadata-uri", &fargate];
+        all.extend_from_slice(args);
+        let e = Exporter::start(&all);
+        let log = e.log();
+        log.lines()
+            .filter(|l| l.contains("level=WARN") && l.contains("--ecs.container-labels"))
+            .count()
+    };
+    assert_eq!(
+        warnings(&[
+            "--ecs.container-labels=a",
+            "--no-collector.container_labels"
+        ]),
+        1
+    );
+    assert_eq!(warnings(&["--ecs.container-labels=a"]), 0);
+    assert_eq!(warnings(&["--no-collector.container_labels"]), 0);
 }
 
 /// A scrape on another thread, given 300 ms to reach the exporter; joins to its status.

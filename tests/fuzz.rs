@@ -255,7 +255,7 @@ fn pipeline(scope: Scope, task: &str, stats: &str, options: &Options) {
     let mut out = String::new();
     let mut answer = ecs_exporter::exposition::Exposition::default();
     ecs_exporter::scrape::render(&scrape, &mut answer).expect("within the answer limit");
-    answer.write_to(&mut out);
+    std::io::Read::read_to_string(&mut answer.take(), &mut out).expect("UTF-8 text");
     let series = parse_exposition(&out);
     let up = series.iter().find(|(n, _, _)| n == "ecs_up").map(|s| s.2);
     assert_eq!(

@@ -94,6 +94,11 @@ fn every_fixture_matches_its_golden_file() {
 
 #[test]
 fn a_fixtures_directory_serves_the_same_as_the_endpoint() {
+    if std::env::var_os("UPDATE_GOLDEN").is_some_and(|v| v == "1") {
+        // The test above is rewriting the golden files this one reads: compare on the next run,
+        // not against a file half rewritten.
+        return;
+    }
     for (case, scope) in [("fargate", "task"), ("managed-instances", "instance")] {
         let dir = project_dir().join("fixtures").join(case);
         let exporter = Exporter::start(&[

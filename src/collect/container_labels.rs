@@ -3,7 +3,8 @@
 //! kube-state-metrics writes `kube_pod_labels` for its `--metric-labels-allowlist`. Nothing is
 //! selected unless the flag is given.
 
-use super::{Metric, Subject, Switch, push_with, wildcard_match};
+use super::options::wildcard_match;
+use super::{Metric, Subject, Switch, push_with};
 use crate::exposition::{Sample, label_name_chars};
 use crate::model::TaskMetadata;
 

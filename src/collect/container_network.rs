@@ -40,3 +40,18 @@ pub(super) fn collect<'a>(c: &Subject<'a>, out: &mut Vec<Sample<'a>>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::collect::tests::{edge_samples as got, owned};
+
+    /// Only a container in bridge mode has interfaces of its own.
+    #[test]
+    fn only_bridge_mode_containers_have_their_own_interfaces() {
+        assert_eq!(
+            got(Metric::ContainerNetworkRxBytes),
+            owned(&[("bridged", 11.0)])
+        );
+    }
+}

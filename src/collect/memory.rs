@@ -139,7 +139,6 @@ pub(super) fn collect<'a>(c: &Subject<'a>, out: &mut Vec<Sample<'a>>) {
 mod tests {
     use super::*;
 
-    /// The decoder keeps only the keys the collector reads: none kept for nothing.
     /// "No limit" starts at 2^62 (cgroup v1's 2^63 rounded to a page is above it); a limit of
     /// 4 EiB less one byte is still one.
     #[test]
@@ -151,6 +150,7 @@ mod tests {
         assert_eq!(enforced_limit(Some(536_870_912)), Some(536_870_912));
     }
 
+    /// The decoder keeps only the keys the collector reads: none kept for nothing.
     #[test]
     fn every_decoded_memory_key_is_read() {
         let read: Vec<usize> = MEMORY_DETAIL
@@ -162,5 +162,28 @@ mod tests {
         for (i, key) in crate::model::MEMORY_KEYS.iter().enumerate() {
             assert!(read.contains(&i), "{key} is decoded but never read");
         }
+    }
+
+    /// `anon` makes it cgroup v2: its keys only, and no v1 limit failures; a max usage of 0 is
+    /// left out.
+    #[test]
+    fn memory_rules_at_the_edges() {
+        use crate::collect::tests::{edge_samples as got, owned};
+        assert_eq!(
+            got(Metric::ContainerMemoryAnonymous),
+            owned(&[("bridged", 1.0), ("host", 3.0)])
+        );
+        assert_eq!(
+            got(Metric::ContainerMemoryPagesScanned),
+            owned(&[("bridged", 5.0)])
+        );
+        assert_eq!(
+            got(Metric::ContainerMemoryLimitFailures),
+            owned(&[("host", 0.0), ("none", 0.0)])
+        );
+        assert_eq!(
+            got(Metric::ContainerMemoryMaxUsage),
+            owned(&[("host", 12.0)])
+        );
     }
 }

@@ -17,6 +17,7 @@ mod families;
 mod identity;
 mod memory;
 mod network;
+mod options;
 mod pairing;
 mod pids;
 mod storage;
@@ -25,12 +26,16 @@ mod task;
 pub use container_labels::{colliding as colliding_label_patterns, select as select_labels};
 pub use exporter::{Answered, Exporter};
 pub use families::{FAMILIES, Metric};
+pub use options::Options;
 pub use pairing::{Pairing, StatsIndex};
 
 use crate::exposition::{MAX_LABELS, Sample};
 use crate::model::{Container, ContainerStats, TaskMetadata, TaskStats};
 use crate::tmds::Scope;
 use crate::version::BuildInfo;
+
+/// The group that writes `--ecs.container-labels`' labels.
+pub const LABELS_GROUP: &str = container_labels::SWITCH.name;
 
 /// The label that tells tasks apart when a scrape writes several (instance scope): the task's
 /// ARN, the label `ecs_task_metadata_info` has always carried (so any family joins it with
@@ -95,11 +100,11 @@ pub struct Subject<'a> {
 
 /// Every group, in the order of `--help`.
 pub static GROUPS: &[Group] = &[
-    go(Collect::Task(task::collect)),
-    go(Collect::EveryContainer(network::collect)),
-    go(Collect::Container(container::restarts)),
-    go(Collect::Container(cpu::usage)),
-    go(Collect::Container(memory::go_families)),
+    always(Collect::Task(task::collect)),
+    always(Collect::EveryContainer(network::collect)),
+    always(Collect::Container(container::restarts)),
+    always(Collect::Container(cpu::usage)),
+    always(Collect::Container(memory::go_families)),
     switch(container::SWITCH, Collect::Container(container::collect)),
     switch(memory::SWITCH, Collect::Container(memory::collect)),
     switch(cpu::SWITCH, Collect::Container(cpu::collect)),
@@ -117,114 +122,20 @@ pub static GROUPS: &[Group] = &[
     switch(clock::SWITCH, Collect::Task(clock::collect)),
 ];
 
-const fn go(collect: Collect) -> Group {
+/// A group of the Go exporter's families: always written, no switch.
+const fn always(collect: Collect) -> Group {
     Group {
         switch: None,
         collect,
     }
 }
 
+/// A group with a `--[no-]collector.NAME` switch.
 const fn switch(switch: Switch, collect: Collect) -> Group {
     Group {
         switch: Some(switch),
         collect,
     }
-}
-
-/// Which groups to write, and for which containers.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Options {
-    /// Bit `i` set: group `i` of [`GROUPS`] is off.
-    off: u64,
-    /// Container name patterns (`*` matches any run of characters) whose containers get no
-    /// container-level samples.
-    pub exclude: Vec<String>,
-    /// Container label key patterns whose labels group `container_labels` writes.
-    pub labels: Vec<String>,
-}
-
-impl Default for Options {
-    /// Every group at its default.
-    fn default() -> Self {
-        Options::with(|switch| switch.default)
-    }
-}
-
-impl Options {
-    /// Every group with a switch on or off as `on` says.
-    pub fn with(on: impl Fn(&Switch) -> bool) -> Options {
-        let mut options = Options {
-            off: 0,
-            exclude: Vec::new(),
-            labels: Vec::new(),
-        };
-        for (i, group) in GROUPS.iter().enumerate() {
-            if group.switch.as_ref().is_some_and(|s| !on(s)) {
-                options.off |= 1 << i;
-            }
-        }
-        options
-    }
-
-    /// Switches the group `--[no-]collector.NAME` on or off; false if there is none by that name.
-    pub fn set(&mut self, name: &str, on: bool) -> bool {
-        let found = GROUPS
-            .iter()
-            .position(|g| g.switch.as_ref().is_some_and(|s| s.name == name));
-        match found {
-            Some(i) if on => self.off &= !(1 << i),
-            Some(i) => self.off |= 1 << i,
-            None => return false,
-        }
-        true
-    }
-
-    /// Whether the group `--[no-]collector.NAME` is on.
-    pub fn is_on(&self, name: &str) -> bool {
-        GROUPS
-            .iter()
-            .enumerate()
-            .any(|(i, g)| g.switch.as_ref().is_some_and(|s| s.name == name) && self.on(i))
-    }
-
-    fn on(&self, group: usize) -> bool {
-        self.off & (1 << group) == 0
-    }
-
-    fn excludes(&self, name: &str) -> bool {
-        self.exclude
-            .iter()
-            .any(|pattern| wildcard_match(pattern, name))
-    }
-}
-
-/// Whether `text` matches `pattern`, where `*` matches any run of characters (none included)
-/// and everything else matches itself. Greedy with one backtrack point: linear in practice.
-fn wildcard_match(pattern: &str, text: &str) -> bool {
-    let (p, t) = (pattern.as_bytes(), text.as_bytes());
-    let (mut pi, mut ti) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        match p.get(pi) {
-            Some(b'*') => {
-                star = Some((pi, ti));
-                pi += 1;
-            }
-            Some(&c) if t.get(ti) == Some(&c) => {
-                pi += 1;
-                ti += 1;
-            }
-            _ => match star {
-                Some((sp, st)) => {
-                    pi = sp + 1;
-                    ti = st + 1;
-                    star = Some((sp, st + 1));
-                }
-                None => return false,
-            },
-        }
-    }
-    p[pi..].iter().all(|&c| c == b'*')
 }
 
 /// Collects the samples of one scrape and hands them to `batch` a task at a time (in no
@@ -400,73 +311,6 @@ fn count(value: Option<u64>) -> Option<f64> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn wildcard_patterns() {
-        let rows: &[(&str, &str, bool)] = &[
-            ("ecs-exporter", "ecs-exporter", true),
-            ("ecs-exporter", "ecs-exporter2", false),
-            ("ecs-*", "ecs-exporter", true),
-            ("ecs-*", "ecs-", true),
-            ("ecs-*", "ecs", false),
-            ("*-sidecar", "envoy-sidecar", true),
-            ("*", "", true),
-            ("", "", true),
-            ("", "x", false),
-            ("a*b*c", "axxbyyc", true),
-            ("a*b*c", "axxbyy", false),
-            ("*~internal~*", "~internal~ecs~pause", true),
-            ("a**b", "ab", true),
-            ("*aab", "aaaab", true),
-        ];
-        for &(pattern, text, want) in rows {
-            assert_eq!(
-                wildcard_match(pattern, text),
-                want,
-                "{pattern:?} ~ {text:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn switches_by_name_and_defaults_from_the_table() {
-        let names: Vec<&str> = GROUPS
-            .iter()
-            .filter_map(|g| g.switch.as_ref())
-            .map(|s| s.name)
-            .collect();
-        assert_eq!(
-            names,
-            [
-                "container",
-                "memory",
-                "cpu",
-                "storage",
-                "pids",
-                "container_network",
-                "container_labels",
-                "identity",
-                "clock"
-            ]
-        );
-        assert!(GROUPS.len() <= 64, "Options keeps a bit per group");
-        let mut options = Options::default();
-        assert!(names.iter().all(|n| options.is_on(n)));
-        assert!(options.set("memory", false));
-        assert!(!options.is_on("memory") && options.is_on("cpu"));
-        assert!(options.set("memory", true));
-        assert_eq!(options, Options::default());
-        assert!(!options.set("network", false), "no such group");
-        assert!(!options.is_on("network"));
-        let none = Options::with(|_| false);
-        assert!(names.iter().all(|n| !none.is_on(n)));
-        // The Go exporter's groups have no switch and are never off.
-        for (i, group) in GROUPS.iter().enumerate() {
-            if group.switch.is_none() {
-                assert!(none.on(i), "group {i}");
-            }
-        }
-    }
-
     /// The samples of `metric` for one task and stats document, as (first label, value).
     pub(super) fn samples(task: &str, stats: &str, metric: Metric) -> Vec<(String, f64)> {
         let task = crate::model::decode_task(task.into())
@@ -498,62 +342,37 @@ mod tests {
         found
     }
 
-    /// The rules of the peers' families at their edges, one container per case.
-    #[test]
-    fn peer_family_rules_at_the_edges() {
-        let task = r#"{"Containers": [
-            {"Name": "bridged", "DockerId": "1", "Networks": [{"NetworkMode": "Bridge"}]},
-            {"Name": "host", "DockerId": "2", "Networks": [{"NetworkMode": "host"}]},
-            {"Name": "none", "DockerId": "3"}]}"#;
-        let stats = r#"{
-            "1": {"memory_stats": {"usage": 10, "max_usage": 0, "failcnt": 4,
-                                   "stats": {"anon": 1, "rss": 2, "total_rss": 3, "pgscan": 5}},
-                  "pids_stats": {"current": 3, "limit": 0},
-                  "blkio_stats": {"io_service_bytes_recursive": [
-                      {"op": "Read", "value": "None"}, {"op": "read", "value": 7},
-                      {"op": "Write", "value": "None"}]},
-                  "networks": {"eth0": {"rx_bytes": 11}}},
-            "2": {"memory_stats": {"usage": 10, "max_usage": 12,
-                                   "stats": {"rss": 2, "total_rss": 3, "pgscan": 5}},
-                  "pids_stats": {"current": 4, "limit": 18446744073709551615},
-                  "blkio_stats": {"io_serviced_recursive": []},
-                  "networks": {"eth0": {"rx_bytes": 22}}},
-            "3": {"memory_stats": {"usage": 10},
-                  "pids_stats": {"current": 5, "limit": 4096},
-                  "networks": {"eth0": {"rx_bytes": 33}}}}"#;
-        let got = |metric| samples(task, stats, metric);
-        let owned = |rows: &[(&str, f64)]| -> Vec<(String, f64)> {
-            rows.iter().map(|&(l, v)| (l.to_owned(), v)).collect()
-        };
-        // `anon` makes it cgroup v2: its keys only, and no v1 limit failures.
-        assert_eq!(
-            got(Metric::ContainerMemoryAnonymous),
-            owned(&[("bridged", 1.0), ("host", 3.0)])
-        );
-        assert_eq!(
-            got(Metric::ContainerMemoryPagesScanned),
-            owned(&[("bridged", 5.0)])
-        );
-        assert_eq!(
-            got(Metric::ContainerMemoryLimitFailures),
-            owned(&[("host", 0.0), ("none", 0.0)])
-        );
-        assert_eq!(
-            got(Metric::ContainerMemoryMaxUsage),
-            owned(&[("host", 12.0)])
-        );
-        assert_eq!(got(Metric::ContainerPids).len(), 3);
-        assert_eq!(got(Metric::ContainerPidsLimit), owned(&[("none", 4096.0)]));
-        // Only entries with a number count; an op with none is left out, not 0.
-        assert_eq!(
-            got(Metric::ContainerStorageRead),
-            owned(&[("bridged", 7.0)])
-        );
-        assert_eq!(got(Metric::ContainerStorageWrite), owned(&[]));
-        assert_eq!(got(Metric::ContainerStorageReadOps), owned(&[]));
-        assert_eq!(
-            got(Metric::ContainerNetworkRxBytes),
-            owned(&[("bridged", 11.0)])
-        );
+    /// One task of three containers, one network mode each, and their stats at the edges of
+    /// the peers' families' rules: each group's test in its file reads what it writes.
+    pub(super) const EDGE_TASK: &str = r#"{"Containers": [
+        {"Name": "bridged", "DockerId": "1", "Networks": [{"NetworkMode": "Bridge"}]},
+        {"Name": "host", "DockerId": "2", "Networks": [{"NetworkMode": "host"}]},
+        {"Name": "none", "DockerId": "3"}]}"#;
+    /// [`EDGE_TASK`]'s stats.
+    pub(super) const EDGE_STATS: &str = r#"{
+        "1": {"memory_stats": {"usage": 10, "max_usage": 0, "failcnt": 4,
+                               "stats": {"anon": 1, "rss": 2, "total_rss": 3, "pgscan": 5}},
+              "pids_stats": {"current": 3, "limit": 0},
+              "blkio_stats": {"io_service_bytes_recursive": [
+                  {"op": "Read", "value": "None"}, {"op": "read", "value": 7},
+                  {"op": "Write", "value": "None"}]},
+              "networks": {"eth0": {"rx_bytes": 11}}},
+        "2": {"memory_stats": {"usage": 10, "max_usage": 12,
+                               "stats": {"rss": 2, "total_rss": 3, "pgscan": 5}},
+              "pids_stats": {"current": 4, "limit": 18446744073709551615},
+              "blkio_stats": {"io_serviced_recursive": []},
+              "networks": {"eth0": {"rx_bytes": 22}}},
+        "3": {"memory_stats": {"usage": 10},
+              "pids_stats": {"current": 5, "limit": 4096},
+              "networks": {"eth0": {"rx_bytes": 33}}}}"#;
+
+    /// [`samples`] of [`EDGE_TASK`] and [`EDGE_STATS`].
+    pub(super) fn edge_samples(metric: Metric) -> Vec<(String, f64)> {
+        samples(EDGE_TASK, EDGE_STATS, metric)
+    }
+
+    /// `(label, value)` rows as [`samples`] returns them.
+    pub(super) fn owned(rows: &[(&str, f64)]) -> Vec<(String, f64)> {
+        rows.iter().map(|&(l, v)| (l.to_owned(), v)).collect()
     }
 }

@@ -29,9 +29,9 @@ const INTERFACE_FAMILIES: [Metric; 8] = [
     Metric::NetworkTxErrors,
     Metric::NetworkTxDropped,
 ];
-/// One interface's counters. Per interface (Go's families) every container in awsvpc mode
-/// reports the task's one interface, and where containers disagree the writer keeps the last
-/// one, as Go does.
+
+/// One interface's counters, in the families given (per interface here, per container in
+/// `container_network`).
 pub(super) fn push_network<'a>(
     n: &NetworkStats,
     families: &[Metric; 8],

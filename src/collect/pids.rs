@@ -22,3 +22,16 @@ pub(super) fn collect<'a>(c: &Subject<'a>, out: &mut Vec<Sample<'a>>) {
     ];
     push_present(out, &figures, &[c.name]);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::collect::tests::{edge_samples as got, owned};
+
+    /// A limit of 0 or 2^64 - 1 means none and is left out.
+    #[test]
+    fn pids_rules_at_the_edges() {
+        assert_eq!(got(Metric::ContainerPids).len(), 3);
+        assert_eq!(got(Metric::ContainerPidsLimit), owned(&[("none", 4096.0)]));
+    }
+}

@@ -36,3 +36,20 @@ fn op_sum(entries: &Option<Vec<BlkioEntry>>, op: BlkioOp) -> Option<f64> {
     let values = matching.filter_map(|e| e.value).map(u128::from);
     values.reduce(|sum, v| sum + v).map(|sum| sum as f64)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::collect::tests::{edge_samples as got, owned};
+
+    /// Only entries with a number count; an op with none is left out, not 0.
+    #[test]
+    fn storage_rules_at_the_edges() {
+        assert_eq!(
+            got(Metric::ContainerStorageRead),
+            owned(&[("bridged", 7.0)])
+        );
+        assert_eq!(got(Metric::ContainerStorageWrite), owned(&[]));
+        assert_eq!(got(Metric::ContainerStorageReadOps), owned(&[]));
+    }
+}

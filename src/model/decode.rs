@@ -254,53 +254,6 @@ fn skip_nested() -> Result<Box<SkipNested>> {
     Ok(Box::new(SkipNested::default()))
 }
 
-impl Visitor for Skip {
-    fn null(&mut self) -> Result<()> {
-        Ok(())
-    }
-    fn boolean(&mut self, _: bool) -> Result<()> {
-        Ok(())
-    }
-    fn string(&mut self, _: &str) -> Result<()> {
-        Ok(())
-    }
-    fn negative(&mut self, _: i64) -> Result<()> {
-        Ok(())
-    }
-    fn nonnegative(&mut self, _: u64) -> Result<()> {
-        Ok(())
-    }
-    fn float(&mut self, _: f64) -> Result<()> {
-        Ok(())
-    }
-    fn seq(&mut self) -> Result<Box<dyn Seq + '_>> {
-        Ok(skip_nested()?)
-    }
-    fn map(&mut self) -> Result<Box<dyn Map + '_>> {
-        Ok(skip_nested()?)
-    }
-}
-
-impl Seq for SkipNested {
-    fn element(&mut self) -> Result<&mut dyn Visitor> {
-        Ok(&mut self.child)
-    }
-    fn finish(&mut self) -> Result<()> {
-        leave();
-        Ok(())
-    }
-}
-
-impl Map for SkipNested {
-    fn key(&mut self, _: &str) -> Result<&mut dyn Visitor> {
-        Ok(&mut self.child)
-    }
-    fn finish(&mut self) -> Result<()> {
-        leave();
-        Ok(())
-    }
-}
-
 /// Implements the listed `Visitor` methods as "skip the value, leave the field as it was"
 /// (nested values depth counted).
 macro_rules! skip {
@@ -323,6 +276,30 @@ macro_rules! skip {
     };
 }
 pub(crate) use skip;
+
+impl Visitor for Skip {
+    skip!(null boolean string negative nonnegative float seq map);
+}
+
+impl Seq for SkipNested {
+    fn element(&mut self) -> Result<&mut dyn Visitor> {
+        Ok(&mut self.child)
+    }
+    fn finish(&mut self) -> Result<()> {
+        leave();
+        Ok(())
+    }
+}
+
+impl Map for SkipNested {
+    fn key(&mut self, _: &str) -> Result<&mut dyn Visitor> {
+        Ok(&mut self.child)
+    }
+    fn finish(&mut self) -> Result<()> {
+        leave();
+        Ok(())
+    }
+}
 
 impl Skip {
     pub(crate) fn seq_boxed(self) -> Result<Box<dyn Seq + 'static>> {
@@ -367,6 +344,23 @@ macro_rules! fields {
     };
 }
 pub(crate) use fields;
+
+/// `document! { pub struct Type { "JsonKey" => field: FieldType, ... } }`: a struct of the
+/// documents (`Debug`, `Default`, every field public) and its [`Fields`], from one list, so that
+/// a field and the key that fills it are declared once.
+macro_rules! document {
+    ($(#[$meta:meta])* pub struct $ty:ident {
+        $($(#[$field_meta:meta])* $key:literal => $field:ident: $field_ty:ty),* $(,)?
+    }) => {
+        $(#[$meta])*
+        #[derive(Debug, Default)]
+        pub struct $ty {
+            $($(#[$field_meta])* pub $field: $field_ty,)*
+        }
+        $crate::model::decode::fields!($ty { $($key => $field),* });
+    };
+}
+pub(crate) use document;
 
 /// How many entries of a list or map of this element type are kept.
 pub(crate) trait Bounded {

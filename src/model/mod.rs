@@ -2,7 +2,8 @@
 //! scope `/tasks` and `/tasks/stats`, arrays of the same documents, one per task.
 //!
 //! The structs mirror the JSON, with `Option` wherever a field can be absent, `null`, or of the
-//! wrong type; the `fields!` tables below say which JSON key fills which field. Decoding
+//! wrong type; each struct is a `document!`, which declares a field and the JSON key that fills it in one row
+//! (keys not listed are skipped unread). Decoding
 //! (`decode`) is lenient field by field: a value of the wrong type (a string where a number
 //! belongs, a negative or fractional counter, a number past `u64`) leaves only that field `None`,
 //! and keys we do not use are skipped without being decoded; an element of `/tasks` or
@@ -20,8 +21,8 @@ mod decode;
 use miniserde::de::{Deserialize, Visitor};
 use miniserde::make_place;
 
-use decode::{Bounded, Fields, List, fields, skip};
-pub use decode::{DecodeError, Decoded, MAX_DEPTH, MAX_STRING};
+use decode::{Bounded, Fields, List, document, skip};
+pub use decode::{DecodeError, Decoded};
 
 make_place!(Place);
 
@@ -46,91 +47,98 @@ pub const MAX_INTERFACES: usize = 16;
 /// Labels kept per container: the agent sets five, and a task definition a few more.
 pub const MAX_LABELS_PER_CONTAINER: usize = 64;
 
-/// `GET ${ECS_CONTAINER_METADATA_URI_V4}/task`.
-#[derive(Debug, Default)]
-pub struct TaskMetadata {
-    pub cluster: Option<String>,
-    pub task_arn: Option<String>,
-    pub family: Option<String>,
-    pub revision: Option<String>,
-    pub desired_status: Option<String>,
-    pub known_status: Option<String>,
-    pub availability_zone: Option<String>,
-    pub launch_type: Option<String>,
-    pub limits: Option<Limits>,
-    pub pull_started_at: Option<UnixNanos>,
-    pub pull_stopped_at: Option<UnixNanos>,
-    pub ephemeral_storage: Option<EphemeralStorage>,
-    pub containers: Option<Vec<Container>>,
-    /// The service the task belongs to (EC2, Managed Instances).
-    pub service_name: Option<String>,
-    /// `service:NAME`, `family:NAME` or `daemon:NAME`.
-    pub group: Option<String>,
-    /// The container instance's VPC (EC2).
-    pub vpc_id: Option<String>,
-    pub availability_zone_id: Option<String>,
-    /// Fargate platform 1.4+, Managed Instances.
-    pub clock_drift: Option<ClockDrift>,
+document! {
+    /// `GET ${ECS_CONTAINER_METADATA_URI_V4}/task`.
+    pub struct TaskMetadata {
+        "Cluster" => cluster: Option<String>,
+        "TaskARN" => task_arn: Option<String>,
+        "Family" => family: Option<String>,
+        "Revision" => revision: Option<String>,
+        "DesiredStatus" => desired_status: Option<String>,
+        "KnownStatus" => known_status: Option<String>,
+        "AvailabilityZone" => availability_zone: Option<String>,
+        "LaunchType" => launch_type: Option<String>,
+        "Limits" => limits: Option<Limits>,
+        "PullStartedAt" => pull_started_at: Option<UnixNanos>,
+        "PullStoppedAt" => pull_stopped_at: Option<UnixNanos>,
+        "EphemeralStorageMetrics" => ephemeral_storage: Option<EphemeralStorage>,
+        "Containers" => containers: Option<Vec<Container>>,
+        /// The service the task belongs to (EC2, Managed Instances).
+        "ServiceName" => service_name: Option<String>,
+        /// `service:NAME`, `family:NAME` or `daemon:NAME`.
+        "Group" => group: Option<String>,
+        /// The container instance's VPC (EC2).
+        "VPCID" => vpc_id: Option<String>,
+        "AvailabilityZoneID" => availability_zone_id: Option<String>,
+        /// Fargate platform 1.4+, Managed Instances.
+        "ClockDrift" => clock_drift: Option<ClockDrift>,
+    }
 }
 
-/// How far the task's clock may be from UTC, as the Amazon Time Sync Service measures it.
-#[derive(Debug, Default)]
-pub struct ClockDrift {
-    /// In milliseconds (AWS's documentation of the endpoint).
-    pub error_bound: Option<f64>,
-    pub reference: Option<UnixNanos>,
-    /// `SYNCHRONIZED` or `NOT_SYNCHRONIZED`.
-    pub status: Option<String>,
+document! {
+    /// How far the task's clock may be from UTC, as the Amazon Time Sync Service measures it.
+    pub struct ClockDrift {
+        /// In milliseconds (AWS's documentation of the endpoint).
+        "ClockErrorBound" => error_bound: Option<f64>,
+        "ReferenceTimestamp" => reference: Option<UnixNanos>,
+        /// `SYNCHRONIZED` or `NOT_SYNCHRONIZED`.
+        "ClockSynchronizationStatus" => status: Option<String>,
+    }
 }
 
-/// Task limits (CPU in vCPUs, memory in MiB) or container limits (CPU in CPU units, memory in
-/// MiB): the same JSON shape.
-#[derive(Debug, Default)]
-pub struct Limits {
-    pub cpu: Option<f64>,
-    pub memory: Option<i64>,
+document! {
+    /// Task limits (CPU in vCPUs, memory in MiB) or container limits (CPU in CPU units, memory in
+    /// MiB): the same JSON shape.
+    pub struct Limits {
+        "CPU" => cpu: Option<f64>,
+        "Memory" => memory: Option<i64>,
+    }
 }
 
-/// Fargate's `EphemeralStorageMetrics`, in MiB.
-#[derive(Debug, Default)]
-pub struct EphemeralStorage {
-    pub utilized: Option<i64>,
-    pub reserved: Option<i64>,
+document! {
+    /// Fargate's `EphemeralStorageMetrics`, in MiB.
+    pub struct EphemeralStorage {
+        "Utilized" => utilized: Option<i64>,
+        "Reserved" => reserved: Option<i64>,
+    }
 }
 
-#[derive(Debug, Default)]
-pub struct Container {
-    pub docker_id: Option<String>,
-    pub name: Option<String>,
-    pub image: Option<String>,
-    pub image_id: Option<String>,
-    pub known_status: Option<String>,
-    pub limits: Option<Limits>,
-    pub restart_count: Option<i64>,
-    pub exit_code: Option<i64>,
-    pub started_at: Option<UnixNanos>,
-    pub health: Option<Health>,
-    pub networks: Option<Vec<ContainerNetwork>>,
-    /// `NORMAL` for the task definition's containers; `CNI_PAUSE` and others are the agent's.
-    pub kind: Option<String>,
-    /// The container's labels (the agent's `com.amazonaws.ecs.*` and the task definition's),
-    /// trimmed after decoding to those `--ecs.container-labels` selects.
-    pub labels: Option<Keyed<String>>,
+document! {
+    pub struct Container {
+        "DockerId" => docker_id: Option<String>,
+        "Name" => name: Option<String>,
+        "Image" => image: Option<String>,
+        "ImageID" => image_id: Option<String>,
+        "KnownStatus" => known_status: Option<String>,
+        "Limits" => limits: Option<Limits>,
+        "RestartCount" => restart_count: Option<i64>,
+        "ExitCode" => exit_code: Option<i64>,
+        "StartedAt" => started_at: Option<UnixNanos>,
+        "Health" => health: Option<Health>,
+        "Networks" => networks: Option<Vec<ContainerNetwork>>,
+        /// `NORMAL` for the task definition's containers; `CNI_PAUSE` and others are the agent's.
+        "Type" => kind: Option<String>,
+        /// The container's labels (the agent's `com.amazonaws.ecs.*` and the task definition's),
+        /// trimmed after decoding to those `--ecs.container-labels` selects.
+        "Labels" => labels: Option<Keyed<String>>,
+    }
 }
 
-/// One of the container's network attachments in `/task`.
-#[derive(Debug, Default)]
-pub struct ContainerNetwork {
-    /// `awsvpc`, `bridge`, `host` or `none`.
-    pub network_mode: Option<String>,
+document! {
+    /// One of the container's network attachments in `/task`.
+    pub struct ContainerNetwork {
+        /// `awsvpc`, `bridge`, `host` or `none`.
+        "NetworkMode" => network_mode: Option<String>,
+    }
 }
 
-/// A container's health check result; only present when the container has a health check.
-#[derive(Debug, Default)]
-pub struct Health {
-    pub status: Option<String>,
-    /// When the status last changed.
-    pub since: Option<UnixNanos>,
+document! {
+    /// A container's health check result; only present when the container has a health check.
+    pub struct Health {
+        "status" => status: Option<String>,
+        /// When the status last changed.
+        "statusSince" => since: Option<UnixNanos>,
+    }
 }
 
 /// An RFC 3339 timestamp from the endpoint, as nanoseconds since the Unix epoch.
@@ -171,30 +179,33 @@ pub struct ContainerStats {
     pub pids_stats: Option<PidsStats>,
 }
 
-#[derive(Debug, Default)]
-pub struct CpuStats {
-    pub cpu_usage: Option<CpuUsage>,
+document! {
+    pub struct CpuStats {
+        "cpu_usage" => cpu_usage: Option<CpuUsage>,
+    }
 }
 
-/// Cumulative CPU time in nanoseconds.
-#[derive(Debug, Default)]
-pub struct CpuUsage {
-    pub total_usage: Option<u64>,
-    pub usage_in_usermode: Option<u64>,
-    pub usage_in_kernelmode: Option<u64>,
+document! {
+    /// Cumulative CPU time in nanoseconds.
+    pub struct CpuUsage {
+        "total_usage" => total_usage: Option<u64>,
+        "usage_in_usermode" => usage_in_usermode: Option<u64>,
+        "usage_in_kernelmode" => usage_in_kernelmode: Option<u64>,
+    }
 }
 
-#[derive(Debug, Default)]
-pub struct MemoryStats {
-    pub usage: Option<u64>,
-    /// cgroup v1 only.
-    pub max_usage: Option<u64>,
-    /// cgroup v1 only; Docker leaves it out when it is 0.
-    pub failcnt: Option<u64>,
-    /// The limit the kernel enforces on the cgroup; "none" is a number from 2^62 up.
-    pub limit: Option<u64>,
-    /// Boxed: most of a stats entry's size, and absent for a stopped container.
-    pub stats: Option<Box<MemoryDetail>>,
+document! {
+    pub struct MemoryStats {
+        "usage" => usage: Option<u64>,
+        /// cgroup v1 only.
+        "max_usage" => max_usage: Option<u64>,
+        /// cgroup v1 only; Docker leaves it out when it is 0.
+        "failcnt" => failcnt: Option<u64>,
+        /// The limit the kernel enforces on the cgroup; "none" is a number from 2^62 up.
+        "limit" => limit: Option<u64>,
+        /// Boxed: most of a stats entry's size, and absent for a stopped container.
+        "stats" => stats: Option<Box<MemoryDetail>>,
+    }
 }
 
 /// The keys of `memory_stats.stats` the exporter reads: cgroup v1's (`cache`, `rss`,
@@ -289,26 +300,29 @@ impl MemoryDetail {
     }
 }
 
-/// Processes and threads in the container's cgroup (EC2; `{}` on Fargate today).
-#[derive(Debug, Default)]
-pub struct PidsStats {
-    pub current: Option<u64>,
-    pub limit: Option<u64>,
+document! {
+    /// Processes and threads in the container's cgroup (EC2; `{}` on Fargate today).
+    pub struct PidsStats {
+        "current" => current: Option<u64>,
+        "limit" => limit: Option<u64>,
+    }
 }
 
-#[derive(Debug, Default)]
-pub struct BlkioStats {
-    /// Bytes per device and operation.
-    pub io_service_bytes_recursive: Option<Vec<BlkioEntry>>,
-    /// Operations per device and operation (often `null` on cgroup v2).
-    pub io_serviced_recursive: Option<Vec<BlkioEntry>>,
+document! {
+    pub struct BlkioStats {
+        /// Bytes per device and operation.
+        "io_service_bytes_recursive" => io_service_bytes_recursive: Option<Vec<BlkioEntry>>,
+        /// Operations per device and operation (often `null` on cgroup v2).
+        "io_serviced_recursive" => io_serviced_recursive: Option<Vec<BlkioEntry>>,
+    }
 }
 
-/// One device's count for one operation.
-#[derive(Debug, Default)]
-pub struct BlkioEntry {
-    pub op: Option<BlkioOp>,
-    pub value: Option<u64>,
+document! {
+    /// One device's count for one operation.
+    pub struct BlkioEntry {
+        "op" => op: Option<BlkioOp>,
+        "value" => value: Option<u64>,
+    }
 }
 
 /// The operations the exporter sums: `Read` and `Write` (lower case on cgroup v2). Decoded
@@ -321,16 +335,17 @@ pub enum BlkioOp {
     Other,
 }
 
-#[derive(Debug, Default)]
-pub struct NetworkStats {
-    pub rx_bytes: Option<u64>,
-    pub rx_packets: Option<u64>,
-    pub rx_errors: Option<u64>,
-    pub rx_dropped: Option<u64>,
-    pub tx_bytes: Option<u64>,
-    pub tx_packets: Option<u64>,
-    pub tx_errors: Option<u64>,
-    pub tx_dropped: Option<u64>,
+document! {
+    pub struct NetworkStats {
+        "rx_bytes" => rx_bytes: Option<u64>,
+        "rx_packets" => rx_packets: Option<u64>,
+        "rx_errors" => rx_errors: Option<u64>,
+        "rx_dropped" => rx_dropped: Option<u64>,
+        "tx_bytes" => tx_bytes: Option<u64>,
+        "tx_packets" => tx_packets: Option<u64>,
+        "tx_errors" => tx_errors: Option<u64>,
+        "tx_dropped" => tx_dropped: Option<u64>,
+    }
 }
 
 const OBJECT: &str = "a JSON object";
@@ -358,81 +373,7 @@ pub fn decode_tasks_stats(body: String) -> Result<Decoded<Vec<TaskStats>>, Decod
 }
 
 // ---------------------------------------------------------------------------------------------
-// The field tables: which JSON key fills which field. Anything not listed is skipped unread.
-
-fields!(TaskMetadata {
-    "Cluster" => cluster,
-    "TaskARN" => task_arn,
-    "Family" => family,
-    "Revision" => revision,
-    "DesiredStatus" => desired_status,
-    "KnownStatus" => known_status,
-    "AvailabilityZone" => availability_zone,
-    "LaunchType" => launch_type,
-    "Limits" => limits,
-    "PullStartedAt" => pull_started_at,
-    "PullStoppedAt" => pull_stopped_at,
-    "EphemeralStorageMetrics" => ephemeral_storage,
-    "Containers" => containers,
-    "ServiceName" => service_name,
-    "Group" => group,
-    "VPCID" => vpc_id,
-    "AvailabilityZoneID" => availability_zone_id,
-    "ClockDrift" => clock_drift,
-});
-fields!(ClockDrift {
-    "ClockErrorBound" => error_bound,
-    "ReferenceTimestamp" => reference,
-    "ClockSynchronizationStatus" => status,
-});
-fields!(Limits { "CPU" => cpu, "Memory" => memory });
-fields!(EphemeralStorage { "Utilized" => utilized, "Reserved" => reserved });
-fields!(Container {
-    "DockerId" => docker_id,
-    "Name" => name,
-    "Image" => image,
-    "ImageID" => image_id,
-    "KnownStatus" => known_status,
-    "Limits" => limits,
-    "RestartCount" => restart_count,
-    "ExitCode" => exit_code,
-    "StartedAt" => started_at,
-    "Health" => health,
-    "Networks" => networks,
-    "Type" => kind,
-    "Labels" => labels,
-});
-fields!(ContainerNetwork { "NetworkMode" => network_mode });
-fields!(Health { "status" => status, "statusSince" => since });
-fields!(CpuStats { "cpu_usage" => cpu_usage });
-fields!(CpuUsage {
-    "total_usage" => total_usage,
-    "usage_in_usermode" => usage_in_usermode,
-    "usage_in_kernelmode" => usage_in_kernelmode,
-});
-fields!(MemoryStats {
-    "usage" => usage,
-    "max_usage" => max_usage,
-    "failcnt" => failcnt,
-    "limit" => limit,
-    "stats" => stats,
-});
-fields!(PidsStats { "current" => current, "limit" => limit });
-fields!(BlkioStats {
-    "io_service_bytes_recursive" => io_service_bytes_recursive,
-    "io_serviced_recursive" => io_serviced_recursive,
-});
-fields!(BlkioEntry { "op" => op, "value" => value });
-fields!(NetworkStats {
-    "rx_bytes" => rx_bytes,
-    "rx_packets" => rx_packets,
-    "rx_errors" => rx_errors,
-    "rx_dropped" => rx_dropped,
-    "tx_bytes" => tx_bytes,
-    "tx_packets" => tx_packets,
-    "tx_errors" => tx_errors,
-    "tx_dropped" => tx_dropped,
-});
+// `ContainerStats`' fields, by hand: a key of Docker's also marks the entry as reported.
 
 /// The top-level keys of Docker's stats object (moby `StatsJSON`).
 const DOCKER_STATS_KEYS: &[&str] = &[
@@ -552,6 +493,7 @@ impl Bounded for TaskStats {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use decode::{MAX_DEPTH, MAX_STRING};
 
     #[test]
     fn wrong_types_leave_only_that_field_absent() {
