@@ -185,6 +185,16 @@ impl Exposition {
         }
     }
 
+    /// The text as an owned reader (`Read + Send + 'static`), for a body written after the
+    /// scrape that made it has let go of it.
+    pub fn into_reader(self) -> IntoReader {
+        IntoReader {
+            rest: self.families.into_iter(),
+            current: String::new(),
+            at: 0,
+        }
+    }
+
     /// Appends the text to `out`.
     pub fn write_to(&self, out: &mut String) {
         out.reserve(self.bytes);
@@ -207,6 +217,33 @@ impl std::io::Read for Reader<'_> {
             }
         }
         self.current.read(buf)
+    }
+}
+
+/// [`Exposition::into_reader`].
+pub struct IntoReader {
+    rest: std::vec::IntoIter<String>,
+    current: String,
+    /// How much of `current` has been read.
+    at: usize,
+}
+
+impl std::io::Read for IntoReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.at >= self.current.len() {
+            match self.rest.next() {
+                Some(part) => (self.current, self.at) = (part, 0),
+                None => return Ok(0),
+            }
+        }
+        let n = self
+            .current
+            .as_bytes()
+            .get(self.at..)
+            .unwrap_or(&[])
+            .read(buf)?;
+        self.at += n;
+        Ok(n)
     }
 }
 

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod collect;
 pub mod exposition;
 pub mod front;
+pub mod gzip;
 pub mod healthcheck;
 pub mod log;
 pub mod model;

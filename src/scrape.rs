@@ -388,3 +388,12 @@ impl std::fmt::Display for ReadError {
         }
     }
 }
+
+impl Scraper {
+    /// The last scrape's exposition, owned, for a body written after the loop has moved on (a
+    /// gzip answer is compressed as the connection is written). The next scrape starts from
+    /// empty buffers.
+    pub fn take_answer(&mut self) -> Exposition {
+        std::mem::take(&mut self.answer)
+    }
+}

@@ -599,8 +599,8 @@ fn footprint() {
     );
 }
 
-/// decode -> collect -> write `PIPELINE_ITERATIONS` times (default 1000) on the Fargate fixture,
-/// in process, for instruction counts: run it under callgrind with 0 and with N iterations and
+/// decode -> collect -> write -> gzip `PIPELINE_ITERATIONS` times (default 1000) on the Fargate
+/// fixture, in process, for instruction counts: run it under callgrind with 0 and with N iterations and
 /// divide the difference by N (`.ci/instructions.sh` does that).
 #[test]
 #[ignore]
@@ -614,7 +614,14 @@ fn pipeline() {
     let stats = std::fs::read_to_string(stats).expect("stats");
     let options = Options::default();
     let mut out = ecs_exporter::exposition::Exposition::default();
-    let mut total = 0;
+    // The deflate level (`PIPELINE_GZIP_LEVEL`, default the exporter's; "none" leaves gzip
+    // out), for docs/footprint.md's table of levels.
+    let level = match std::env::var("PIPELINE_GZIP_LEVEL").ok().as_deref() {
+        Some("none") => None,
+        Some(l) => Some(l.parse().expect("a level, 0 to 10")),
+        None => Some(ecs_exporter::gzip::LEVEL),
+    };
+    let (mut total, mut compressed) = (0, 0);
     for _ in 0..iterations {
         let tasks = scrape::decode_tasks(Scope::Task, task.clone(), &options.labels)
             .ok()
@@ -632,6 +639,12 @@ fn pipeline() {
         };
         scrape::render(&input, &mut out).expect("within the answer limit");
         total += out.len();
+        if let Some(level) = level {
+            let mut gz = ecs_exporter::gzip::Gzip::with_level(out.reader(), level);
+            compressed += std::io::copy(&mut gz, &mut std::io::sink()).expect("compresses");
+        }
     }
-    println!("pipeline: {iterations} iterations, {total} bytes written");
+    println!(
+        "pipeline: {iterations} iterations, {total} bytes written, {compressed} bytes gzipped at level {level:?}"
+    );
 }
