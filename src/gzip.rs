@@ -7,7 +7,9 @@
 //! docs/footprint.md, "gzip".
 
 use std::io::{self, Read};
+use std::sync::{Arc, Mutex, PoisonError};
 
+use miniz_oxide::DataFormat;
 use miniz_oxide::deflate::core::{
     CompressorOxide, TDEFLFlush, TDEFLStatus, compress, create_comp_flags_from_zip_params,
 };
@@ -134,17 +136,66 @@ const OUT: usize = 8 << 10;
 /// The text taken from the source at a time.
 const IN: usize = 8 << 10;
 
-/// The gzip of what `source` reads, compressed as it is read: it holds the compressor's state
-/// (about 240 KiB, freed with it) and a few KiB of buffers, never the whole compressed answer.
+/// A compressor's state and buffers: about 270 KiB, which take more CPU to allocate and zero
+/// than a small answer takes to compress. Kept for the next answer by a [`Pool`].
+struct State {
+    compressor: CompressorOxide,
+    input: [u8; IN],
+    output: [u8; OUT],
+}
+
+/// The states of finished answers, for the next ones (as promhttp pools its gzip writers). Holds
+/// at most as many as were ever in use at once, which is one: the loop answers one scrape at a
+/// time.
+#[derive(Clone, Default)]
+pub struct Pool(Arc<Mutex<Vec<Box<State>>>>);
+
+impl Pool {
+    fn take(&self, level: i32) -> Box<State> {
+        // Negative window bits: raw deflate, the frame is ours.
+        let flags = create_comp_flags_from_zip_params(level, -15, 0);
+        let kept = self.0.lock().unwrap_or_else(PoisonError::into_inner).pop();
+        match kept {
+            Some(mut state) => {
+                state.compressor.reset();
+                state
+                    .compressor
+                    .set_format_and_level(DataFormat::Raw, level as u8);
+                state
+            }
+            None => {
+                // Built on the heap, not moved there: the state is too large for a small stack.
+                Box::write(
+                    Box::new_uninit(),
+                    State {
+                        compressor: CompressorOxide::new(flags),
+                        input: [0; IN],
+                        output: [0; OUT],
+                    },
+                )
+            }
+        }
+    }
+
+    fn give_back(&self, state: Box<State>) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(state);
+    }
+}
+
+/// The gzip of what `source` reads, compressed as it is read: it holds a compressor's state
+/// (from a [`Pool`], back to it when dropped), never the whole compressed answer.
 pub struct Gzip<R> {
     source: R,
-    compressor: Box<CompressorOxide>,
+    pool: Pool,
+    /// Always `Some` until dropped.
+    state: Option<Box<State>>,
     stage: Stage,
-    input: Box<[u8; IN]>,
     /// `input[taken..filled]` is what deflate has not consumed yet.
     taken: usize,
     filled: usize,
-    output: Box<[u8; OUT]>,
     /// `output[sent..made]` is what the reader has not handed out yet.
     sent: usize,
     made: usize,
@@ -162,25 +213,30 @@ enum Stage {
     Trailer,
 }
 
+impl<R> Drop for Gzip<R> {
+    fn drop(&mut self) {
+        if let Some(state) = self.state.take() {
+            self.pool.give_back(state);
+        }
+    }
+}
+
 impl<R: Read> Gzip<R> {
-    pub fn new(source: R) -> Gzip<R> {
-        Gzip::with_level(source, LEVEL)
+    pub fn new(source: R, pool: &Pool) -> Gzip<R> {
+        Gzip::with_level(source, pool, LEVEL)
     }
 
     /// At another deflate level (0 to 10), for the benchmarks that chose [`LEVEL`].
-    pub fn with_level(source: R, level: i32) -> Gzip<R> {
-        // Negative window bits: raw deflate, the frame is ours.
-        let flags = create_comp_flags_from_zip_params(level, -15, 0);
-        let mut output = Box::new([0u8; OUT]);
-        output[..HEADER.len()].copy_from_slice(&HEADER);
+    pub fn with_level(source: R, pool: &Pool, level: i32) -> Gzip<R> {
+        let mut state = pool.take(level);
+        state.output[..HEADER.len()].copy_from_slice(&HEADER);
         Gzip {
             source,
-            compressor: Box::new(CompressorOxide::new(flags)),
+            pool: pool.clone(),
+            state: Some(state),
             stage: Stage::Body,
-            input: Box::new([0u8; IN]),
             taken: 0,
             filled: 0,
-            output,
             sent: 0,
             made: HEADER.len(),
             crc: !0,
@@ -190,19 +246,22 @@ impl<R: Read> Gzip<R> {
 
     /// Makes more output: false once the stream has ended.
     fn produce(&mut self) -> io::Result<bool> {
+        let Some(state) = self.state.as_deref_mut() else {
+            return Ok(false);
+        };
         self.sent = 0;
         self.made = 0;
         loop {
             match self.stage {
                 Stage::Trailer => return Ok(false),
                 Stage::Body if self.taken == self.filled => {
-                    let n = self.source.read(&mut self.input[..])?;
+                    let n = self.source.read(&mut state.input)?;
                     self.taken = 0;
                     self.filled = n;
                     if n == 0 {
                         self.stage = Stage::Finishing;
                     } else {
-                        let read = self.input.get(..n).unwrap_or(&[]);
+                        let read = state.input.get(..n).unwrap_or(&[]);
                         self.crc = crc32_update(self.crc, read);
                         self.length = self.length.wrapping_add(n as u32);
                     }
@@ -213,17 +272,17 @@ impl<R: Read> Gzip<R> {
                 Stage::Finishing => TDEFLFlush::Finish,
                 _ => TDEFLFlush::None,
             };
-            let pending = self.input.get(self.taken..self.filled).unwrap_or(&[]);
+            let pending = state.input.get(self.taken..self.filled).unwrap_or(&[]);
             let (status, consumed, produced) =
-                compress(&mut self.compressor, pending, &mut self.output[..], flush);
+                compress(&mut state.compressor, pending, &mut state.output, flush);
             self.taken += consumed;
             self.made = produced;
             match status {
                 TDEFLStatus::Okay => {}
                 TDEFLStatus::Done if self.made + 8 <= OUT => {
                     let crc = !self.crc;
-                    self.output[self.made..self.made + 4].copy_from_slice(&crc.to_le_bytes());
-                    self.output[self.made + 4..self.made + 8]
+                    state.output[self.made..self.made + 4].copy_from_slice(&crc.to_le_bytes());
+                    state.output[self.made + 4..self.made + 8]
                         .copy_from_slice(&self.length.to_le_bytes());
                     self.made += 8;
                     self.stage = Stage::Trailer;
@@ -244,7 +303,8 @@ impl<R: Read> Read for Gzip<R> {
         if self.sent == self.made && !self.produce()? {
             return Ok(0);
         }
-        let ready = self.output.get(self.sent..self.made).unwrap_or(&[]);
+        let output = self.state.as_ref().map_or(&[][..], |s| &s.output[..]);
+        let ready = output.get(self.sent..self.made).unwrap_or(&[]);
         let n = ready.len().min(buf.len());
         buf[..n].copy_from_slice(&ready[..n]);
         self.sent += n;
@@ -389,6 +449,7 @@ mod tests {
                 .as_bytes(),
             );
         }
+        let pool = Pool::default();
         for (len, step) in [
             (0, 1),
             (1, 1),
@@ -398,7 +459,7 @@ mod tests {
             (text.len(), 1 << 16),
         ] {
             let part = &text[..len];
-            let gz = read_all(Gzip::new(part), step);
+            let gz = read_all(Gzip::new(part, &pool), step);
             assert_eq!(gunzip(&gz), part, "{len} bytes read {step} at a time");
             if len > 1000 {
                 assert!(gz.len() < len / 4, "compressed: {} of {len}", gz.len());
@@ -420,7 +481,7 @@ mod tests {
                 Err(io::Error::other("gone"))
             }
         }
-        let mut gz = Gzip::new(Failing);
+        let mut gz = Gzip::new(Failing, &Pool::default());
         let mut buf = [0u8; 64];
         // The header first, then the error.
         assert_eq!(gz.read(&mut buf).expect("the header"), 10);

@@ -278,6 +278,7 @@ impl Server {
         }
 
         let counters = &self.shared.counters;
+        let compressors = crate::gzip::Pool::default();
         while let Event::Scrape(request) = self.shared.next() {
             if self.shared.stopping() {
                 self.shared.unavailable(request, b"503 shutting down\n");
@@ -306,7 +307,10 @@ impl Server {
                         200,
                         METRICS_CONTENT_TYPE,
                         (
-                            crate::gzip::Gzip::new(scraper.take_answer().into_reader()),
+                            crate::gzip::Gzip::new(
+                                scraper.take_answer().into_reader(),
+                                &compressors,
+                            ),
                             None,
                         ),
                         &[("Content-Encoding", "gzip"), vary],
