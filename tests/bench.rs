@@ -11,8 +11,8 @@
 //!   of `INSTANCE_CONTAINERS` (10) containers, `fixtures/ec2-bridge-cgroupv1`'s two containers
 //!   repeated (stats of 3.3 and 3.4 KB each, compact): the bodies' and the
 //!   answer's sizes, `INSTANCE_SCRAPES` (50) scrapes' median and slowest time, CPU seconds per
-//!   scrape and VmHWM; and beside it one sidecar in task scope on one of those tasks, for the
-//!   memory of a sidecar per task.
+//!   scrape and VmHWM (with `INSTANCE_ACCEPT_ENCODING=gzip`, asking for gzip); and beside it one
+//!   sidecar in task scope on one of those tasks, for the memory of a sidecar per task.
 //! - `idle_connections`: as many clients as `--web.max-connections` allows (255 beside the
 //!   benchmark's own connection) connect, send half a request (`IDLE_HEAD_BYTES` of it, default
 //!   40; 16000 fills each one's head buffer) and go silent; RSS, threads and a scrape's time while
@@ -332,6 +332,9 @@ fn instance() {
             flags.push("--web.disable-exporter-metrics");
         }
         let mut e = Subject::start(&endpoint.base, &flags);
+        if let Ok(encoding) = std::env::var("INSTANCE_ACCEPT_ENCODING") {
+            e.request_headers = format!("Accept-Encoding: {encoding}\r\n");
+        }
         let cpu_before = e.cpu_seconds();
         let mut times = Vec::with_capacity(scrapes);
         let mut answer = 0;
@@ -342,10 +345,11 @@ fn instance() {
             assert_eq!(status, 200);
             answer = length;
         }
+        let wire = e.wire;
         let cpu = (e.cpu_seconds() - cpu_before) / scrapes as f64;
         let slowest = times.iter().cloned().fold(0.0, f64::max);
         println!(
-            "instance ({tasks} tasks x {containers} containers, exporter metrics {}): /tasks {} bytes, /tasks/stats {} bytes, answer {answer} bytes; scrape median {:.1} ms, slowest {:.1} ms; {:.4} CPU-s per scrape; VmHWM {} KiB",
+            "instance ({tasks} tasks x {containers} containers, exporter metrics {}): /tasks {} bytes, /tasks/stats {} bytes, answer {answer} bytes ({wire} on the wire); scrape median {:.1} ms, slowest {:.1} ms; {:.4} CPU-s per scrape; VmHWM {} KiB",
             if exporter_metrics { "on" } else { "off" },
             tasks_body.len(),
             stats_body.len(),
