@@ -1,6 +1,7 @@
 //! gzip answers through the real binary, with the request headers real clients send: the body
 //! decompresses (by the system's own `gzip`, which checks the CRC and length) to exactly the
-//! identity answer; refusals and identity-only clients get identity; HEAD answers as GET would.
+//! identity answer; refusals and identity-only clients get identity; HEAD answers as GET would;
+//! and random `Accept-Encoding` values get the encoding the Go exporter chooses for them.
 
 mod common;
 
@@ -9,7 +10,7 @@ use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Exporter, fixture};
+use common::{ChildGuard, Exporter, fixture};
 
 /// Prometheus 2.x (2.49 to 2.55) with its default scrape protocols.
 const PROMETHEUS_2_ACCEPT: &str = "application/openmetrics-text;version=1.0.0;q=0.5,application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2";
@@ -34,7 +35,10 @@ impl Answer {
 }
 
 fn request(e: &Exporter, method: &str, headers: &[(&str, &str)]) -> Answer {
-    let address = e.base.trim_start_matches("http://");
+    request_to(e.base.trim_start_matches("http://"), method, headers)
+}
+
+fn request_to(address: &str, method: &str, headers: &[(&str, &str)]) -> Answer {
     let mut stream = TcpStream::connect(address).expect("connects");
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
@@ -196,4 +200,111 @@ fn head_answers_as_get_would() {
         assert_eq!(head.header("content-encoding"), encoding);
         assert!(head.body.is_empty(), "HEAD has no body");
     }
+}
+
+/// xorshift64*, seeded: the same headers on every run.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 33) as usize % n
+    }
+}
+
+/// An `Accept-Encoding` value of up to four elements: codings in and out of case, q-values well
+/// and badly formed, other parameters, separators and spaces as clients and typos write them.
+fn random_accept_encoding(rng: &mut Rng) -> String {
+    const CODINGS: &[&str] = &[
+        "gzip", "gzip", "identity", "*", "GZIP", "deflate", "br", "x-gzip", "", "gz ip",
+    ];
+    const PARAMETERS: &[&str] = &[";q=", "; q=", ";q =", ";Q=", ";level=", ";"];
+    const VALUES: &[&str] = &["0", "1", "0.5", "0.001", "1.5", "05", "0.", "x", ""];
+    const SEPARATORS: &[&str] = &[",", ", ", " , ", ",,", "\t,", " "];
+    let mut value = String::new();
+    for i in 0..rng.below(5) {
+        if i > 0 {
+            value.push_str(SEPARATORS[rng.below(SEPARATORS.len())]);
+        }
+        value.push_str(CODINGS[rng.below(CODINGS.len())]);
+        if rng.below(2) == 0 {
+            value.push_str(PARAMETERS[rng.below(PARAMETERS.len())]);
+            value.push_str(VALUES[rng.below(VALUES.len())]);
+        }
+    }
+    value.trim().to_owned()
+}
+
+/// The Go exporter v0.4.0 on a free port (its metadata endpoint unreachable: it still answers
+/// `/metrics`), or `None` where it cannot run.
+fn go_exporter() -> Option<(ChildGuard, String)> {
+    let go = common::shared_dir_if_present()?.join("reference/ecs_exporter-v0.4.0-linux-amd64");
+    if !go.is_file() || std::env::consts::ARCH != "x86_64" {
+        return None;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let address = format!("127.0.0.1:{port}");
+    let child = Command::new(go)
+        .arg(format!("--web.listen-address={address}"))
+        .env("ECS_CONTAINER_METADATA_URI_V4", "http://127.0.0.1:9/v4")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the Go exporter starts");
+    let guard = ChildGuard(child);
+    for _ in 0..250 {
+        if TcpStream::connect(&address).is_ok() {
+            return Some((guard, address));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("the Go exporter did not listen on {address}");
+}
+
+/// Random `Accept-Encoding` values through the real binary: each answer is whole (gzip that
+/// decompresses to the identity answer, or the identity answer), and its encoding is the one
+/// the Go exporter chose for the same value (when ../shared's Go binary can run here).
+#[test]
+fn random_accept_encodings_get_what_go_gives_them() {
+    let e = exporter();
+    let identity = request(&e, "GET", &[]).body;
+    let go = go_exporter();
+    if go.is_none() {
+        println!("SKIPPED the comparison with Go: ../shared's Go exporter cannot run here");
+    }
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut gzipped = 0;
+    for _ in 0..300 {
+        let value = random_accept_encoding(&mut rng);
+        let headers = [("Accept-Encoding", value.as_str())];
+        let ours = request(&e, "GET", &headers);
+        assert!(ours.status.contains(" 200 "), "{value:?}: {}", ours.status);
+        let encoding = ours.header("content-encoding");
+        let body = match encoding {
+            Some("gzip") => {
+                gzipped += 1;
+                gunzip(&ours.body)
+            }
+            None => ours.body.clone(),
+            Some(other) => panic!("{value:?}: Content-Encoding {other}"),
+        };
+        assert!(body == identity, "{value:?}: the whole answer");
+        if let Some((_, address)) = &go {
+            let theirs = request_to(address, "GET", &headers);
+            assert_eq!(
+                encoding,
+                theirs.header("content-encoding"),
+                "Accept-Encoding {value:?}: ours against Go's"
+            );
+        }
+    }
+    assert!(
+        gzipped > 20 && gzipped < 280,
+        "both encodings drawn: {gzipped} gzip"
+    );
 }
