@@ -486,6 +486,14 @@ mod tests {
         assert_eq!(pool.0.lock().expect("pool").len(), 1, "one state, reused");
     }
 
+    /// The body can be written by a thread other than the loop's, after the scrape has moved on.
+    #[test]
+    fn an_answer_body_is_owned_and_sendable() {
+        fn owned<T: Read + Send + 'static>(_: &T) {}
+        let answer = crate::exposition::Exposition::default();
+        owned(&Gzip::new(answer.into_reader(), &Pool::default()));
+    }
+
     #[test]
     fn crc32_of_the_check_string() {
         // The CRC-32 check value (RFC 1952's CRC, as zlib's crc32 gives it).
