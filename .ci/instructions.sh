@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Instructions per scrape of the in-process pipeline (decode -> collect -> write) on the Fargate
-# fixture, counted by callgrind: a run of N iterations minus a run of 0, divided by N.
+# Instructions per scrape of the in-process pipeline (decode -> collect -> write -> gzip at the
+# shipped level; PIPELINE_GZIP_LEVEL=none leaves gzip out) on the Fargate fixture, counted by
+# callgrind: a run of N iterations minus a run of 0, divided by N.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-1000}

@@ -14,6 +14,7 @@ pub mod cli;
 pub mod collect;
 pub mod config;
 pub mod exposition;
+pub mod gzip;
 pub mod healthcheck;
 pub mod log;
 pub mod process;

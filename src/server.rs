@@ -304,18 +304,44 @@ impl Server {
         spawn("listener".into(), 128, move || listener.run()).map_err(thread_failed)?;
 
         let counters = &self.shared.counters;
+        let compressors = crate::gzip::Pool::default();
         while let Event::Scrape(request) = self.shared.next() {
             if self.shared.stopping() {
                 self.shared.unavailable(request, b"503 shutting down\n");
             } else {
+                // As promhttp: gzip when the request allows it (gzip.rs).
+                let encoding = crate::gzip::negotiate(
+                    request
+                        .headers()
+                        .iter()
+                        .filter(|h| h.field.equiv("Accept-Encoding"))
+                        .map(|h| h.value.as_str()),
+                );
                 let answer = scraper.scrape(counters.serving());
                 let length = answer.len();
-                let result = respond_with(
-                    request,
-                    200,
-                    METRICS_CONTENT_TYPE,
-                    (answer.take(), length),
-                    &[],
+                let vary = ("Vary", "Accept-Encoding");
+                let result = match encoding {
+                    crate::gzip::Encoding::Identity => respond_with(
+                        request,
+                        200,
+                        METRICS_CONTENT_TYPE,
+                        (answer.take(), Some(length)),
+                        &[vary],
+                    ),
+                    // Compressed as it is written: no length ahead (HTTP/1.1 gets it chunked).
+                    crate::gzip::Encoding::Gzip => respond_with(
+                        request,
+                        200,
+                        METRICS_CONTENT_TYPE,
+                        (crate::gzip::Gzip::new(answer.take(), &compressors), None),
+                        &[("Content-Encoding", "gzip"), vary],
+                    ),
+                };
+                log!(
+                    self.logger,
+                    Debug,
+                    "metrics answered",
+                    "encoding" = encoding.name()
                 );
                 // Counted after answering, as promhttp does: a scrape sees the ones before it.
                 counters.ok.fetch_add(1, Ordering::SeqCst);
@@ -467,23 +493,23 @@ fn respond(
     body: &'static [u8],
     extra: &[(&str, &str)],
 ) -> std::io::Result<()> {
-    respond_with(request, code, content_type, (body, body.len()), extra)
+    respond_with(request, code, content_type, (body, Some(body.len())), extra)
 }
 
-/// [`respond`] with a body read from `body.0`, of `body.1` bytes. The connection's thread reads
-/// and writes it, after this has returned.
+/// [`respond`] with a body read from `body.0`, of `body.1` bytes if known ahead. The
+/// connection's thread reads and writes it, after this has returned.
 fn respond_with(
     request: Request,
     code: u16,
     content_type: &str,
-    body: (impl std::io::Read + Send + 'static, usize),
+    body: (impl std::io::Read + Send + 'static, Option<usize>),
     extra: &[(&str, &str)],
 ) -> std::io::Result<()> {
     let headers = std::iter::once(("Content-Type", content_type))
         .chain(extra.iter().copied())
         .filter_map(|(name, value)| Header::from_bytes(name.as_bytes(), value.as_bytes()).ok())
         .collect();
-    let response = Response::new(StatusCode(code), headers, body.0, Some(body.1), None);
+    let response = Response::new(StatusCode(code), headers, body.0, body.1, None);
     request.respond(response)
 }
 

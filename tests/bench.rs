@@ -11,8 +11,8 @@
 //!   of `INSTANCE_CONTAINERS` (10) containers, `fixtures/ec2-bridge-cgroupv1`'s two containers
 //!   repeated (stats of 3.3 and 3.4 KB each, compact): the bodies' and the
 //!   answer's sizes, `INSTANCE_SCRAPES` (50) scrapes' median and slowest time, CPU seconds per
-//!   scrape and VmHWM; and beside it one sidecar in task scope on one of those tasks, for the
-//!   memory of a sidecar per task.
+//!   scrape and VmHWM (with `INSTANCE_ACCEPT_ENCODING=gzip`, asking for gzip); and beside it one
+//!   sidecar in task scope on one of those tasks, for the memory of a sidecar per task.
 //! - `idle_connections`: as many clients as `--web.max-connections` allows (255 beside the
 //!   benchmark's own connection) connect, send half a request (`IDLE_HEAD_BYTES` of it, default
 //!   40; 16000 fills each one's head buffer) and go silent; RSS, threads and a scrape's time while
@@ -40,6 +40,10 @@ struct Subject {
     stream: BufReader<TcpStream>,
     started: Instant,
     first_health: Duration,
+    /// Header lines sent with every GET (each ending in CRLF).
+    request_headers: String,
+    /// The last answer's bytes on the wire: status line, headers and body as framed.
+    wire: usize,
 }
 
 /// Which exporter a [`Subject`] runs.
@@ -102,6 +106,8 @@ impl Subject {
             stream: BufReader::new(stream),
             started,
             first_health: Duration::ZERO,
+            request_headers: String::new(),
+            wire: 0,
         };
         let (status, _) = subject.get("/health");
         assert_eq!(status, 200);
@@ -111,13 +117,16 @@ impl Subject {
 
     /// One keep-alive GET: (status, body length).
     fn get(&mut self, path: &str) -> (u16, usize) {
-        let request = format!("GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n");
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: bench\r\n{}\r\n",
+            self.request_headers
+        );
         self.stream
             .get_mut()
             .write_all(request.as_bytes())
             .expect("request");
         let mut line = String::new();
-        self.stream.read_line(&mut line).expect("status line");
+        self.wire = self.stream.read_line(&mut line).expect("status line");
         let status = line
             .split_whitespace()
             .nth(1)
@@ -127,7 +136,7 @@ impl Subject {
         let mut chunked = false;
         loop {
             line.clear();
-            self.stream.read_line(&mut line).expect("header");
+            self.wire += self.stream.read_line(&mut line).expect("header");
             if line == "\r\n" {
                 break;
             }
@@ -141,15 +150,17 @@ impl Subject {
         if !chunked {
             let mut body = vec![0u8; length];
             self.stream.read_exact(&mut body).expect("body");
+            self.wire += length;
             return (status, length);
         }
         let mut total = 0;
         loop {
             line.clear();
-            self.stream.read_line(&mut line).expect("chunk size");
+            self.wire += self.stream.read_line(&mut line).expect("chunk size");
             let size = usize::from_str_radix(line.trim(), 16).expect("hex chunk size");
             let mut chunk = vec![0u8; size + 2];
             self.stream.read_exact(&mut chunk).expect("chunk");
+            self.wire += size + 2;
             total += size;
             if size == 0 {
                 return (status, total);
@@ -321,6 +332,9 @@ fn instance() {
             flags.push("--web.disable-exporter-metrics");
         }
         let mut e = Subject::start(&endpoint.base, &flags);
+        if let Ok(encoding) = std::env::var("INSTANCE_ACCEPT_ENCODING") {
+            e.request_headers = format!("Accept-Encoding: {encoding}\r\n");
+        }
         let cpu_before = e.cpu_seconds();
         let mut times = Vec::with_capacity(scrapes);
         let mut answer = 0;
@@ -331,10 +345,11 @@ fn instance() {
             assert_eq!(status, 200);
             answer = length;
         }
+        let wire = e.wire;
         let cpu = (e.cpu_seconds() - cpu_before) / scrapes as f64;
         let slowest = times.iter().cloned().fold(0.0, f64::max);
         println!(
-            "instance ({tasks} tasks x {containers} containers, exporter metrics {}): /tasks {} bytes, /tasks/stats {} bytes, answer {answer} bytes; scrape median {:.1} ms, slowest {:.1} ms; {:.4} CPU-s per scrape; VmHWM {} KiB",
+            "instance ({tasks} tasks x {containers} containers, exporter metrics {}): /tasks {} bytes, /tasks/stats {} bytes, answer {answer} bytes ({wire} on the wire); scrape median {:.1} ms, slowest {:.1} ms; {:.4} CPU-s per scrape; VmHWM {} KiB",
             if exporter_metrics { "on" } else { "off" },
             tasks_body.len(),
             stats_body.len(),
@@ -366,11 +381,43 @@ struct Figures {
     p99_ms: f64,
     hwm_kib: f64,
     start_ms: f64,
+    wire_bytes: f64,
 }
+
+/// Prometheus 3's scrape request headers (scrape/scrape.go: `acceptHeader` with the default
+/// protocols, `acceptEncodingHeader`), with `SIDE_ACCEPT_ENCODING` (default `gzip`; `identity`
+/// is `enable_compression: false`).
+fn prometheus_headers() -> String {
+    let encoding = std::env::var("SIDE_ACCEPT_ENCODING").unwrap_or_else(|_| "gzip".into());
+    format!(
+        "Accept: application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.6,application/openmetrics-text;version=0.0.1;q=0.5,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2\r\n\
+         Accept-Encoding: {encoding}\r\nUser-Agent: Prometheus/3.5.0\r\nX-Prometheus-Scrape-Timeout-Seconds: 10\r\n"
+    )
+}
+
+/// Our flags for Go's 20 families alone (every collector group of ours off), so that both
+/// exporters write the same series (but for our `ecs_up` and the build info's labels);
+/// `SIDE_OUR_FAMILIES=1` keeps ours all on.
+const GO_FAMILIES_ALONE: &[&str] = &[
+    "--no-collector.container",
+    "--no-collector.memory",
+    "--no-collector.cpu",
+    "--no-collector.storage",
+    "--no-collector.pids",
+    "--no-collector.container_network",
+    "--no-collector.container_labels",
+    "--no-collector.identity",
+    "--no-collector.clock",
+];
 
 /// One round: `scrapes` keep-alive scrapes, `spacing` apart (0: back to back).
 fn round(binary: Binary, metadata: &str, scrapes: usize, spacing: Duration) -> Figures {
-    let mut e = Subject::start_binary(binary, metadata, &["--web.disable-exporter-metrics"]);
+    let mut flags = vec!["--web.disable-exporter-metrics"];
+    if binary == Binary::Ours && std::env::var("SIDE_OUR_FAMILIES").as_deref() != Ok("1") {
+        flags.extend_from_slice(GO_FAMILIES_ALONE);
+    }
+    let mut e = Subject::start_binary(binary, metadata, &flags);
+    e.request_headers = prometheus_headers();
     let start_ms = e.first_health.as_secs_f64() * 1e3;
     // A few scrapes first, so that both clients' connections to the endpoint exist.
     for _ in 0..10 {
@@ -391,11 +438,14 @@ fn round(binary: Binary, metadata: &str, scrapes: usize, spacing: Duration) -> F
         p99_ms: percentile(&mut latencies, 0.99),
         hwm_kib: e.status_kib("VmHWM:") as f64,
         start_ms,
+        wire_bytes: e.wire as f64,
     }
 }
 
 /// The Go exporter and ours against the same fake endpoint with the same client, alternating,
-/// in one run, with `--web.disable-exporter-metrics`: `SIDE_ROUNDS` (3) rounds per case. Bodies
+/// in one run, with `--web.disable-exporter-metrics`, ours with Go's families alone
+/// ([`GO_FAMILIES_ALONE`]), the client sending Prometheus's headers ([`prometheus_headers`]:
+/// both compress): `SIDE_ROUNDS` (3) rounds per case. Bodies
 /// are framed as the agent frames them (the fixture's go out chunked). The cases:
 ///
 /// - back to back (`SIDE_SCRAPES`, 2000 scrapes), against an endpoint that takes new
@@ -456,7 +506,8 @@ fn side_by_side() {
             }
         }
         let m = |runs: &[Figures], f: Pick| median(&mut runs.iter().map(f).collect::<Vec<_>>());
-        let rows: [(&str, Pick); 5] = [
+        let rows: [(&str, Pick); 6] = [
+            ("bytes on the wire a scrape", |r| r.wire_bytes),
             ("CPU-s per 1000 scrapes", |r| r.cpu_per_1000),
             ("scrape median (ms)", |r| r.median_ms),
             ("scrape p99 (ms)", |r| r.p99_ms),
@@ -599,8 +650,8 @@ fn footprint() {
     );
 }
 
-/// decode -> collect -> write `PIPELINE_ITERATIONS` times (default 1000) on the Fargate fixture,
-/// in process, for instruction counts: run it under callgrind with 0 and with N iterations and
+/// decode -> collect -> write -> gzip `PIPELINE_ITERATIONS` times (default 1000) on the Fargate
+/// fixture, in process, for instruction counts: run it under callgrind with 0 and with N iterations and
 /// divide the difference by N (`.ci/instructions.sh` does that).
 #[test]
 #[ignore = "benchmark: cargo test --release --target x86_64-unknown-linux-musl --test bench -- --ignored pipeline --nocapture"]
@@ -614,7 +665,16 @@ fn pipeline() {
     let stats = std::fs::read_to_string(stats).expect("stats");
     let options = Options::default();
     let mut out = ecs_exporter::exposition::Exposition::default();
-    let mut total = 0;
+    // The deflate level (`PIPELINE_GZIP_LEVEL`, default the exporter's; "none" leaves gzip
+    // out), for docs/footprint.md's table of levels.
+    let level = match std::env::var("PIPELINE_GZIP_LEVEL").ok().as_deref() {
+        Some("none") => None,
+        Some(l) => Some(l.parse().expect("a level, 0 to 10")),
+        None => Some(ecs_exporter::gzip::LEVEL),
+    };
+    let (mut total, mut compressed) = (0, 0);
+    // As the server keeps them: one compressor's state, reused.
+    let pool = ecs_exporter::gzip::Pool::default();
     for _ in 0..iterations {
         let tasks = scrape::decode_tasks(Scope::Task, task.clone(), &options.labels)
             .ok()
@@ -632,8 +692,14 @@ fn pipeline() {
         };
         scrape::render(&input, &mut out).expect("within the answer limit");
         total += out.len();
+        if let Some(level) = level {
+            let mut gz = ecs_exporter::gzip::Gzip::with_level(out.take(), &pool, level);
+            compressed += std::io::copy(&mut gz, &mut std::io::sink()).expect("compresses");
+        }
     }
-    println!("pipeline: {iterations} iterations, {total} bytes written");
+    println!(
+        "pipeline: {iterations} iterations, {total} bytes written, {compressed} bytes gzipped at level {level:?}"
+    );
 }
 
 /// 256 idle keep-alive connections (each has had one answer), as many as the default

@@ -12,6 +12,9 @@
 //!   EC2 discovery finds it: its tasks told apart by `task_arn`, the instance-scope queries of
 //!   the docs.
 //!
+//! Both Prometheus and `promtool debug metrics` ask for gzip: the exporters' debug log shows
+//! that every answer they got was gzip.
+//!
 //! Bounded: it gives Prometheus 60 s, and stops everything it started.
 
 mod common;
@@ -134,10 +137,15 @@ fn a_real_prometheus_scrapes_the_exporter() {
         "--ecs.metadata-uri",
         fargate.to_str().expect("UTF-8"),
         "--ecs.container-labels=com.amazonaws.ecs.*",
+        "--log.level=debug",
     ]);
     let target = exporter.base.trim_start_matches("http://").to_owned();
     let ec2 = project_dir().join("fixtures/ec2-cgroupv2");
-    let ec2_exporter = Exporter::start(&["--ecs.metadata-uri", ec2.to_str().expect("UTF-8")]);
+    let ec2_exporter = Exporter::start(&[
+        "--ecs.metadata-uri",
+        ec2.to_str().expect("UTF-8"),
+        "--log.level=debug",
+    ]);
     let ec2_target = ec2_exporter.base.trim_start_matches("http://").to_owned();
 
     let tmp = TempDir::new("prometheus");
@@ -240,6 +248,85 @@ fn a_real_prometheus_scrapes_the_exporter() {
         assert_eq!(text(get(target, "health")), "up");
         assert_eq!(text(get(target, "lastError")), "", "no scrape error");
     }
+    // Prometheus asks for gzip on every scrape; only Prometheus scraped these two.
+    for e in [&exporter, &ec2_exporter] {
+        assert_all_gzip(&e.log());
+    }
+}
+
+/// Every metrics request the exporter answered (at least one) was answered with gzip: its
+/// debug line for each says which encoding the answer had.
+fn assert_all_gzip(log: &str) {
+    let answered: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("msg=\"metrics answered\""))
+        .collect();
+    assert!(!answered.is_empty(), "no metrics answered in:\n{log}");
+    for line in answered {
+        assert!(line.ends_with(" encoding=gzip"), "not gzip: {line}");
+    }
+}
+
+/// promtool fetches the metrics as Go's HTTP client does (asking for gzip, decompressing it
+/// itself): what it stores is the identity answer, and `promtool check metrics` accepts it.
+#[test]
+#[cfg_attr(
+    no_prometheus,
+    ignore = "prometheus is not installed (Debian package prometheus)"
+)]
+fn promtool_scrapes_it_compressed() {
+    let fargate = project_dir().join("fixtures/fargate");
+    let exporter = Exporter::start(&[
+        "--ecs.metadata-uri",
+        fargate.to_str().expect("UTF-8"),
+        "--web.disable-exporter-metrics",
+        "--log.level=debug",
+    ]);
+    let tmp = TempDir::new("promtool-debug");
+    let out = Command::new("promtool")
+        .args(["debug", "metrics", &exporter.base])
+        .current_dir(&tmp.0)
+        .output()
+        .expect("promtool runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_all_gzip(&exporter.log());
+    let untar = Command::new("tar")
+        .args(["xzf", "debug.tar.gz"])
+        .current_dir(&tmp.0)
+        .status()
+        .expect("tar runs");
+    assert!(untar.success());
+    let fetched = std::fs::read_to_string(tmp.0.join("metrics.txt")).expect("metrics.txt");
+    let identity = exporter.get("/metrics");
+    assert_eq!(identity.header("content-encoding"), None);
+    assert!(
+        fetched == identity.as_str().expect("UTF-8"),
+        "promtool's copy is the identity answer"
+    );
+    let mut check = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool runs");
+    use std::io::Write;
+    check
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(fetched.as_bytes())
+        .expect("written");
+    let checked = check.wait_with_output().expect("promtool ends");
+    assert!(
+        checked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&checked.stdout)
+    );
 }
 
 /// Starts a Prometheus on `config`, storing under `tmp`, and waits (60 s at most) until
