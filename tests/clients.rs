@@ -255,8 +255,17 @@ fn at_the_connection_limit_the_oldest_idle_connection_makes_way() {
     assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
     // The oldest was closed to admit it.
     assert_closed(&mut held[0], "the oldest idle connection");
-    drop(held);
+}
 
+/// At the cap with none idle, the connection that has taken longest to send its head makes way:
+/// clients trickling their heads do not lock a fresh client out either.
+#[test]
+fn at_the_connection_limit_the_slowest_sender_makes_way() {
+    let e = Exporter::start(&[
+        "--ecs.metadata-uri",
+        &fixture("fargate"),
+        "--web.max-connections=10",
+    ]);
     // Ten connections each halfway through a request head: the oldest makes way.
     let mut slow: Vec<TcpStream> = (0..10)
         .map(|_| {
