@@ -8,6 +8,7 @@
 mod float;
 
 use float::write_float;
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// The most labels any family has (`ecs_task_metadata_info` has 8).
 pub(crate) const MAX_LABELS: usize = 8;
@@ -81,6 +82,9 @@ pub struct Exposition {
     bytes: usize,
     samples: usize,
     limit: usize,
+    /// Where a [`Body`] gives the buffers back once it has been written, for the next scrape
+    /// to write into instead of growing new ones.
+    returned: Arc<Mutex<Vec<String>>>,
 }
 
 impl Exposition {
@@ -88,6 +92,10 @@ impl Exposition {
     /// A buffer much larger than what the last scrape wrote into it (after a hostile document)
     /// gives the memory back.
     pub fn start(&mut self, families: usize, limit: usize) {
+        if self.families.is_empty() {
+            let mut returned = self.returned.lock().unwrap_or_else(PoisonError::into_inner);
+            self.families = std::mem::take(&mut *returned);
+        }
         self.families.resize_with(families, String::new);
         for buffer in &mut self.families {
             if buffer.capacity() > 2 * buffer.len() + 4096 {
@@ -174,39 +182,48 @@ impl Exposition {
 
     /// The text, taken out to be sent without joining the pieces first. It is written by the
     /// client connection's own thread after the scrape loop has moved on, so it owns its
-    /// buffers; the next scrape starts with fresh ones.
+    /// buffers; it gives them back when it is dropped, for a later scrape.
     pub fn take(&mut self) -> Body {
         Body {
-            rest: std::mem::take(&mut self.families).into_iter(),
-            current: String::new(),
+            parts: std::mem::take(&mut self.families),
+            index: 0,
             at: 0,
+            home: Arc::clone(&self.returned),
         }
     }
 }
 
 /// [`Exposition::take`]: the text, piece after piece.
 pub struct Body {
-    rest: std::vec::IntoIter<String>,
-    current: String,
-    /// How much of `current` has been read.
+    parts: Vec<String>,
+    /// The piece being read, and how much of it has been.
+    index: usize,
     at: usize,
+    home: Arc<Mutex<Vec<String>>>,
 }
 
 impl std::io::Read for Body {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        while self.at >= self.current.len() {
-            match self.rest.next() {
-                Some(part) => {
-                    self.current = part;
-                    self.at = 0;
-                }
-                None => return Ok(0),
+        while let Some(part) = self.parts.get(self.index) {
+            let mut rest = part.as_bytes().get(self.at..).unwrap_or_default();
+            if !rest.is_empty() {
+                let n = rest.read(buf)?;
+                self.at += n;
+                return Ok(n);
             }
+            self.index += 1;
+            self.at = 0;
         }
-        let mut rest = self.current.as_bytes().get(self.at..).unwrap_or_default();
-        let n = rest.read(buf)?;
-        self.at += n;
-        Ok(n)
+        Ok(0)
+    }
+}
+
+impl Drop for Body {
+    fn drop(&mut self) {
+        let mut home = self.home.lock().unwrap_or_else(PoisonError::into_inner);
+        if home.is_empty() {
+            *home = std::mem::take(&mut self.parts);
+        }
     }
 }
 
@@ -323,6 +340,26 @@ pub(crate) fn escape_into(out: &mut String, text: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A body written and dropped gives its buffers back: the next scrape writes into them
+    /// rather than growing new ones, and a body still being written keeps its own.
+    #[test]
+    fn a_written_body_gives_its_buffers_back() {
+        let mut exposition = Exposition::default();
+        exposition.start(3, 1 << 20);
+        exposition.families[1].push_str("ecs_up 1\n");
+        let mut text = String::new();
+        let mut body = exposition.take();
+        std::io::Read::read_to_string(&mut body, &mut text).expect("UTF-8 text");
+        assert_eq!(text, "ecs_up 1\n");
+        exposition.start(3, 1 << 20);
+        assert!(exposition.families.iter().all(|f| f.capacity() == 0), "still with the body");
+        drop(body);
+        exposition.take();
+        exposition.start(3, 1 << 20);
+        assert!(exposition.families.iter().all(String::is_empty));
+        assert!(exposition.families[1].capacity() >= 9, "the buffer came back");
+    }
 
     #[test]
     fn escapes_label_values() {
