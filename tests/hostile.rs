@@ -119,7 +119,7 @@ fn shapes() -> Vec<Shape> {
             body: filled("{\"deep\": ", "[", "", BODY),
             other: None,
             up: 0.0,
-            warning: Some("nests deeper than 64 levels"),
+            warning: Some("nests deeper than 10000 levels"),
         },
         Shape {
             name: "nesting, 1 million levels, balanced, in /task/stats",
@@ -128,7 +128,7 @@ fn shapes() -> Vec<Shape> {
                 .into_bytes(),
             other: None,
             up: 0.0,
-            warning: Some("nests deeper than 64 levels"),
+            warning: Some("nests deeper than 10000 levels"),
         },
         Shape {
             name: "one 4 MiB string where the cluster name belongs",
@@ -158,6 +158,19 @@ fn shapes() -> Vec<Shape> {
             name: "one 4 MiB string of lone surrogate escapes",
             path: "/task",
             body: filled("{\"Unknown\": \"", "\\ud800", "\"}", BODY),
+            other: None,
+            up: 1.0,
+            warning: None,
+        },
+        Shape {
+            name: "keys nobody reads, each nesting 9,000 levels (within Go's limit)",
+            path: "/task",
+            body: listed(
+                "{",
+                |i| format!("\"k{i:x}\":{}1{}", "[".repeat(9_000), "]".repeat(9_000)),
+                "}",
+                BODY,
+            ),
             other: None,
             up: 1.0,
             warning: None,
@@ -393,7 +406,7 @@ fn instance_shapes() -> Vec<Shape> {
             body: filled("[{\"deep\": ", "[", "", INSTANCE_BODY),
             other: None,
             up: 0.0,
-            warning: Some("nests deeper than 64 levels"),
+            warning: Some("nests deeper than 10000 levels"),
         },
         Shape {
             name: "one 16 MiB string where a cluster name belongs",

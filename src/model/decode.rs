@@ -5,7 +5,10 @@
 //! list are skipped unread. Bounded, so that no 4 MiB body can make the exporter hold much more
 //! than its size (docs/design.md, "Hostile documents"):
 //!
-//! - skipped values may nest [`MAX_DEPTH`] levels (miniserde keeps a frame per level);
+//! - skipped values may nest [`MAX_DEPTH`] levels (miniserde keeps a frame per level); a
+//!   document that nests deeper, as far as Go's [`GO_MAX_DEPTH`], has what lies deeper than that
+//!   blanked out in place (values nobody reads) and is decoded again, so the depth costs no
+//!   memory; past Go's limit it fails, as in Go;
 //! - a string longer than [`MAX_STRING`] is left out, as a value of the wrong type (no name, ARN
 //!   or image comes near; every kept string may end up in many label values);
 //! - a list or map keeps at most [`Bounded::MAX`] entries of its element type (containers of a
@@ -27,6 +30,8 @@ use super::Place;
 
 /// How deep skipped values may nest.
 pub const MAX_DEPTH: usize = 64;
+/// How deep a document may nest at all: Go's `encoding/json` refuses deeper.
+pub const GO_MAX_DEPTH: usize = 10_000;
 /// The longest string kept, in bytes.
 pub const MAX_STRING: usize = 4096;
 
@@ -36,7 +41,7 @@ pub enum DecodeError {
     /// Not JSON, or not the JSON type the document is (malformed, truncated, or another type):
     /// "a JSON object" or "a JSON array".
     Malformed(&'static str),
-    /// Values nested deeper than [`MAX_DEPTH`].
+    /// Values nested deeper than [`GO_MAX_DEPTH`].
     TooDeep,
     /// What the document keeps would take more than this many bytes.
     TooLarge(usize),
@@ -49,7 +54,9 @@ impl std::fmt::Display for DecodeError {
                 f,
                 "response is not {expected} (malformed, truncated or of another type)"
             ),
-            DecodeError::TooDeep => write!(f, "response nests deeper than {MAX_DEPTH} levels"),
+            DecodeError::TooDeep => {
+                write!(f, "response nests deeper than {GO_MAX_DEPTH} levels")
+            }
             DecodeError::TooLarge(limit) => write!(
                 f,
                 "response would take more than {} KiB once decoded",
@@ -90,7 +97,17 @@ pub fn decode<T: Deserialize>(
     limit: usize,
     expected: &'static str,
 ) -> std::result::Result<Decoded<T>, DecodeError> {
-    let result = decode_once(&text, limit, expected);
+    let mut text = text;
+    let mut result = decode_once(&text, limit, expected);
+    if let Err(DecodeError::TooDeep) = result {
+        // Only skipped values nest that deep: blank them out past MAX_DEPTH and decode again,
+        // unless the text nests past Go's limit (docs/decisions.md).
+        text = match blank_past(text, MAX_DEPTH, GO_MAX_DEPTH) {
+            Some(text) => text,
+            None => return result,
+        };
+        result = decode_once(&text, limit, expected);
+    }
     if let Err(DecodeError::Malformed(_)) = result
         && let Some(repaired) = replace_lone_surrogates(text)
     {
@@ -119,6 +136,60 @@ fn decode_once<T: Deserialize>(
         (Err(_), Some(Over::Size)) => Err(DecodeError::TooLarge(limit)),
         (Err(_), None) => Err(DecodeError::Malformed(expected)),
     }
+}
+
+/// `text` with the inside of every array and object that opens deeper than `keep` levels
+/// turned into blanks, in place (`[[[1]]]` past the limit reads as an empty array), or `None`
+/// if it nests deeper than `refuse` levels anywhere. Strings and their escapes are told apart,
+/// so a bracket inside a string does not count. A scan of the text with a count and two flags:
+/// no memory for the depth. What it gives up: JSON that is malformed inside a blanked value is
+/// accepted, where Go refuses the document.
+fn blank_past(text: String, keep: usize, refuse: usize) -> Option<String> {
+    let mut bytes = text.into_bytes();
+    let mut depth = 0usize;
+    let (mut in_string, mut escaped) = (false, false);
+    // The depth of the bracket whose inside is being blanked.
+    let mut blanking: Option<usize> = None;
+    for byte in &mut bytes {
+        let b = *byte;
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+        } else {
+            match b {
+                b'"' => in_string = true,
+                b'[' | b'{' => {
+                    depth += 1;
+                    if depth > refuse {
+                        return None;
+                    }
+                    if depth == keep + 1 && blanking.is_none() {
+                        blanking = Some(depth);
+                        continue;
+                    }
+                }
+                b']' | b'}' => {
+                    if blanking == Some(depth) {
+                        blanking = None;
+                        depth -= 1;
+                        continue;
+                    }
+                    depth = depth.saturating_sub(1);
+                }
+                _ => {}
+            }
+        }
+        if blanking.is_some() {
+            *byte = b' ';
+        }
+    }
+    // Whole characters (inside brackets, which are ASCII) became blanks: still UTF-8.
+    String::from_utf8(bytes).ok()
 }
 
 /// `text` with every `\uD800`-`\uDFFF` escape that is not half of a pair replaced by `\uFFFD`
@@ -599,5 +670,50 @@ mod tests {
             let repaired = replace_lone_surrogates(text.to_owned());
             assert_eq!(repaired.as_deref(), want, "{text}");
         }
+    }
+
+    /// Past `keep` levels the inside is blanked, the brackets kept; brackets inside strings and
+    /// after escaped quotes do not count; past `refuse` levels, nothing is returned.
+    #[test]
+    fn what_nests_too_deep_is_blanked_in_place() {
+        let rows = [
+            ("[[[1]]]", 1, Some("[[   ]]")),
+            ("[[[1]]]", 2, Some("[[[ ]]]")),
+            ("[[[1]]]", 3, Some("[[[1]]]")),
+            (r#"{"a":{"b":[1,"]"]},"c":2}"#, 1, Some(r#"{"a":{           },"c":2}"#)),
+            (r#"{"a":"[[[[","b":[[7]]}"#, 2, Some(r#"{"a":"[[[[","b":[[ ]]}"#)),
+            (r#"{"a":"\"[[","b":[[7]]}"#, 2, Some(r#"{"a":"\"[[","b":[[ ]]}"#)),
+            ("[[[[[[", 4, None),
+            ("[[[[]]]]", 4, Some("[[[[]]]]")),
+            ("[[[[[]]]]]", 4, None),
+        ];
+        for (text, keep, want) in rows {
+            let blanked = blank_past(text.to_owned(), keep, 4);
+            assert_eq!(blanked.as_deref(), want, "{text} past {keep}");
+        }
+    }
+
+    /// An unknown field nested 1,000 levels (past MAX_DEPTH, within Go's limit) costs only
+    /// itself, as in Go; a document nesting 10,001 levels in all fails, as in Go.
+    #[test]
+    fn skipped_values_nest_as_deep_as_go_allows() {
+        let nested = |levels: usize| {
+            format!(
+                r#"{{"Cluster":"c","Deep":{}1{},"TaskARN":"arn"}}"#,
+                "[".repeat(levels),
+                "]".repeat(levels)
+            )
+        };
+        let decoded: std::result::Result<Decoded<crate::model::TaskMetadata>, _> =
+            decode(nested(1_000), 1 << 20, "a JSON object");
+        let task = decoded.expect("decodes").document;
+        assert_eq!(task.cluster.as_deref(), Some("c"));
+        assert_eq!(task.task_arn.as_deref(), Some("arn"));
+        let decoded: std::result::Result<Decoded<crate::model::TaskMetadata>, _> =
+            decode(nested(GO_MAX_DEPTH - 1), 1 << 20, "a JSON object");
+        assert!(decoded.is_ok());
+        let decoded: std::result::Result<Decoded<crate::model::TaskMetadata>, _> =
+            decode(nested(GO_MAX_DEPTH), 1 << 20, "a JSON object");
+        assert_eq!(decoded.err(), Some(DecodeError::TooDeep));
     }
 }
