@@ -5,13 +5,23 @@
 //!   silent before its `for`, then firing for the task where its condition holds and not for
 //!   the one beside it, in task scope and in instance scope; the recording rules' values);
 //! - every alert has a severity, a summary, a description, a runbook link to its own section
-//!   of `docs/runbook.md`, and unit tests in both scopes.
+//!   of `docs/runbook.md`, and unit tests in both scopes;
+//! - end to end, a real Prometheus with the rendered rules loaded scrapes exporters serving
+//!   healthy fixtures, `fixtures/alerting` (a container at 95% of its memory limit, one
+//!   unhealthy, one exited 1, an unsynchronized clock, ephemeral storage nearly full), an
+//!   exporter whose endpoint fails and a target that is down: each alert is pending for
+//!   exactly the task (or target) that should raise it, and the records carry the task's
+//!   identity. The same in instance scope, where `fixtures/alerting-instance` holds a healthy
+//!   task and the troubled one on one instance, with containers of the same names.
 
 mod common;
 
 use std::process::Command;
+use std::time::{Duration, Instant};
 
-use common::project_dir;
+use common::prometheus::{Prometheus, field, sample_value, text};
+use common::{Endpoint, Exporter, TempDir, fixture, project_dir};
+use miniserde::json::Value;
 
 fn mixin_file(name: &str) -> String {
     let path = project_dir().join("examples/mixin").join(name);
@@ -100,4 +110,225 @@ fn every_alert_is_described_tested_in_both_scopes_and_has_a_runbook_section() {
     // (ip:port) and an instance scope one (an instance id with task_arn).
     assert!(tests.contains("job: \"ecs-task\""));
     assert!(tests.contains("job: \"ecs-exporter-instances\""));
+}
+
+/// The troubled task of `fixtures/alerting` (and of `fixtures/alerting-instance`).
+const TROUBLED: &str = "7b3d2f1e0c9a4b8d9e2f3a4b5c6d7e81";
+
+/// A loopback address where nothing listens: a target that is down.
+fn dead_target() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let address = listener.local_addr().expect("address").to_string();
+    drop(listener);
+    address
+}
+
+fn address(exporter: &Exporter) -> String {
+    exporter.base.trim_start_matches("http://").to_owned()
+}
+
+/// Prometheus scraping `targets` as `job` every second, with the rendered alerts and rules
+/// evaluated every second.
+fn prometheus_with_the_mixin(job: &str, targets: &[String], tmp: &TempDir) -> Prometheus {
+    let dir = project_dir().join("examples/mixin");
+    let targets: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
+    let config = format!(
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
+         rule_files:\n  - '{}'\n  - '{}'\n\
+         scrape_configs:\n  - job_name: {job}\n    static_configs:\n      - targets: [{}]\n",
+        dir.join("prometheus_alerts.yaml").display(),
+        dir.join("prometheus_rules.yaml").display(),
+        targets.join(", ")
+    );
+    Prometheus::start(&config, tmp)
+}
+
+/// The active alerts as `NAME instance=... task=... container=...` lines (sorted), each
+/// checked to be pending (every alert has a `for` of minutes, so none may fire yet) and to
+/// name in its description the task and container its labels name.
+fn active_alerts(prometheus: &Prometheus) -> Vec<String> {
+    let data = prometheus.api("/api/v1/alerts").expect("alerts");
+    let Some(Value::Array(alerts)) = field(&data, "alerts") else {
+        panic!("alerts");
+    };
+    let mut seen: Vec<String> = alerts
+        .iter()
+        .map(|alert| {
+            let labels = field(alert, "labels").expect("labels");
+            let label = |name: &str| text(field(labels, name)).to_owned();
+            let (name, task, container) = (
+                label("alertname"),
+                label("task_id"),
+                label("container_name"),
+            );
+            assert_eq!(text(field(alert, "state")), "pending", "{name}: {alert:?}");
+            let description = text(field(
+                field(alert, "annotations").expect("annotations"),
+                "description",
+            ));
+            assert!(description.contains(&task), "{name}: {description}");
+            if !container.is_empty() {
+                assert!(
+                    description.contains(&format!("Container {container} of task {task}")),
+                    "{name}: {description}"
+                );
+            }
+            format!(
+                "{name} instance={} task={task} arn={} container={container}",
+                label("instance"),
+                label("task_arn")
+            )
+        })
+        .collect();
+    seen.sort();
+    seen
+}
+
+/// Waits (60 s at most) until the active alerts are `want`, then a few evaluations more in
+/// case another one comes late.
+fn assert_alerts(prometheus: &Prometheus, mut want: Vec<String>) {
+    want.sort();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let seen = active_alerts(prometheus);
+        if seen == want {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "after 60 s the active alerts are\n{seen:#?}\nnot\n{want:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(active_alerts(prometheus), want, "an alert came late");
+}
+
+/// An alert of the troubled task, as [`active_alerts`] writes it.
+fn of_troubled(name: &str, at: &str, container: &str) -> String {
+    format!(
+        "{name} instance={at} task={TROUBLED} arn=arn:aws:ecs:eu-west-1:123456789012:task/shop-prod/{TROUBLED} container={container}"
+    )
+}
+
+/// The alerts of both scopes: the target whose endpoint fails, the target that is down, and
+/// the troubled task's container and clock alerts (the exporter serving it is at `at`).
+fn expected(at: &str, unreadable: &str, dead: &str) -> Vec<String> {
+    vec![
+        format!("EcsMetadataUnreadable instance={unreadable} task= arn= container="),
+        format!("EcsExporterDown instance={dead} task= arn= container="),
+        of_troubled("EcsContainerMemoryNearLimit", at, "checkout"),
+        of_troubled("EcsContainerUnhealthy", at, "worker"),
+        of_troubled("EcsContainerExitedNonZero", at, "db-migrate"),
+        of_troubled("EcsTaskClockNotSynchronized", at, ""),
+        of_troubled("EcsTaskClockErrorLarge", at, ""),
+    ]
+}
+
+/// The value of an instant query with exactly one result.
+fn one_value(prometheus: &Prometheus, promql: &str) -> f64 {
+    let result = prometheus
+        .query(promql)
+        .unwrap_or_else(|e| panic!("{promql}: {e}"));
+    assert_eq!(result.len(), 1, "{promql}: {result:?}");
+    sample_value(&result[0]).expect("a value")
+}
+
+#[test]
+#[cfg_attr(
+    no_prometheus,
+    ignore = "prometheus is not installed (Debian package prometheus)"
+)]
+fn task_scope_each_alert_is_pending_for_exactly_the_troubled_task() {
+    let healthy = [
+        Exporter::start(&["--ecs.metadata-uri", &fixture("fargate")]),
+        Exporter::start(&["--ecs.metadata-uri", &fixture("ec2-cgroupv2")]),
+    ];
+    let troubled = Exporter::start(&["--ecs.metadata-uri", &fixture("alerting")]);
+    // An endpoint that answers 404 to everything: the exporter answers with ecs_up 0.
+    let endpoint = Endpoint::start();
+    let unreadable = Exporter::start(&["--ecs.metadata-uri", &endpoint.base]);
+    let dead = dead_target();
+    let mut targets: Vec<String> = healthy.iter().map(address).collect();
+    targets.extend([address(&troubled), address(&unreadable), dead.clone()]);
+    let tmp = TempDir::new("mixin-task");
+    let prometheus = prometheus_with_the_mixin("ecs-task", &targets, &tmp);
+
+    let mut want = expected(&address(&troubled), &address(&unreadable), &dead);
+    want.push(of_troubled(
+        "EcsTaskEphemeralStorageNearFull",
+        &address(&troubled),
+        "",
+    ));
+    assert_alerts(&prometheus, want);
+    // The recording rules, with the task's identity attached.
+    let ratio = one_value(
+        &prometheus,
+        &format!(
+            "task_container:ecs_container_memory_working_set_bytes:ratio_limit{{task_id=\"{TROUBLED}\", container_name=\"checkout\", family=\"checkout\"}}"
+        ),
+    );
+    assert!((ratio - 0.95).abs() < 1e-9, "{ratio}");
+    let service = one_value(
+        &prometheus,
+        "service:ecs_container_memory_working_set_bytes:sum{service=\"orders-api\"}",
+    );
+    let tasks = one_value(
+        &prometheus,
+        "sum(ecs_container_memory_working_set_bytes{job=\"ecs-task\"} * on (instance) group_left ecs_task_identity_info{group=\"service:orders-api\"})",
+    );
+    assert_eq!(service, tasks);
+}
+
+#[test]
+#[cfg_attr(
+    no_prometheus,
+    ignore = "prometheus is not installed (Debian package prometheus)"
+)]
+fn instance_scope_each_alert_is_pending_for_exactly_the_troubled_task() {
+    let instance = |case: &str| {
+        Exporter::start(&["--ecs.metadata-uri", &fixture(case), "--ecs.scope=instance"])
+    };
+    // Three healthy tasks; then, on one instance, a healthy task and the troubled one, with
+    // containers of the same names: only task_arn tells them apart.
+    let healthy = instance("managed-instances");
+    let troubled = instance("alerting-instance");
+    let endpoint = Endpoint::start();
+    let unreadable =
+        Exporter::start(&["--ecs.metadata-uri", &endpoint.base, "--ecs.scope=instance"]);
+    let dead = dead_target();
+    let targets = [
+        address(&healthy),
+        address(&troubled),
+        address(&unreadable),
+        dead.clone(),
+    ];
+    let tmp = TempDir::new("mixin-instance");
+    let prometheus = prometheus_with_the_mixin("ecs-exporter-instances", &targets, &tmp);
+
+    // Ephemeral storage is Fargate's: Managed Instances do not report it.
+    let want = expected(&address(&troubled), &address(&unreadable), &dead);
+    assert_alerts(&prometheus, want);
+    // Every task with a working set has its record, named by its ARN and with its identity.
+    let records = prometheus
+        .query("task:ecs_container_memory_working_set_bytes:sum")
+        .expect("records");
+    let with_stats = prometheus
+        .query("count by (task_arn) (ecs_container_memory_working_set_bytes)")
+        .expect("tasks");
+    assert_eq!(records.len(), with_stats.len(), "{records:?}");
+    assert!(records.len() >= 4, "{records:?}");
+    for record in &records {
+        let labels = field(record, "metric").expect("labels");
+        let arn = text(field(labels, "task_arn"));
+        assert!(arn.ends_with(text(field(labels, "task_id"))), "{record:?}");
+        assert!(!text(field(labels, "family")).is_empty(), "{record:?}");
+    }
+    let ratio = one_value(
+        &prometheus,
+        &format!(
+            "task_container:ecs_container_memory_working_set_bytes:ratio_limit{{task_id=\"{TROUBLED}\", container_name=\"checkout\"}}"
+        ),
+    );
+    assert!((ratio - 0.95).abs() < 1e-9, "{ratio}");
 }

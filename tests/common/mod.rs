@@ -7,6 +7,7 @@ mod endpoint;
 mod exporter;
 mod exposition;
 pub mod instance;
+pub mod prometheus;
 
 pub use endpoint::{Behaviour, CHUNKING_THRESHOLD, Endpoint, body_of, framed};
 pub use exporter::*;
