@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Renders the mixin (examples/mixin/*.libsonnet) to the files users load: the alerts, the
-# recording rules and the promtool unit tests (examples/mixin/). Needs jsonnet (Debian's package, installed by .ci/run).
+# recording rules, the promtool unit tests (examples/mixin/) and the dashboard
+# (examples/grafana-dashboard.json). Needs jsonnet (Debian's package, installed by .ci/run).
 #   bash .ci/mixin.sh           render in place
 #   bash .ci/mixin.sh --check   render to a temporary directory and fail if a committed file differs
 set -euo pipefail
@@ -15,8 +16,9 @@ yaml() { # FIELD FILE: a field of the mixin as YAML
 yaml prometheusAlerts prometheus_alerts.yaml
 yaml prometheusRules prometheus_rules.yaml
 { echo "$header"; jsonnet -J "$mixin" -S -e "std.manifestYamlDoc(import 'tests.jsonnet', quote_keys=false)"; } >"$out/tests.yaml"
+jsonnet -J "$mixin" -e "(import 'mixin.libsonnet').grafanaDashboards['ecs-exporter-tasks.json']" >"$out/grafana-dashboard.json"
 status=0
-for file in prometheus_alerts.yaml prometheus_rules.yaml tests.yaml; do
+for file in prometheus_alerts.yaml prometheus_rules.yaml tests.yaml grafana-dashboard.json; do
   case "$file" in
     grafana-dashboard.json) target=examples/$file ;;
     *) target=$mixin/$file ;;

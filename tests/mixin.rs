@@ -225,6 +225,65 @@ fn expected(at: &str, unreadable: &str, dead: &str) -> Vec<String> {
     ]
 }
 
+/// Every query of the generated dashboard, variables at "All", on a Prometheus with the rules
+/// loaded: it runs (no many-to-many join in either scope) and shows series, but for the
+/// panels of what the fixtures of `empty_in` lack; a panel that reads a record shows the
+/// record's series, each once (the fallback's series carry the same labels, so `or` adds none).
+fn dashboard_queries(prometheus: &Prometheus, empty_in: &[&str]) {
+    let text_of = std::fs::read_to_string(project_dir().join("examples/grafana-dashboard.json"))
+        .expect("the dashboard");
+    let dashboard: Value = miniserde::json::from_str(&text_of).expect("JSON");
+    let all = |expr: &str| {
+        expr.replace("$cluster", ".*")
+            .replace("$family", ".*")
+            .replace("$task", ".*")
+            .replace("$__rate_interval", "15s")
+    };
+    let Some(Value::Array(panels)) = field(&dashboard, "panels") else {
+        panic!("panels");
+    };
+    let mut records = 0;
+    for panel in panels {
+        let title = text(field(panel, "title"));
+        let Some(Value::Array(targets)) = field(panel, "targets") else {
+            panic!("{title}: targets");
+        };
+        for t in targets {
+            let expr = all(text(field(t, "expr")));
+            let result = prometheus
+                .query(&expr)
+                .unwrap_or_else(|e| panic!("panel {title:?}: {expr}: {e}"));
+            if !empty_in.contains(&title) {
+                assert!(!result.is_empty(), "panel {title:?} shows nothing: {expr}");
+            }
+            // `NAME{filter} or (...)`: the record alone shows the same series.
+            let Some(at) = expr.find("{cluster=~") else {
+                continue;
+            };
+            let name: String = expr[..at]
+                .chars()
+                .rev()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == ':')
+                .collect::<Vec<char>>()
+                .into_iter()
+                .rev()
+                .collect();
+            if !name.contains(':') {
+                continue;
+            }
+            let recorded = prometheus
+                .query(&all(&format!(
+                    "{name}{{cluster=~\"$cluster\", family=~\"$family\", task_arn=~\"$task\"}}"
+                )))
+                .expect("the record");
+            assert!(!recorded.is_empty(), "panel {title:?}: no {name}");
+            assert_eq!(recorded.len(), result.len(), "panel {title:?}: {expr}");
+            records += 1;
+        }
+    }
+    assert!(records >= 6, "{records} panels read records");
+}
+
 /// The value of an instant query with exactly one result.
 fn one_value(prometheus: &Prometheus, promql: &str) -> f64 {
     let result = prometheus
@@ -261,6 +320,7 @@ fn task_scope_each_alert_is_pending_for_exactly_the_troubled_task() {
         "",
     ));
     assert_alerts(&prometheus, want);
+    dashboard_queries(&prometheus, &[]);
     // The recording rules, with the task's identity attached.
     let ratio = one_value(
         &prometheus,
@@ -309,6 +369,11 @@ fn instance_scope_each_alert_is_pending_for_exactly_the_troubled_task() {
     // Ephemeral storage is Fargate's: Managed Instances do not report it.
     let want = expected(&address(&troubled), &address(&unreadable), &dead);
     assert_alerts(&prometheus, want);
+    // Managed Instances run awsvpc tasks: no container has interfaces of its own.
+    dashboard_queries(
+        &prometheus,
+        &["Network by container, bridge mode (receive +, transmit -)"],
+    );
     // Every task with a working set has its record, named by its ARN and with its identity.
     let records = prometheus
         .query("task:ecs_container_memory_working_set_bytes:sum")

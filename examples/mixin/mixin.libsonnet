@@ -3,3 +3,4 @@
 (import 'config.libsonnet')
 + (import 'alerts.libsonnet')
 + (import 'rules.libsonnet')
++ (import 'dashboard.libsonnet')
