@@ -16,8 +16,8 @@ local lib = import 'lib.libsonnet';
   local any = c { selector: '' },
   // PromQL over the exporter's series, with the selected tasks' identity; in parentheses, as
   // it is an `or` of two joins.
-  local joined(expr) = '(' + lib.identity(any, expr, filter) + ')',
-  local records = { [r.record]: r.expr for r in $.taskRecords('', filter) },
+  local joined(expr) = '(' + std.strReplace(lib.identity(any, expr, filter), '{}', '') + ')',
+  local records = { [r.record]: std.strReplace(r.expr, '{}', '') for r in $.taskRecords('', filter) },
   local record(name) = '%s{%s} or (%s)' % [name, filter, records[name]],
 
   local target(expr, legend, refId) = {
@@ -178,7 +178,7 @@ local lib = import 'lib.libsonnet';
         ], description="Each container's own interfaces, for containers in bridge network mode (EC2). In awsvpc and host mode see the throughput by task."),
         timeseries(17, 'Exporter resident memory', 'bytes', half(0, 52), [
           [
-            joined('process_resident_memory_bytes') + ' or (process_resident_memory_bytes * on (instance, job) group_left () (count by (instance, job) (ecs_task_metadata_info{%s}) > 1))' % filter,
+            joined('process_resident_memory_bytes') + ' or (process_resident_memory_bytes and on (instance, job) (count by (instance, job) (ecs_task_metadata_info{%s}) > 1))' % filter,
             perTask + ' {{instance}}',
           ],
         ], description="The exporter's own footprint (exporter metrics, on by default). An exporter in instance scope covering several tasks is shown by its instance."),
