@@ -8,19 +8,22 @@
 //!   of `docs/runbook.md`, and unit tests in both scopes;
 //! - end to end, a real Prometheus with the rendered rules loaded scrapes exporters serving
 //!   healthy fixtures, `fixtures/alerting` (a container at 95% of its memory limit, one
-//!   unhealthy, one exited 1, an unsynchronized clock, ephemeral storage nearly full), an
-//!   exporter whose endpoint fails and a target that is down: each alert is pending for
-//!   exactly the task (or target) that should raise it, and the records carry the task's
-//!   identity. The same in instance scope, where `fixtures/alerting-instance` holds a healthy
+//!   unhealthy, one exited 1, an unsynchronized clock, ephemeral storage nearly full; served
+//!   with counters that move: the task at its CPU limit, a container hitting its memory limit,
+//!   one restarting), an exporter whose endpoint fails and a target that is down: each alert
+//!   is pending for exactly the task (or target) that should raise it, the dashboard's queries
+//!   run and read the records, and the records carry the task's identity. The same in instance scope, where `fixtures/alerting-instance` holds a healthy
 //!   task and the troubled one on one instance, with containers of the same names.
 
 mod common;
 
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::prometheus::{Prometheus, field, sample_value, text};
-use common::{Endpoint, Exporter, TempDir, fixture, project_dir};
+use common::{Behaviour, Endpoint, Exporter, TempDir, fixture, project_dir};
 use miniserde::json::Value;
 
 fn mixin_file(name: &str) -> String {
@@ -284,6 +287,88 @@ fn dashboard_queries(prometheus: &Prometheus, empty_in: &[&str]) {
     assert!(records >= 6, "{records} panels read records");
 }
 
+/// The troubled task's documents served by an endpoint whose counters move, as a live task's
+/// do: its worker restarts every second, its checkout container hits its memory limit
+/// (failcnt) 10 times a second and uses 0.5 vCPU, the whole task limit. Fixture files are
+/// static, and the restart, memory pressure and CPU alerts need counters that move. A 5-minute
+/// rate is the increase divided by 5 minutes however young the series is, so the CPU counter
+/// also gains 150 s once Prometheus has its first sample (as if the task had been at its limit
+/// for the 5 minutes before): the rate is over the limit from the second scrape on, and under
+/// the container's reservation (0.75 vCPU) for the test's duration. `paths` are the task and
+/// stats paths (`/task` or `/tasks`); the troubled task's CPU is the last of the stats file.
+struct Ticking {
+    endpoint: Arc<Endpoint>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Ticking {
+    fn start(case: &str, files: [&str; 2], paths: [&'static str; 2]) -> Ticking {
+        let dir = project_dir().join("fixtures").join(case);
+        let read = |f: &str| std::fs::read_to_string(dir.join(f)).expect("fixture");
+        let (task, stats) = (read(files[0]), read(files[1]));
+        let endpoint = Arc::new(Endpoint::start());
+        let stop = Arc::new(AtomicBool::new(false));
+        let (serving, stopping) = (Arc::clone(&endpoint), Arc::clone(&stop));
+        let started = Instant::now();
+        let thread = std::thread::spawn(move || {
+            let mut scraped: Option<Instant> = None;
+            while !stopping.load(Ordering::SeqCst) {
+                let t = started.elapsed().as_secs_f64();
+                if scraped.is_none() && serving.hits() > 0 {
+                    scraped = Some(Instant::now());
+                }
+                let cpu_seconds =
+                    scraped.map_or(0.0, |at| 150.0 + 0.5 * at.elapsed().as_secs_f64());
+                let task = task.replacen(
+                    "\"Name\": \"worker\",",
+                    &format!("\"Name\": \"worker\", \"RestartCount\": {},", t as u64),
+                    1,
+                );
+                let cpu = "\"total_usage\": 184613001558";
+                let at = stats.rfind(cpu).expect("the checkout container's CPU");
+                let stats = format!(
+                    "{}\"total_usage\": {}{}",
+                    &stats[..at],
+                    184_613_001_558 + (cpu_seconds * 1e9) as u64,
+                    &stats[at + cpu.len()..]
+                )
+                .replacen(
+                    "\"limit\": 536870912",
+                    &format!("\"limit\": 536870912, \"failcnt\": {}", (t * 10.0) as u64),
+                    1,
+                );
+                serving.set(paths[0], Behaviour::json(task));
+                serving.set(paths[1], Behaviour::json(stats));
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        Ticking {
+            endpoint,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Ticking {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The alerts the moving counters raise for the troubled task.
+fn moving(at: &str) -> [String; 3] {
+    [
+        of_troubled("EcsTaskCpuNearLimit", at, ""),
+        of_troubled("EcsContainerMemoryPressure", at, "checkout"),
+        of_troubled("EcsContainerRestarting", at, "worker"),
+    ]
+}
+
 /// The value of an instant query with exactly one result.
 fn one_value(prometheus: &Prometheus, promql: &str) -> f64 {
     let result = prometheus
@@ -303,7 +388,12 @@ fn task_scope_each_alert_is_pending_for_exactly_the_troubled_task() {
         Exporter::start(&["--ecs.metadata-uri", &fixture("fargate")]),
         Exporter::start(&["--ecs.metadata-uri", &fixture("ec2-cgroupv2")]),
     ];
-    let troubled = Exporter::start(&["--ecs.metadata-uri", &fixture("alerting")]);
+    let ticking = Ticking::start(
+        "alerting",
+        ["task.json", "stats.json"],
+        ["/task", "/task/stats"],
+    );
+    let troubled = Exporter::start(&["--ecs.metadata-uri", &ticking.endpoint.base]);
     // An endpoint that answers 404 to everything: the exporter answers with ecs_up 0.
     let endpoint = Endpoint::start();
     let unreadable = Exporter::start(&["--ecs.metadata-uri", &endpoint.base]);
@@ -314,6 +404,7 @@ fn task_scope_each_alert_is_pending_for_exactly_the_troubled_task() {
     let prometheus = prometheus_with_the_mixin("ecs-task", &targets, &tmp);
 
     let mut want = expected(&address(&troubled), &address(&unreadable), &dead);
+    want.extend(moving(&address(&troubled)));
     want.push(of_troubled(
         "EcsTaskEphemeralStorageNearFull",
         &address(&troubled),
@@ -352,7 +443,16 @@ fn instance_scope_each_alert_is_pending_for_exactly_the_troubled_task() {
     // Three healthy tasks; then, on one instance, a healthy task and the troubled one, with
     // containers of the same names: only task_arn tells them apart.
     let healthy = instance("managed-instances");
-    let troubled = instance("alerting-instance");
+    let ticking = Ticking::start(
+        "alerting-instance",
+        ["tasks.json", "tasks-stats.json"],
+        ["/tasks", "/tasks/stats"],
+    );
+    let troubled = Exporter::start(&[
+        "--ecs.metadata-uri",
+        &ticking.endpoint.base,
+        "--ecs.scope=instance",
+    ]);
     let endpoint = Endpoint::start();
     let unreadable =
         Exporter::start(&["--ecs.metadata-uri", &endpoint.base, "--ecs.scope=instance"]);
@@ -367,7 +467,8 @@ fn instance_scope_each_alert_is_pending_for_exactly_the_troubled_task() {
     let prometheus = prometheus_with_the_mixin("ecs-exporter-instances", &targets, &tmp);
 
     // Ephemeral storage is Fargate's: Managed Instances do not report it.
-    let want = expected(&address(&troubled), &address(&unreadable), &dead);
+    let mut want = expected(&address(&troubled), &address(&unreadable), &dead);
+    want.extend(moving(&address(&troubled)));
     assert_alerts(&prometheus, want);
     // Managed Instances run awsvpc tasks: no container has interfaces of its own.
     dashboard_queries(
