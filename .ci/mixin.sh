@@ -6,6 +6,7 @@
 #   bash .ci/mixin.sh --check   render to a temporary directory and fail if a committed file differs
 set -euo pipefail
 cd "$(dirname "$0")/.."
+command -v jsonnet >/dev/null || { echo "jsonnet is not installed (Debian package jsonnet; .ci/run installs it)" >&2; exit 1; }
 mixin=examples/mixin
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT

@@ -100,7 +100,7 @@ local lib = import 'lib.libsonnet';
           withIdentity('increase(ecs_container_restarts_total{%s}[10m]) > 0' % sel),
           c.restartingFor,
           'A container keeps restarting.',
-          theContainer + ' has restarted in every 10 minutes for %s (its restart policy restarts it each time it exits).' % c.restartingFor,
+          theContainer + ' has restarted at least once every 10 minutes for %s: it keeps exiting, and its restart policy keeps starting it again.' % c.restartingFor,
         ),
         alert(
           'EcsContainerUnhealthy', 'warning',

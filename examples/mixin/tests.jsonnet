@@ -224,7 +224,7 @@ local alertCases(scope) = [
     [{
       labels: identity(scope) + { container_name: 'web' },
       severity: 'warning',
-      description: ofContainer('web') + ' has restarted in every 10 minutes for 15m (its restart policy restarts it each time it exits).',
+      description: ofContainer('web') + ' has restarted at least once every 10 minutes for 15m: it keeps exiting, and its restart policy keeps starting it again.',
     }],
   ),
   case(
