@@ -130,13 +130,14 @@ fn address(exporter: &Exporter) -> String {
     exporter.base.trim_start_matches("http://").to_owned()
 }
 
-/// Prometheus scraping `targets` as `job` every second, with the rendered alerts and rules
-/// evaluated every second.
+/// Prometheus scraping `targets` as `job` every 2 s (a 2 s timeout leaves room for an exporter
+/// under emulation on a loaded machine: one failed scrape would be an alert), with the
+/// rendered alerts and rules evaluated every second.
 fn prometheus_with_the_mixin(job: &str, targets: &[String], tmp: &TempDir) -> Prometheus {
     let dir = project_dir().join("examples/mixin");
     let targets: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
     let config = format!(
-        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
+        "global:\n  scrape_interval: 2s\n  scrape_timeout: 2s\n  evaluation_interval: 1s\n\
          rule_files:\n  - '{}'\n  - '{}'\n\
          scrape_configs:\n  - job_name: {job}\n    static_configs:\n      - targets: [{}]\n",
         dir.join("prometheus_alerts.yaml").display(),
