@@ -9,8 +9,8 @@
 //! - end to end, a real Prometheus with the rendered rules loaded scrapes exporters serving
 //!   healthy fixtures, `fixtures/alerting` (a container at 95% of its memory limit, one
 //!   unhealthy, one exited 1, an unsynchronized clock, ephemeral storage nearly full; served
-//!   with counters that move: the task at its CPU limit, a container hitting its memory limit,
-//!   one restarting), an exporter whose endpoint fails and a target that is down: each alert
+//!   with counters that move: a container over its CPU reservation and the task's limit and
+//!   hitting its memory limit, one restarting), an exporter whose endpoint fails and a target that is down: each alert
 //!   is pending for exactly the task (or target) that should raise it, the dashboard's queries
 //!   run and read the records, and the records carry the task's identity. The same in instance scope, where `fixtures/alerting-instance` holds a healthy
 //!   task and the troubled one on one instance, with containers of the same names.
@@ -289,14 +289,15 @@ fn dashboard_queries(prometheus: &Prometheus, empty_in: &[&str]) {
 }
 
 /// The troubled task's documents served by an endpoint whose counters move, as a live task's
-/// do: its worker restarts every second, its checkout container hits its memory limit
-/// (failcnt) 10 times a second and uses 0.5 vCPU, the whole task limit. Fixture files are
-/// static, and the restart, memory pressure and CPU alerts need counters that move. A 5-minute
-/// rate is the increase divided by 5 minutes however young the series is, so the CPU counter
-/// also gains 150 s once Prometheus has its first sample, as if the task had been at its limit
-/// for the 5 minutes before: the rate is over the limit from the third scrape on, and under the
-/// container's reservation (0.75 vCPU) for the test's duration. `paths` are the task and stats
-/// paths (`/task` or `/tasks`); the troubled task's CPU is the last of the stats file.
+/// do: its worker restarts every second, and its checkout container hits its memory limit
+/// (failcnt) 10 times a second and uses 1 vCPU, over the task's limit (0.5) and its own
+/// reservation (0.75). Fixture files are static, and the restart, memory pressure and CPU
+/// alerts need counters that move. A 5-minute rate is the increase divided by 5 minutes however
+/// young the series is, so the CPU counter also gains 300 s once Prometheus has its first
+/// sample, as if the container had used 1 vCPU for the 5 minutes before: from the third scrape
+/// on the rate is 1 vCPU or more (more while Prometheus extrapolates a young series). `paths`
+/// are the task and stats paths (`/task` or `/tasks`); the troubled task's CPU is the last of
+/// the stats file.
 struct Ticking {
     endpoint: Arc<Endpoint>,
     stop: Arc<AtomicBool>,
@@ -321,8 +322,7 @@ impl Ticking {
                 if scraped.is_none() && serving.hits() >= 3 {
                     scraped = Some(Instant::now());
                 }
-                let cpu_seconds =
-                    scraped.map_or(0.0, |at| 150.0 + 0.5 * at.elapsed().as_secs_f64());
+                let cpu_seconds = scraped.map_or(0.0, |at| 300.0 + at.elapsed().as_secs_f64());
                 let task = task.replacen(
                     "\"Name\": \"worker\",",
                     &format!("\"Name\": \"worker\", \"RestartCount\": {},", t as u64),
@@ -364,9 +364,10 @@ impl Drop for Ticking {
 }
 
 /// The alerts the moving counters raise for the troubled task.
-fn moving(at: &str) -> [String; 3] {
+fn moving(at: &str) -> [String; 4] {
     [
         of_troubled("EcsTaskCpuNearLimit", at, ""),
+        of_troubled("EcsContainerCpuNearReservation", at, "checkout"),
         of_troubled("EcsContainerMemoryPressure", at, "checkout"),
         of_troubled("EcsContainerRestarting", at, "worker"),
     ]
