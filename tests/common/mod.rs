@@ -7,6 +7,7 @@ mod endpoint;
 mod exporter;
 mod exposition;
 pub mod instance;
+pub mod prometheus;
 pub mod raw;
 mod rng;
 
