@@ -66,7 +66,7 @@ pub(crate) fn label_name_chars(key: &str) -> impl Iterator<Item = char> + '_ {
 
 /// One scrape's exposition, written a batch of samples at a time (in instance scope, a task's)
 /// into one buffer per family, so that a scrape never holds more samples than one batch; the
-/// text is the buffers in table order ([`reader`](Self::reader)). The buffers keep
+/// text is the buffers in table order ([`take`](Self::take)). The buffers keep
 /// their memory from scrape to scrape.
 ///
 /// Within a batch, samples are sorted by family, then by [`task`](Sample::task), then by label
@@ -353,12 +353,18 @@ mod tests {
         std::io::Read::read_to_string(&mut body, &mut text).expect("UTF-8 text");
         assert_eq!(text, "ecs_up 1\n");
         exposition.start(3, 1 << 20);
-        assert!(exposition.families.iter().all(|f| f.capacity() == 0), "still with the body");
+        assert!(
+            exposition.families.iter().all(|f| f.capacity() == 0),
+            "still with the body"
+        );
         drop(body);
         exposition.take();
         exposition.start(3, 1 << 20);
         assert!(exposition.families.iter().all(String::is_empty));
-        assert!(exposition.families[1].capacity() >= 9, "the buffer came back");
+        assert!(
+            exposition.families[1].capacity() >= 9,
+            "the buffer came back"
+        );
     }
 
     #[test]
