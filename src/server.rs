@@ -53,6 +53,17 @@ pub fn connections_within(max: usize, open_files: u64) -> usize {
     if max == 0 { room } else { max.min(room) }
 }
 
+/// The least that answers handed to connections and not yet read may hold in all; at least four
+/// times the answer being handed over. Past it, the connection that has been taking its answer
+/// longest is closed (docs/design.md, "Clients"): a client that never reads would otherwise keep
+/// a whole answer alive until the write deadline, a few MB each in instance scope.
+const UNREAD_ANSWERS: usize = 1 << 20;
+
+/// How many readers one answer may close to make room, and how long it waits for each to let
+/// go of its answer: the loop is held at most their product.
+const CLOSED_FOR_ROOM: usize = 16;
+const LETTING_GO: Duration = Duration::from_millis(20);
+
 pub struct Server {
     shared: Arc<Shared>,
     /// The addresses listened on, in the order given, for the start-up lines.
@@ -85,6 +96,8 @@ struct Counters {
     /// Metrics requests received and not yet answered: counted in when a listener admits one,
     /// out when it has been answered, whichever way.
     in_flight: Capped,
+    /// Bytes of the answers handed to connections and not yet read (or let go of).
+    unread: Arc<AtomicUsize>,
 }
 
 impl Counters {
@@ -319,13 +332,15 @@ impl Server {
                 );
                 let answer = scraper.scrape(counters.serving());
                 let length = answer.len();
+                self.make_room_for(length);
+                let body = Unread::new(answer.take(), length, &counters.unread);
                 let vary = ("Vary", "Accept-Encoding");
                 let result = match encoding {
                     crate::gzip::Encoding::Identity => respond_with(
                         request,
                         200,
                         METRICS_CONTENT_TYPE,
-                        (answer.take(), Some(length)),
+                        (body, Some(length)),
                         &[vary],
                     ),
                     // Compressed as it is written: no length ahead (HTTP/1.1 gets it chunked).
@@ -371,6 +386,67 @@ impl Server {
             .wait_answered(Duration::from_millis(500), |request| listener.take(request));
         log!(self.logger, Info, "stopped");
         Ok(())
+    }
+}
+
+impl Server {
+    /// Before an answer of `length` bytes is handed over: while the answers not yet read would
+    /// pass the budget with it, closes the connection that has been taking its answer longest
+    /// and waits a moment for it to let go (a bounded number of times).
+    fn make_room_for(&self, length: usize) {
+        let unread = &self.shared.counters.unread;
+        let budget = UNREAD_ANSWERS.max(length.saturating_mul(4));
+        let mut closed = 0;
+        while unread.load(Ordering::SeqCst) + length > budget
+            && closed < CLOSED_FOR_ROOM
+            && self.shared.http.close_oldest_writer()
+        {
+            closed += 1;
+            let before = unread.load(Ordering::SeqCst);
+            let started = std::time::Instant::now();
+            while unread.load(Ordering::SeqCst) >= before && started.elapsed() < LETTING_GO {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        if closed > 0 {
+            log!(
+                self.logger,
+                Debug,
+                "closed the connections slowest to read their answers, to make room",
+                "closed" = closed as u64,
+                "unread_bytes" = unread.load(Ordering::SeqCst) as u64
+            );
+        }
+    }
+}
+
+/// An answer's body, counted in [`Counters::unread`] until the connection lets go of it.
+struct Unread<R> {
+    body: R,
+    length: usize,
+    unread: Arc<AtomicUsize>,
+}
+
+impl<R> Unread<R> {
+    fn new(body: R, length: usize, unread: &Arc<AtomicUsize>) -> Unread<R> {
+        unread.fetch_add(length, Ordering::SeqCst);
+        Unread {
+            body,
+            length,
+            unread: Arc::clone(unread),
+        }
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for Unread<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.body.read(buf)
+    }
+}
+
+impl<R> Drop for Unread<R> {
+    fn drop(&mut self) {
+        self.unread.fetch_sub(self.length, Ordering::SeqCst);
     }
 }
 

@@ -8,6 +8,7 @@ mod common;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
+use common::instance::{array, as_task};
 use common::raw::{Conn, End, descriptors, small_window, sockets, threads};
 use common::{Behaviour, Endpoint, Exporter, emulated, fixture, project_dir, vm_hwm};
 
@@ -497,4 +498,68 @@ fn the_listener_is_the_only_socket_when_no_client_is_connected() {
             .collect::<Vec<_>>()
             .join("\n")
     );
+}
+
+/// Answers handed to connections and not yet read are bounded in all: clients that never read
+/// their (large, instance-scope) answers get the oldest of them closed to make room, so memory
+/// does not grow with their number (it grew by a whole answer for each), and a fresh client's
+/// scrape is still answered.
+#[test]
+fn answers_nobody_reads_hold_bounded_memory() {
+    if emulated() {
+        // A debug build under emulation takes seconds for each answer of megabytes.
+        return;
+    }
+    let dir = project_dir().join("fixtures/fargate");
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).expect("fixture");
+    // Answers larger than the kernel's socket buffers take in (about 4 MB on Linux): 200 tasks.
+    let (tasks, stats): (Vec<String>, Vec<String>) = (0..200)
+        .map(|i| as_task(&read("task.json"), &read("stats.json"), i, Some(10)))
+        .unzip();
+    let endpoint = Endpoint::start();
+    endpoint.set("/tasks", Behaviour::json(array(&tasks)));
+    endpoint.set("/tasks/stats", Behaviour::json(array(&stats)));
+    let e = Exporter::start(&[
+        "--ecs.scope=instance",
+        "--ecs.metadata-uri",
+        &endpoint.base,
+        "--web.idle-timeout=60s",
+    ]);
+    let size = e.metrics().len() as u64;
+    assert!(size > 6 << 20, "answers of megabytes: {size}");
+    // Clients that scrape once and never read, eight at a time; every one's scrape is answered
+    // (handed to its connection) before the next eight come.
+    let mut held: Vec<std::net::TcpStream> = Vec::new();
+    let mut peaks = Vec::new();
+    for round in 1..=3 {
+        for _ in 0..8 {
+            let mut s = small_window(&e.base, 2048);
+            s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+                .expect("a scrape");
+            held.push(s);
+        }
+        let started = Instant::now();
+        while endpoint.hits() < 2 * (1 + 8 * round) {
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "scrapes: {}",
+                endpoint.hits()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        peaks.push(vm_hwm(e.pid()).expect("VmHWM"));
+    }
+    assert_eq!(e.get("/metrics").status_code, 200);
+    eprintln!(
+        "answers nobody reads: 8, 16 and 24 of {size} bytes held, VmHWM {:?} KiB",
+        peaks.iter().map(|p| p >> 10).collect::<Vec<_>>()
+    );
+    // Eight more unread answers would hold eight answers more; they may take a little.
+    let growth = peaks[2].saturating_sub(peaks[0]);
+    assert!(
+        growth < 3 * size,
+        "VmHWM grew {growth} bytes from 8 to 24 unread answers of {size}"
+    );
+    drop(held);
 }

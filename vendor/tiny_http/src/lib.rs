@@ -402,6 +402,14 @@ impl Server {
         self.shared.changed.notify_all();
     }
 
+    /// Closes the connection that has been taking its answer longest, if any is taking one:
+    /// for a server whose answers waiting to be read hold too much memory, to shed the slowest
+    /// reader first. True if one was closed.
+    pub fn close_oldest_writer(&self) -> bool {
+        let mut connections = self.shared.connections();
+        connections.close_first(|phase| matches!(phase, Phase::Writing(_)))
+    }
+
     /// After [`Server::shutdown`]: waits up to `patience` until every request read has been
     /// answered and written, handing `answer` any request still arriving (read before the
     /// shutdown, not yet taken). True if all were written in time.
