@@ -144,9 +144,12 @@ struct State {
     output: [u8; OUT],
 }
 
-/// The states of finished answers, for the next ones (as promhttp pools its gzip writers). Holds
-/// at most as many as were ever in use at once, which is one: the loop answers one scrape at a
-/// time.
+/// The states of finished answers, for the next ones (as promhttp pools its gzip writers). Keeps
+/// at most [`KEPT`]: the loop makes one answer at a time, but answers are written by their
+/// connections' threads, so several can be in use at once while clients read slowly; the
+/// states past that are freed, not kept for ever.
+const KEPT: usize = 2;
+
 #[derive(Clone, Default)]
 pub struct Pool(Arc<Mutex<Vec<Box<State>>>>);
 
@@ -179,10 +182,10 @@ impl Pool {
     }
 
     fn give_back(&self, state: Box<State>) {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(state);
+        let mut kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if kept.len() < KEPT {
+            kept.push(state);
+        }
     }
 }
 
@@ -486,6 +489,17 @@ mod tests {
         let again = read_all(Gzip::new(&b"ecs_up 1\n"[..], &pool), 100);
         assert_eq!(gunzip(&again), b"ecs_up 1\n");
         assert_eq!(pool.0.lock().expect("pool").len(), 1, "one state, reused");
+    }
+
+    /// States come back to the pool, but no more than it keeps.
+    #[test]
+    fn the_pool_keeps_at_most_two_states() {
+        let pool = Pool::default();
+        let answers: Vec<_> = (0..5)
+            .map(|_| Gzip::new(&b"ecs_up 1\n"[..], &pool))
+            .collect();
+        drop(answers);
+        assert_eq!(pool.0.lock().expect("pool").len(), KEPT);
     }
 
     /// The body can be written by a thread other than the loop's, after the scrape has moved on.
