@@ -348,7 +348,7 @@ impl Server {
                         request,
                         200,
                         METRICS_CONTENT_TYPE,
-                        (crate::gzip::Gzip::new(answer.take(), &compressors), None),
+                        (crate::gzip::Gzip::new(body, &compressors), None),
                         &[("Content-Encoding", "gzip"), vary],
                     ),
                 };
