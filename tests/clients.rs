@@ -266,17 +266,20 @@ fn at_the_connection_limit_the_slowest_sender_makes_way() {
         &fixture("fargate"),
         "--web.max-connections=10",
     ]);
+    let gap = Duration::from_millis(if emulated() { 300 } else { 10 });
     // Ten connections each halfway through a request head: the oldest makes way.
     let mut slow: Vec<TcpStream> = (0..10)
         .map(|_| {
             let mut s = connect(&e);
             s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: ")
                 .expect("half a request");
-            std::thread::sleep(Duration::from_millis(10));
+            // Far enough apart that each connection's thread has begun reading before the
+            // next comes (under emulation threads start late, and out of order).
+            std::thread::sleep(gap);
             s
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(200));
+    std::thread::sleep(gap * 20);
     let answer = health_once(&e);
     assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
     assert_closed(&mut slow[0], "the connection slowest to send its head");
