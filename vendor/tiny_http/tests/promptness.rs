@@ -4,7 +4,9 @@
 // written" and "an answer is sent before the body has arrived" no longer hold by design. The
 // pipelining tests now answer each request at once and check that all pipelined requests still
 // come promptly; the response tests check that a body over the limit is refused (413) at once,
-// without waiting for it. HTTP/1.1 requests carry a Host header, which is now required.
+// without waiting for it. HTTP/1.1 requests carry a Host header, which is now required. The
+// bounds are 2 s, not 200 ms, so that they hold under emulation on a loaded machine (the slow
+// bodies take 100 s).
 // Lints today's clippy finds in the test as published.
 #![allow(clippy::inconsistent_digit_grouping, clippy::extra_unused_lifetimes)]
 
@@ -96,7 +98,7 @@ mod prompt_pipelining {
 
     #[test]
     fn empty() {
-        assert_requests_parsed_promptly(5, &[], Duration::from_millis(200), move |wr| {
+        assert_requests_parsed_promptly(5, &[], Duration::from_secs(2), move |wr| {
             for _ in 0..5 {
                 write!(wr, "GET / HTTP/1.1\r\nHost: localhost\r\n").unwrap();
                 write!(wr, "Connection: keep-alive\r\n\r\n").unwrap();
@@ -107,7 +109,7 @@ mod prompt_pipelining {
     #[test]
     fn content_length_short() {
         let body = &[65u8; 100]; // short but not trivial
-        assert_requests_parsed_promptly(5, body, Duration::from_millis(200), move |wr| {
+        assert_requests_parsed_promptly(5, body, Duration::from_secs(2), move |wr| {
             for _ in 0..5 {
                 write!(wr, "GET / HTTP/1.1\r\nHost: localhost\r\n").unwrap();
                 write!(wr, "Connection: keep-alive\r\n").unwrap();
@@ -120,7 +122,7 @@ mod prompt_pipelining {
     #[test]
     fn content_length_long() {
         let body = &[65u8; 10000]; // long enough that it won't be buffered
-        assert_requests_parsed_promptly(5, body, Duration::from_millis(200), move |wr| {
+        assert_requests_parsed_promptly(5, body, Duration::from_secs(2), move |wr| {
             for _ in 0..5 {
                 write!(wr, "GET / HTTP/1.1\r\nHost: localhost\r\n").unwrap();
                 write!(wr, "Connection: keep-alive\r\n").unwrap();
@@ -133,7 +135,7 @@ mod prompt_pipelining {
     #[test]
     fn chunked() {
         let body = &[65u8; 10000];
-        assert_requests_parsed_promptly(5, body, Duration::from_millis(200), move |wr| {
+        assert_requests_parsed_promptly(5, body, Duration::from_secs(2), move |wr| {
             for _ in 0..5 {
                 write!(wr, "GET / HTTP/1.1\r\nHost: localhost\r\n").unwrap();
                 write!(wr, "Connection: keep-alive\r\n").unwrap();
@@ -191,7 +193,7 @@ mod prompt_responses {
 
     #[test]
     fn content_length_http11() {
-        assert_responds_promptly(Duration::from_millis(200), move |wr| {
+        assert_responds_promptly(Duration::from_secs(2), move |wr| {
             write!(wr, "GET / HTTP/1.1\r\nHost: localhost\r\n").unwrap();
             write!(wr, "Content-Length: {}\r\n\r\n", SLOW_BODY.len).unwrap();
             copy(&mut SLOW_BODY.clone(), wr).unwrap();
@@ -200,7 +202,7 @@ mod prompt_responses {
 
     #[test]
     fn content_length_http10() {
-        assert_responds_promptly(Duration::from_millis(200), move |wr| {
+        assert_responds_promptly(Duration::from_secs(2), move |wr| {
             write!(wr, "GET / HTTP/1.0\r\nHost: localhost\r\n").unwrap();
             write!(wr, "Content-Length: {}\r\n\r\n", SLOW_BODY.len).unwrap();
             copy(&mut SLOW_BODY.clone(), wr).unwrap();
@@ -209,7 +211,7 @@ mod prompt_responses {
 
     #[test]
     fn expect_continue() {
-        assert_responds_promptly(Duration::from_millis(200), move |wr| {
+        assert_responds_promptly(Duration::from_secs(2), move |wr| {
             write!(wr, "GET / HTTP/1.1\r\nHost: localhost\r\n").unwrap();
             write!(wr, "Expect: 100 continue\r\n").unwrap();
             write!(wr, "Content-Length: {}\r\n\r\n", SLOW_BODY.len).unwrap();
@@ -219,7 +221,7 @@ mod prompt_responses {
 
     #[test]
     fn chunked() {
-        assert_responds_promptly(Duration::from_millis(200), move |wr| {
+        assert_responds_promptly(Duration::from_secs(2), move |wr| {
             write!(wr, "GET / HTTP/1.1\r\nHost: localhost\r\n").unwrap();
             write!(wr, "Transfer-Encoding: chunked\r\n\r\n").unwrap();
             encode_chunked(&mut SLOW_BODY.clone(), wr);
