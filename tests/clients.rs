@@ -6,12 +6,13 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{Endpoint, Exporter, emulated, fixture, parse_exposition, value, vm_hwm};
+use common::raw::{wait_for_sockets, wait_until_read};
+use common::{Endpoint, Exporter, bound, emulated, fixture, ms, parse_exposition, value, vm_hwm};
 
 fn connect(e: &Exporter) -> TcpStream {
     let stream = TcpStream::connect(e.base.trim_start_matches("http://")).expect("connects");
     stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
+        .set_read_timeout(Some(bound(Duration::from_secs(10))))
         .expect("timeout");
     stream
 }
@@ -42,11 +43,7 @@ fn abuse_does_not_stop_well_behaved_scrapes() {
     let started = Instant::now();
     let series = parse_exposition(&e.metrics());
     let took = started.elapsed();
-    let limit = if emulated() {
-        Duration::from_secs(5)
-    } else {
-        Duration::from_secs(1)
-    };
+    let limit = ms(1000);
     assert!(
         took < limit,
         "a scrape took {took:?} with 200 half-open connections held"
@@ -149,9 +146,11 @@ fn two_requests_per_scrape_and_coalescing_within_the_interval() {
     );
     drop(plain);
 
+    // Long enough for the five scrapes below to come within it, however slow the machine.
+    let interval = bound(Duration::from_secs(2));
     let coalescing = Exporter::start(&[
         &uri,
-        "--ecs.min-refresh-interval=2s",
+        &format!("--ecs.min-refresh-interval={}s", interval.as_secs()),
         "--web.disable-exporter-metrics",
     ]);
     let first = coalescing.metrics();
@@ -167,7 +166,8 @@ fn two_requests_per_scrape_and_coalescing_within_the_interval() {
         12,
         "scrapes within the interval reuse the last fetch"
     );
-    std::thread::sleep(Duration::from_millis(2100));
+    // Not a wait for an event: what is tested is that the interval passes.
+    std::thread::sleep(interval + Duration::from_millis(100));
     coalescing.metrics();
     assert_eq!(
         endpoint.hits(),
@@ -242,15 +242,14 @@ fn at_the_connection_limit_the_oldest_idle_connection_makes_way() {
         &fixture("fargate"),
         "--web.max-connections=10",
     ]);
-    // Ten connections held, silent: idle, one after the other.
+    // Ten connections held, silent: idle, each taken before the next comes.
     let mut held: Vec<TcpStream> = (0..10)
-        .map(|_| {
+        .map(|i| {
             let s = connect(&e);
-            std::thread::sleep(Duration::from_millis(10));
+            wait_for_sockets(e.pid(), 2 + i, ms(2000));
             s
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(200));
     let answer = health_once(&e);
     assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
     // The oldest was closed to admit it.
@@ -266,20 +265,18 @@ fn at_the_connection_limit_the_slowest_sender_makes_way() {
         &fixture("fargate"),
         "--web.max-connections=10",
     ]);
-    let gap = Duration::from_millis(if emulated() { 300 } else { 10 });
     // Ten connections each halfway through a request head: the oldest makes way.
     let mut slow: Vec<TcpStream> = (0..10)
         .map(|_| {
             let mut s = connect(&e);
             s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: ")
                 .expect("half a request");
-            // Far enough apart that each connection's thread has begun reading before the
-            // next comes (under emulation threads start late, and out of order).
-            std::thread::sleep(gap);
+            // Each connection's thread has begun reading before the next comes (under
+            // emulation threads start late, and out of order).
+            wait_until_read(&s, ms(2000));
             s
         })
         .collect();
-    std::thread::sleep(gap * 20);
     let answer = health_once(&e);
     assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
     assert_closed(&mut slow[0], "the connection slowest to send its head");
@@ -305,10 +302,10 @@ fn at_the_connection_limit_with_every_request_owed_a_new_one_gets_503() {
             let mut s = connect(&e);
             s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
                 .expect("a scrape");
+            wait_until_read(&s, ms(2000));
             s
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(300));
     let answer = health_once(&e);
     assert!(
         answer.starts_with("HTTP/1.1 503 Service Unavailable\r\n"),
@@ -319,14 +316,17 @@ fn at_the_connection_limit_with_every_request_owed_a_new_one_gets_503() {
     // The scrapes are answered (to closed connections) within 4 x 2 s; then there is room.
     let started = Instant::now();
     while !health_once(&e).starts_with("HTTP/1.1 200") {
-        assert!(started.elapsed() < Duration::from_secs(20), "no room again");
-        std::thread::sleep(Duration::from_millis(200));
+        assert!(
+            started.elapsed() < bound(Duration::from_secs(20)),
+            "no room again"
+        );
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
 /// The connection was closed by the exporter: end of stream or a reset.
 fn assert_closed(stream: &mut TcpStream, what: &str) {
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let _ = stream.set_read_timeout(Some(ms(2000)));
     let mut rest = [0u8; 64];
     let read = stream.read(&mut rest);
     assert!(
@@ -385,7 +385,7 @@ fn new_clients_are_answered_while_keep_alive_clients_hold_the_pool() {
                 std::thread::spawn(move || {
                     barrier.wait();
                     let mut stream = TcpStream::connect(address).ok()?;
-                    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+                    stream.set_read_timeout(Some(ms(5000))).ok()?;
                     health_on(&mut stream).then_some(stream)
                 })
             })
@@ -394,7 +394,7 @@ fn new_clients_are_answered_while_keep_alive_clients_hold_the_pool() {
             let stream = client.join().expect("joins");
             assert!(
                 stream.is_some(),
-                "attempt {attempt}: a new client got no answer within 5 s beside {} held ones",
+                "attempt {attempt}: a new client got no answer in time beside {} held ones",
                 held.len()
             );
             held.extend(stream);

@@ -3,12 +3,9 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::{Duration, Instant};
 
-use common::{Behaviour, ChildGuard, Endpoint, exporter_command, project_dir};
+use common::{Behaviour, Endpoint, Exporter, project_dir};
 
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -218,38 +215,12 @@ fn the_log_example_is_what_the_binary_prints() {
     // The run the example shows: a start, a scrape whose /task/stats fails, SIGTERM.
     let endpoint = Endpoint::fixture("fargate");
     endpoint.set("/task/stats", Behaviour::Status(500));
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a port")
-        .port();
-    let mut child = ChildGuard(
-        exporter_command()
-            .args([
-                &format!("--web.listen-address=127.0.0.1:{port}"),
-                "--ecs.metadata-uri",
-                &endpoint.base,
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("starts"),
-    );
-    let started = Instant::now();
-    let metrics = format!("http://127.0.0.1:{port}/metrics");
-    while minreq::get(&metrics).with_timeout(5).send().is_err() {
-        assert!(started.elapsed() < Duration::from_secs(10), "did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    // SAFETY: kill(2) on our own child.
-    unsafe { libc::kill(child.0.id() as libc::pid_t, libc::SIGTERM) };
-    let stderr = child.0.stderr.take().expect("stderr");
-    let printed: Vec<String> = BufReader::new(stderr)
-        .lines()
-        .map_while(Result::ok)
-        .map(|l| masked(&l))
-        .collect();
-    let _ = child.0.wait();
+    let mut e = Exporter::start(&["--ecs.metadata-uri", &endpoint.base]);
+    assert_eq!(e.get("/metrics").status_code, 200);
+    let (status, _) = e.terminate(common::ms(5000)).expect("exits after SIGTERM");
+    assert!(status.success(), "{status:?}");
+    // Everything it wrote is in the pipe once it has exited.
+    let printed: Vec<String> = e.log().lines().map(masked).collect();
     for line in example {
         assert!(
             printed.contains(&masked(line)),

@@ -19,111 +19,23 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
+use common::prometheus::{
+    Prometheus, field as get, sample_value as sample, text, url_encode as encode,
+};
 use common::{Exporter, TempDir, project_dir};
 use miniserde::json::{self, Value};
 
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("port")
-        .local_addr()
-        .expect("address")
-        .port()
-}
-
-fn get<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
-    match v {
-        Value::Object(o) => o.get(key),
-        _ => None,
-    }
-}
-
-fn text(v: Option<&Value>) -> &str {
-    match v {
-        Some(Value::String(s)) => s,
-        _ => "",
-    }
+/// `data.result` of an instant query; none if Prometheus cannot answer yet.
+fn query(prometheus: &Prometheus, promql: &str) -> Vec<Value> {
+    prometheus.query(promql).unwrap_or_default()
 }
 
 /// `data.result` of an instant query, or what Prometheus said was wrong with it.
-fn query_checked(prometheus: &str, promql: &str) -> Result<Vec<Value>, String> {
-    let url = format!("{prometheus}/api/v1/query?query={}", encode(promql));
-    let response = minreq::get(url)
-        .with_timeout(5)
-        .send()
-        .map_err(|e| e.to_string())?;
-    let body = response.as_str().map_err(|e| e.to_string())?;
-    let value: Value = json::from_str(body).map_err(|_| format!("not JSON: {body}"))?;
-    if text(get(&value, "status")) != "success" {
-        return Err(format!(
-            "{}: {}",
-            text(get(&value, "errorType")),
-            text(get(&value, "error"))
-        ));
-    }
-    match get(&value, "data").and_then(|d| get(d, "result")) {
-        Some(Value::Array(result)) => Ok(result.to_vec()),
-        _ => Err(format!("no result: {body}")),
-    }
-}
-
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b == b'_' {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
-
-/// `data.result` of an instant query.
-fn query(prometheus: &str, promql: &str) -> Vec<Value> {
-    let encoded: String = promql
-        .bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b == b'_' {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect();
-    let url = format!("{prometheus}/api/v1/query?query={encoded}");
-    let Ok(response) = minreq::get(url).with_timeout(5).send() else {
-        return Vec::new();
-    };
-    let Ok(body) = response.as_str() else {
-        return Vec::new();
-    };
-    let Ok(value) = json::from_str::<Value>(body) else {
-        return Vec::new();
-    };
-    match get(&value, "data").and_then(|d| get(d, "result")) {
-        Some(Value::Array(result)) => result.to_vec(),
-        _ => Vec::new(),
-    }
-}
-
-/// The sample value of one result (`value: [time, "1.5"]`).
-fn sample(result: &Value) -> Option<f64> {
-    match get(result, "value") {
-        Some(Value::Array(pair)) => text(pair.get(1)).parse().ok(),
-        _ => None,
-    }
+fn query_checked(prometheus: &Prometheus, promql: &str) -> Result<Vec<Value>, String> {
+    prometheus.query(promql)
 }
 
 #[test]
@@ -174,7 +86,7 @@ fn a_real_prometheus_scrapes_the_exporter() {
         ),
     )
     .expect("config");
-    let (_server, prometheus) = start_prometheus(&config, &tmp, 3);
+    let prometheus = start_prometheus(&config, &tmp, 3);
 
     let info = query(
         &prometheus,
@@ -230,7 +142,7 @@ fn a_real_prometheus_scrapes_the_exporter() {
     dashboard_queries(&prometheus);
     documented_queries(&prometheus, Scope::Task);
 
-    let response = minreq::get(format!("{prometheus}/api/v1/targets"))
+    let response = minreq::get(format!("{}/api/v1/targets", prometheus.url))
         .with_timeout(5)
         .send()
         .expect("targets");
@@ -329,39 +241,24 @@ fn promtool_scrapes_it_compressed() {
     );
 }
 
-/// Starts a Prometheus on `config`, storing under `tmp`, and waits (60 s at most) until
-/// `targets` targets are up with a few samples each, so that rates have two points.
-fn start_prometheus(config: &std::path::Path, tmp: &TempDir, targets: usize) -> (Killed, String) {
-    let port = free_port();
-    let server = Command::new("prometheus")
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            tmp.0.join("data").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("prometheus starts");
-    let server = Killed(server);
-    let prometheus = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let samples = query(
-            &prometheus,
-            &format!("min(count_over_time(up[1m]) * (up == 1)) and count(up == 1) == {targets}"),
-        );
-        if samples.first().and_then(sample).is_some_and(|n| n >= 4.0) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "Prometheus did not report {targets} targets up within 60 s"
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    (server, prometheus)
+/// Starts a Prometheus on `config`, storing under `tmp`, and waits until `targets` targets
+/// are up with a few samples each, so that rates have two points.
+fn start_prometheus(config: &std::path::Path, tmp: &TempDir, targets: usize) -> Prometheus {
+    let prometheus = Prometheus::start_on(config, tmp);
+    common::wait_until(
+        &format!("Prometheus reports {targets} targets up, with 4 samples each"),
+        common::bound(Duration::from_secs(60)),
+        || {
+            let samples = query(
+                &prometheus,
+                &format!(
+                    "min(count_over_time(up[1m]) * (up == 1)) and count(up == 1) == {targets}"
+                ),
+            );
+            samples.first().and_then(sample).is_some_and(|n| n >= 4.0)
+        },
+    );
+    prometheus
 }
 
 /// The relabelling of an example config, as written: its `relabel_configs` block.
@@ -412,7 +309,7 @@ fn a_real_prometheus_scrapes_an_instance() {
         ),
     )
     .expect("config");
-    let (_server, prometheus) = start_prometheus(&config, &tmp, 1);
+    let prometheus = start_prometheus(&config, &tmp, 1);
 
     let up = query(
         &prometheus,
@@ -451,7 +348,7 @@ fn a_real_prometheus_scrapes_an_instance() {
 
 /// The example's relabelling kept the tagged task only, set its target labels, and made no
 /// label clash with the exporter's own (Prometheus renames the exporter's to `exported_*`).
-fn ecs_discovery_relabelling(prometheus: &str, target: &str) {
+fn ecs_discovery_relabelling(prometheus: &Prometheus, target: &str) {
     let kept = query(prometheus, "up{job=\"ecs-sd\"}");
     assert_eq!(kept.len(), 1, "only the tagged task is scraped");
     let labels = get(&kept[0], "metric").expect("labels");
@@ -459,7 +356,8 @@ fn ecs_discovery_relabelling(prometheus: &str, target: &str) {
     assert_eq!(text(get(labels, "ecs_cluster")), "shop-prod");
     assert_eq!(text(get(labels, "ecs_service")), "checkout");
     let url = format!(
-        "{prometheus}/api/v1/labels?match[]={}",
+        "{}/api/v1/labels?match[]={}",
+        prometheus.url,
         encode("{job=\"ecs-sd\"}")
     );
     let response = minreq::get(url).with_timeout(5).send().expect("labels");
@@ -492,7 +390,7 @@ enum Scope {
 /// conditions that the fixtures, rightly, do not meet) return none; `promql instance` and
 /// `promql instance alert` are instance scope's. A query is a line that is neither blank nor a
 /// comment, with the indented lines that follow it.
-fn documented_queries(prometheus: &str, scope: Scope) {
+fn documented_queries(prometheus: &Prometheus, scope: Scope) {
     let mut queries: Vec<(String, bool)> = Vec::new();
     let mut files = vec![project_dir().join("README.md")];
     let docs = std::fs::read_dir(project_dir().join("docs")).expect("docs/");
@@ -534,7 +432,7 @@ fn documented_queries(prometheus: &str, scope: Scope) {
 }
 
 /// Every query of the dashboard, variables at "All", runs on this Prometheus and returns series.
-fn dashboard_queries(prometheus: &str) {
+fn dashboard_queries(prometheus: &Prometheus) {
     let text_of = std::fs::read_to_string(project_dir().join("examples/grafana-dashboard.json"))
         .expect("the dashboard");
     let dashboard: Value = json::from_str(&text_of).expect("JSON");

@@ -32,7 +32,120 @@ pub fn exporter_command_with(prefix: &[&str]) -> Command {
 pub struct Exporter {
     child: Child,
     pub base: String,
-    log: Arc<Mutex<String>>,
+    /// Every address it listens on, in the order of its "Listening on" lines.
+    pub bases: Vec<String>,
+    log: Log,
+}
+
+/// The address of a "Listening on" line (exporter-toolkit's words, which the exporter, the Go
+/// exporter and Prometheus all print once listening), logfmt's `address=HOST:PORT` or JSON's
+/// `"address":"HOST:PORT"`: so that each listens on `:0` and the test learns the port.
+pub fn listening_address(line: &str) -> Option<String> {
+    if !line.contains("Listening on") {
+        return None;
+    }
+    line.split([' ', ','])
+        .find_map(|field| {
+            field
+                .strip_prefix("address=")
+                .or_else(|| field.strip_prefix("\"address\":"))
+        })
+        .map(|a| a.trim().trim_end_matches('}').trim_matches('"').to_owned())
+}
+
+/// Reads a child's stderr up to the first line that contains `last` (or its end): the text
+/// read, and the addresses of the "Listening on" lines in it.
+pub fn read_until(stderr: &mut impl BufRead, last: &str) -> (String, Vec<String>) {
+    let mut text = String::new();
+    let mut addresses = Vec::new();
+    loop {
+        let mut line = String::new();
+        if !stderr.read_line(&mut line).is_ok_and(|n| n > 0) {
+            break;
+        }
+        text.push_str(&line);
+        addresses.extend(listening_address(&line));
+        if line.contains(last) {
+            break;
+        }
+    }
+    (text, addresses)
+}
+
+/// The exporter's stderr, taken as it comes by a thread of its own (so that the exporter never
+/// blocks on a full pipe) and by [`Log::read`]. Both read the pipe without blocking and only
+/// while holding the lock, so that when `read` has drained it, every byte the exporter wrote
+/// before is in the text: no wait for the thread to catch up.
+#[derive(Clone)]
+struct Log {
+    text: Arc<Mutex<(String, std::process::ChildStderr)>>,
+    fd: std::os::fd::RawFd,
+}
+
+impl Log {
+    fn follow(stderr: BufReader<std::process::ChildStderr>, first: String) -> Log {
+        use std::os::fd::AsRawFd;
+        // What the reader buffered past the first line is kept too.
+        let mut text = first;
+        text.push_str(&String::from_utf8_lossy(stderr.buffer()));
+        let pipe = stderr.into_inner();
+        let fd = pipe.as_raw_fd();
+        // SAFETY: fcntl on a descriptor this process owns (the pipe).
+        unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFL);
+            libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK);
+        }
+        let log = Log {
+            text: Arc::new(Mutex::new((text, pipe))),
+            fd,
+        };
+        let follower = log.clone();
+        std::thread::spawn(move || {
+            loop {
+                let mut ready = libc::pollfd {
+                    fd: follower.fd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                // SAFETY: poll on one pollfd of a descriptor the Log keeps open.
+                let polled = unsafe { libc::poll(&mut ready, 1, -1) };
+                if polled < 0
+                    && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted
+                {
+                    return;
+                }
+                if !follower.drain() {
+                    return;
+                }
+            }
+        });
+        log
+    }
+
+    /// Reads what the pipe holds into the text; false once the exporter has closed it.
+    fn drain(&self) -> bool {
+        let mut guard = self.text.lock().unwrap_or_else(|p| p.into_inner());
+        let (text, pipe) = &mut *guard;
+        let mut buf = [0u8; 8192];
+        loop {
+            match pipe.read(&mut buf) {
+                Ok(0) => return false,
+                Ok(n) => text.push_str(&String::from_utf8_lossy(&buf[..n])),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,
+                Err(_) => return false,
+            }
+        }
+    }
+
+    fn read(&self) -> String {
+        self.drain();
+        self.text
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .0
+            .clone()
+    }
 }
 
 impl Exporter {
@@ -60,44 +173,19 @@ impl Exporter {
             .spawn()
             .expect("the exporter starts");
         let mut stderr = BufReader::new(child.stderr.take().expect("stderr piped"));
-        // Up to the first "Listening on" line (warnings may come before it), with its
-        // logfmt `address=HOST:PORT` or JSON `"address":"HOST:PORT"`.
-        let mut first = String::new();
-        let mut address = None;
-        while address.is_none() {
-            let mut line = String::new();
-            if !stderr.read_line(&mut line).is_ok_and(|n| n > 0) {
-                break;
-            }
-            first.push_str(&line);
-            if line.contains("Listening on") {
-                address = line
-                    .split([' ', ','])
-                    .find_map(|field| {
-                        field
-                            .strip_prefix("address=")
-                            .or_else(|| field.strip_prefix("\"address\":"))
-                    })
-                    .map(|a| a.trim().trim_end_matches('}').trim_matches('"').to_owned());
-            }
-        }
-        let Some(address) = address else {
+        // Up to the line that ends the start-up ("Starting ecs_exporter", after every
+        // "Listening on"; warnings may come before them).
+        let (first, addresses) = read_until(&mut stderr, "Starting ecs_exporter");
+        let Some(address) = addresses.first().cloned() else {
             let _ = child.kill();
             let _ = child.wait();
             panic!("the exporter did not start; it said: {first}")
         };
-        let log = Arc::new(Mutex::new(first));
-        let sink = Arc::clone(&log);
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            while stderr.read_line(&mut line).is_ok_and(|n| n > 0) {
-                sink.lock().expect("log lock").push_str(&line);
-                line.clear();
-            }
-        });
+        let log = Log::follow(stderr, first);
         Exporter {
             child,
             base: format!("http://{address}"),
+            bases: addresses.iter().map(|a| format!("http://{a}")).collect(),
             log,
         }
     }
@@ -135,10 +223,19 @@ impl Exporter {
         text
     }
 
-    /// Everything the exporter wrote to stderr so far (waits briefly for lines in flight).
+    /// Everything the exporter has written to stderr so far: every line it wrote before an
+    /// answer the test has read is in it.
     pub fn log(&self) -> String {
-        std::thread::sleep(Duration::from_millis(50));
-        self.log.lock().expect("log lock").clone()
+        self.log.read()
+    }
+
+    /// Waits (up to `within`, already a bound: `common::ms`) until the log holds `needle`;
+    /// the whole log.
+    pub fn wait_for_log(&self, needle: &str, within: Duration) -> String {
+        super::wait_for(&format!("a log line with {needle:?}"), within, || {
+            let log = self.log();
+            log.contains(needle).then_some(log)
+        })
     }
 
     pub fn pid(&self) -> u32 {

@@ -10,11 +10,13 @@ pub mod instance;
 pub mod prometheus;
 pub mod raw;
 mod rng;
+mod time;
 
 pub use endpoint::{Behaviour, CHUNKING_THRESHOLD, Endpoint, body_of, framed};
 pub use exporter::*;
 pub use exposition::*;
 pub use rng::Rng;
+pub use time::{bound, ms, scale, wait_for, wait_until};
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,8 +1,9 @@
 //! A real Prometheus (Debian's package) for a test: started on a config, asked through its HTTP
 //! API, killed when dropped.
 
+use std::io::BufReader;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use miniserde::json::{self, Value};
 
@@ -14,38 +15,44 @@ pub struct Prometheus {
 }
 
 impl Prometheus {
-    /// Prometheus on `config` (YAML), storing under `tmp`, once it answers queries (30 s at
-    /// most).
+    /// Prometheus on `config` (YAML), storing under `tmp`, listening on a port of its own
+    /// (`:0`, the address it logs), once it answers queries.
     pub fn start(config: &str, tmp: &TempDir) -> Prometheus {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
         let file = tmp.0.join("prometheus.yml");
         std::fs::write(&file, config).expect("prometheus.yml");
-        let server = Command::new("prometheus")
+        Prometheus::start_on(&file, tmp)
+    }
+
+    /// [`Prometheus::start`] on a config file already written.
+    pub fn start_on(file: &std::path::Path, tmp: &TempDir) -> Prometheus {
+        let mut server = Command::new("prometheus")
             .arg(format!("--config.file={}", file.display()))
             .arg(format!(
                 "--storage.tsdb.path={}",
                 tmp.0.join("data").display()
             ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--web.listen-address=127.0.0.1:0")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("prometheus starts");
-        let prometheus = Prometheus {
-            _server: ChildGuard(server),
-            url: format!("http://127.0.0.1:{port}"),
+        let mut stderr = BufReader::new(server.stderr.take().expect("stderr piped"));
+        let (text, addresses) = super::read_until(&mut stderr, "Listening on");
+        let server = ChildGuard(server);
+        let Some(address) = addresses.first().cloned() else {
+            panic!("Prometheus did not start: {text}");
         };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while prometheus.query("vector(1)").is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "Prometheus did not answer within 30 s"
-            );
-            std::thread::sleep(Duration::from_millis(250));
-        }
+        // Drained so that Prometheus never blocks on a full pipe.
+        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+        let prometheus = Prometheus {
+            _server: server,
+            url: format!("http://{address}"),
+        };
+        super::wait_until(
+            "Prometheus answers queries",
+            super::bound(Duration::from_secs(30)),
+            || prometheus.query("vector(1)").is_ok(),
+        );
         prometheus
     }
 

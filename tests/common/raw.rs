@@ -1,9 +1,21 @@
 //! A raw HTTP/1.1 client for the tests that send what no library would (framing faults,
-//! pipelining, clients that never read), and the child's threads and descriptors from /proc.
+//! pipelining, clients that never read), client threads, and the child's threads and
+//! descriptors from /proc.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
+
+/// Runs `client` on a thread of its own: what a client does to a connection the exporter may
+/// close (trickle a body, pipeline requests it never reads, scrape in the background). An I/O
+/// error ends it quietly, because the exporter closing the connection is an outcome the test
+/// looks at on its own thread, not a failure of this one (and a panic in a detached thread
+/// while the test binary exits aborts it under emulation). What it returns, the test can join.
+pub fn client<T: Send + 'static>(
+    client: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> std::thread::JoinHandle<Option<T>> {
+    std::thread::spawn(move || client().ok())
+}
 
 /// One answer read off a connection.
 #[derive(Debug)]
@@ -190,6 +202,84 @@ pub fn small_window(base: &str, bytes: i32) -> TcpStream {
         );
         assert_eq!(connected, 0, "connect: {}", std::io::Error::last_os_error());
         stream
+    }
+}
+
+/// Bytes of what `client` sent that the server has not read yet: the receive queue of the
+/// server's end of the connection (/proc/net/tcp), or `None` while that end is not listed. So a
+/// test can wait until the server has taken a request (0) rather than sleep and hope.
+pub fn unread_by_server(client: &TcpStream) -> Option<usize> {
+    let (ours, theirs) = (client.local_addr().ok()?, client.peer_addr().ok()?);
+    let port = |field: &str| {
+        let hex = field.rsplit(':').next()?;
+        u16::from_str_radix(hex, 16).ok()
+    };
+    ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .find_map(|table| {
+            let text = std::fs::read_to_string(table).ok()?;
+            text.lines().skip(1).find_map(|line| {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                let (local, remote, queues) = (fields.get(1)?, fields.get(2)?, fields.get(4)?);
+                (port(local)? == theirs.port() && port(remote)? == ours.port()).then_some(())?;
+                let rx = queues.split(':').nth(1)?;
+                usize::from_str_radix(rx, 16).ok()
+            })
+        })
+}
+
+/// Waits (up to `within`, a bound) until the server has read everything `client` sent.
+pub fn wait_until_read(client: &TcpStream, within: Duration) {
+    super::wait_until("the server reads what the client sent", within, || {
+        unread_by_server(client) == Some(0)
+    });
+}
+
+/// Waits (up to `within`, a bound) until the process `pid` holds `count` sockets (its
+/// listeners and the connections it has accepted).
+pub fn wait_for_sockets(pid: u32, count: usize, within: Duration) {
+    super::wait_until(&format!("{count} sockets held"), within, || {
+        sockets(pid).is_some_and(|s| s.len() == count)
+    });
+}
+
+/// A loopback TCP port held for as long as this lives and refusing every connection (a socket
+/// bound and never listening): a target that is down, which no other process can take over
+/// meanwhile, as it could a port found free and let go.
+pub struct Refusing {
+    _socket: std::os::fd::OwnedFd,
+    /// `127.0.0.1:PORT`.
+    pub address: String,
+}
+
+impl Refusing {
+    pub fn new() -> Refusing {
+        use std::os::fd::FromRawFd;
+        // SAFETY: socket, bind and getsockname on a descriptor we own, with plain structs; the
+        // descriptor is handed to the OwnedFd, which closes it.
+        unsafe {
+            let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+            assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+            let socket = std::os::fd::OwnedFd::from_raw_fd(fd);
+            let mut sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: 0,
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from(std::net::Ipv4Addr::LOCALHOST).to_be(),
+                },
+                sin_zero: [0; 8],
+            };
+            let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            let bound = libc::bind(fd, (&sin as *const libc::sockaddr_in).cast(), len);
+            assert_eq!(bound, 0, "bind: {}", std::io::Error::last_os_error());
+            let named =
+                libc::getsockname(fd, (&mut sin as *mut libc::sockaddr_in).cast(), &mut len);
+            assert_eq!(named, 0, "getsockname: {}", std::io::Error::last_os_error());
+            Refusing {
+                _socket: socket,
+                address: format!("127.0.0.1:{}", u16::from_be(sin.sin_port)),
+            }
+        }
     }
 }
 
