@@ -3,13 +3,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{
-    Behaviour, ChildGuard, Endpoint, Exporter, TempDir, exporter_command, fixture,
-    parse_exposition, project_dir, value,
+    Behaviour, Endpoint, Exporter, TempDir, exporter_command, fixture, parse_exposition,
+    project_dir, value,
 };
 use miniserde::json::{self, Value};
 
@@ -155,7 +153,7 @@ fn health_check_is_healthy_on_200_only() {
         let server = tiny_http::Server::http("127.0.0.1:0").expect("binds");
         let port = server.server_addr().to_ip().expect("ip").port();
         let answer = std::thread::spawn(move || {
-            if let Ok(Some(request)) = server.recv_timeout(Duration::from_secs(5)) {
+            if let Ok(Some(request)) = server.recv_timeout(common::ms(5000)) {
                 let _ = request.respond(tiny_http::Response::empty(status));
             }
         });
@@ -187,54 +185,12 @@ fn other_methods_get_405_on_every_path() {
     }
 }
 
-/// The exporter on a fixed port with `args`; returns once /health answers. Its stderr is kept
-/// for [`stop`].
-fn spawn(args: &[&str], pre: Option<fn() -> std::io::Result<()>>) -> (ChildGuard, String) {
-    use std::os::unix::process::CommandExt;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a port")
-        .port();
-    let address = format!("127.0.0.1:{port}");
-    let mut command = exporter_command();
-    command
-        .arg(format!("--web.listen-address={address}"))
-        .args(args)
-        .env_remove("ECS_CONTAINER_METADATA_URI_V4")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    if let Some(pre) = pre {
-        // SAFETY: the hook only calls setrlimit, which is async-signal-safe.
-        unsafe {
-            command.pre_exec(pre);
-        }
-    }
-    let child = ChildGuard(command.spawn().expect("starts"));
-    let started = Instant::now();
-    while minreq::get(format!("http://{address}/health"))
-        .with_timeout(1)
-        .send()
-        .is_err()
-    {
-        assert!(started.elapsed() < Duration::from_secs(10), "did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    (child, format!("http://{address}"))
-}
-
 /// SIGTERM, wait for the exit, and everything it wrote to stderr.
-fn stop(mut child: ChildGuard) -> String {
-    // SAFETY: kill(2) on our own child.
-    unsafe { libc::kill(child.0.id() as libc::pid_t, libc::SIGTERM) };
-    let mut log = String::new();
-    if let Some(stderr) = child.0.stderr.take() {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            log.push_str(&line);
-            log.push('\n');
-        }
-    }
-    let status = child.0.wait().expect("exits");
+fn stop(mut e: Exporter) -> String {
+    let (status, _) = e
+        .terminate(common::ms(10_000))
+        .expect("exits after SIGTERM");
+    let log = e.log();
     assert!(status.success(), "{status:?}: {log}");
     log
 }
@@ -250,13 +206,9 @@ fn log_level_filters_lines_below_it() {
         ("warn", false, true),
         ("error", false, false),
     ] {
-        let (child, base) = spawn(&[&uri, &format!("--log.level={level}")], None);
-        let r = minreq::get(format!("{base}/metrics"))
-            .with_timeout(10)
-            .send()
-            .expect("answers");
-        assert_eq!(r.status_code, 200);
-        let log = stop(child);
+        let e = Exporter::start(&[&uri, &format!("--log.level={level}")]);
+        assert_eq!(e.get("/metrics").status_code, 200);
+        let log = stop(e);
         assert_eq!(log.contains("level=INFO"), want_info, "{level}: {log}");
         assert_eq!(log.contains("level=WARN"), want_warn, "{level}: {log}");
         assert!(!log.contains("level=DEBUG"), "{level}: {log}");
@@ -265,8 +217,8 @@ fn log_level_filters_lines_below_it() {
 
 #[test]
 fn shutdown_is_logged() {
-    let (child, _) = spawn(&["--ecs.metadata-uri", &fixture("fargate")], None);
-    let log = stop(child);
+    let e = Exporter::start(&["--ecs.metadata-uri", &fixture("fargate")]);
+    let log = stop(e);
     assert!(
         log.contains("msg=\"shutting down\" signal=SIGTERM"),
         "{log}"
@@ -325,11 +277,11 @@ fn the_open_files_limit_is_raised_to_the_hard_limit() {
         }
         Ok(())
     }
-    let (child, _) = spawn(
+    let e = Exporter::start_with(
         &["--ecs.metadata-uri", &fixture("fargate")],
         Some(lower_soft_limit),
     );
-    let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.0.id())).expect("limits");
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", e.pid())).expect("limits");
     let row = limits
         .lines()
         .find(|l| l.starts_with("Max open files"))
@@ -338,7 +290,7 @@ fn the_open_files_limit_is_raised_to_the_hard_limit() {
     assert_eq!(numbers.len(), 2, "{row}");
     assert_eq!(numbers[0], numbers[1], "soft = hard: {row}");
     assert_eq!(numbers[1], limit.rlim_max.to_string(), "{row}");
-    let log = stop(child);
+    let log = stop(e);
     assert!(
         !log.contains("level=WARN"),
         "raised without a warning: {log}"

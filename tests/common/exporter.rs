@@ -174,12 +174,27 @@ impl Exporter {
             .expect("the exporter starts");
         let mut stderr = BufReader::new(child.stderr.take().expect("stderr piped"));
         // Up to the line that ends the start-up ("Starting ecs_exporter", after every
-        // "Listening on"; warnings may come before them).
-        let (first, addresses) = read_until(&mut stderr, "Starting ecs_exporter");
+        // "Listening on"; warnings may come before them). A level above INFO hides both: then
+        // the listening sockets are found in /proc instead.
+        let quiet = args
+            .iter()
+            .any(|a| ["--log.level=warn", "--log.level=error"].contains(a));
+        let (first, addresses) = if quiet {
+            let pid = child.id();
+            let found = super::wait_for("the exporter listens", super::ms(20_000), || {
+                let exited = child.try_wait().ok().flatten().map(|_| Vec::new());
+                exited.or_else(|| Some(super::raw::listening(pid)).filter(|l| !l.is_empty()))
+            });
+            (String::new(), found)
+        } else {
+            read_until(&mut stderr, "Starting ecs_exporter")
+        };
         let Some(address) = addresses.first().cloned() else {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("the exporter did not start; it said: {first}")
+            let mut rest = String::new();
+            let _ = stderr.read_to_string(&mut rest);
+            panic!("the exporter did not start; it said: {first}{rest}")
         };
         let log = Log::follow(stderr, first);
         Exporter {

@@ -317,3 +317,25 @@ pub fn sockets(pid: u32) -> Option<Vec<String>> {
     theirs.retain(|s| !ours.contains(s));
     Some(theirs)
 }
+
+/// The loopback addresses the process `pid` listens on (its sockets in state LISTEN in
+/// /proc/net/tcp), for an exporter whose log level hides its "Listening on" line.
+pub fn listening(pid: u32) -> Vec<String> {
+    let Some(ours) = sockets(pid) else {
+        return Vec::new();
+    };
+    let text = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    text.lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (local, state, inode) = (fields.get(1)?, fields.get(3)?, fields.get(9)?);
+            (*state == "0A" && ours.contains(&format!("socket:[{inode}]"))).then_some(())?;
+            let (ip, port) = local.split_once(':')?;
+            let ip = u32::from_str_radix(ip, 16).ok()?;
+            let port = u16::from_str_radix(port, 16).ok()?;
+            // /proc/net/tcp writes the address in host byte order of a network-order u32.
+            Some(format!("{}:{port}", std::net::Ipv4Addr::from(u32::from_be(ip))))
+        })
+        .collect()
+}
