@@ -9,18 +9,22 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use common::instance::{array, as_task};
-use common::raw::{Conn, End, descriptors, small_window, sockets, threads};
-use common::{Behaviour, Endpoint, Exporter, emulated, fixture, project_dir, vm_hwm};
+use common::raw::{
+    Conn, End, client, descriptors, small_window, threads, unread_by_client, unread_by_server,
+    wait_for_sockets,
+};
+use common::{
+    Behaviour, Endpoint, Exporter, emulated, fixture, ms, project_dir, vm_hwm, wait_until,
+};
 
-/// The promise: other clients' `/health` within 100 ms, whatever one client does. Under
-/// emulation (CI's aarch64 run) everything is slower, as in tests/slow_agent.rs.
+/// The promise: other clients' `/health` within 100 ms, whatever one client does.
 fn health_bound() -> Duration {
-    Duration::from_millis(if emulated() { 1000 } else { 100 })
+    ms(100)
 }
 
-/// SIGTERM ends the process within the scrape in hand plus this (plus emulation's slowness).
+/// SIGTERM ends the process within the scrape in hand plus this.
 fn stop_bound() -> Duration {
-    Duration::from_secs(if emulated() { 3 } else { 1 })
+    ms(1000)
 }
 
 /// Threads or descriptors a test allows beyond one a connection: the process's own that come
@@ -28,10 +32,10 @@ fn stop_bound() -> Duration {
 const SLACK: usize = 4;
 
 /// A fresh connection's `GET path`: its status and how long the answer took (an error says
-/// why none came within 5 s).
+/// why none came within the bound of 5 s).
 fn fresh(e: &Exporter, path: &str) -> Result<(u16, Duration), String> {
     let asked = Instant::now();
-    let mut c = Conn::open(&e.base, Duration::from_secs(5));
+    let mut c = Conn::open(&e.base, ms(5000));
     if !c.send(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes()) {
         return Err(format!("{path}: the request could not be written"));
     }
@@ -55,27 +59,30 @@ fn health_keeps_answering(e: &Exporter, count: usize, every: Duration, while_: &
             ),
             other => panic!("/health {i} while {while_}: {other:?}"),
         }
+        // Pacing: the requests are spread over the time the other client misbehaves.
         std::thread::sleep(every);
     }
 }
 
-/// Threads and descriptors once the exporter has answered one request and settled.
+/// Threads and descriptors once the exporter has answered one request and its connection has
+/// ended (its only socket is the listener again).
 fn baseline(e: &Exporter) -> (usize, usize) {
     assert_eq!(e.get("/health").status_code, 200);
-    std::thread::sleep(Duration::from_millis(300));
+    wait_for_sockets(e.pid(), 1, ms(5000));
     (
         threads(e.pid()).expect("threads"),
         descriptors(e.pid()).expect("descriptors"),
     )
 }
 
-/// The process lives and answers `/health`; the log tells why not.
+/// The process answers a fresh `/health` (after whatever it did with what came before) and
+/// still lives; the log tells why not.
 fn assert_lives(e: &mut Exporter, after: &str) {
-    std::thread::sleep(Duration::from_millis(100));
+    let health = fresh(e, "/health");
     assert!(e.alive(), "the process ended after {after}: {}", e.log());
     assert!(
-        matches!(fresh(e, "/health"), Ok((200, _))),
-        "no /health after {after}: {}",
+        matches!(health, Ok((200, _))),
+        "no /health after {after}: {health:?} {}",
         e.log()
     );
 }
@@ -88,7 +95,7 @@ fn a_huge_declared_body_gets_413_and_the_process_lives() {
     for length in ["100000000000000", "18446744073709551615"] {
         for (method, path) in [("GET", "/health"), ("GET", "/metrics"), ("HEAD", "/health")] {
             let what = format!("{method} {path} with Content-Length: {length}");
-            let mut c = Conn::open(&e.base, Duration::from_secs(10));
+            let mut c = Conn::open(&e.base, ms(10_000));
             c.send(
                 format!("{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\n")
                     .as_bytes(),
@@ -119,7 +126,7 @@ fn a_declared_body_never_sent_holds_only_its_own_connection() {
     let mut silent: Vec<Conn> = ["/health", "/metrics"]
         .iter()
         .map(|path| {
-            let mut c = Conn::open(&e.base, Duration::from_secs(20));
+            let mut c = Conn::open(&e.base, ms(20_000));
             assert!(
                 c.send(
                     format!("GET {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n")
@@ -130,21 +137,21 @@ fn a_declared_body_never_sent_holds_only_its_own_connection() {
         })
         .collect();
     // One more that sends its body a byte every 400 ms: never idle for the timeout.
-    let mut trickle = Conn::open(&e.base, Duration::from_secs(20));
+    let mut trickle = Conn::open(&e.base, ms(20_000));
     assert!(trickle.send(b"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n"));
     let mut trickling = trickle.stream.try_clone().expect("clones");
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let stopped = std::sync::Arc::clone(&stop);
-    let trickler = std::thread::spawn(move || {
+    let trickler = client(move || {
         while !stopped.load(std::sync::atomic::Ordering::SeqCst) {
-            if trickling.write_all(b"x").is_err() {
-                break;
-            }
+            trickling.write_all(b"x")?;
             std::thread::sleep(Duration::from_millis(400));
         }
+        Ok(())
     });
     let opened = Instant::now();
-    std::thread::sleep(Duration::from_millis(200));
+    // The listener and the three connections, accepted.
+    wait_for_sockets(e.pid(), 4, ms(5000));
     health_keeps_answering(
         &e,
         10,
@@ -154,7 +161,7 @@ fn a_declared_body_never_sent_holds_only_its_own_connection() {
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let _ = trickler.join();
     // The silent ones are closed by the idle timeout, with no answer (or an error's).
-    let patience = idle + Duration::from_secs(if emulated() { 10 } else { 3 });
+    let patience = idle + ms(3000);
     for c in &mut silent {
         match c.answer() {
             Ok(a) => {
@@ -184,7 +191,7 @@ fn a_pipelined_scrape_behind_a_slow_endpoint_holds_no_one_else() {
     let task = Behaviour::file(&project_dir().join("fixtures/fargate/task.json"));
     endpoint.set("/task", task.delayed(Duration::from_secs(3)));
     let e = Exporter::start(&["--ecs.metadata-uri", &endpoint.base, "--ecs.timeout=10s"]);
-    let mut c = Conn::open(&e.base, Duration::from_secs(20));
+    let mut c = Conn::open(&e.base, ms(20_000));
     assert!(
         c.send(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\nGET /health HTTP/1.1\r\nHost: x\r\n\r\n")
     );
@@ -206,24 +213,35 @@ fn a_pipelined_scrape_behind_a_slow_endpoint_holds_no_one_else() {
 
 /// A client with a 4 KiB receive window that pipelines 400 scrapes and never reads, writing
 /// from a thread of its own (its writes block once the buffers fill). Returns the socket
-/// (kept open by the caller) once the buffers have had time to fill.
+/// (kept open by the caller) once the exporter has stopped reading it: answers wait unread at
+/// the client, requests unread at the exporter, and the writer has finished or stalled.
 fn never_reading_client(e: &Exporter) -> std::net::TcpStream {
     let stuck = small_window(&e.base, 4096);
     let mut writer = stuck.try_clone().expect("clones");
-    writer
-        .set_write_timeout(Some(Duration::from_secs(60)))
-        .expect("timeout");
-    std::thread::spawn(move || {
+    writer.set_write_timeout(Some(ms(60_000))).expect("timeout");
+    let written = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = std::sync::Arc::clone(&written);
+    client(move || {
         for _ in 0..400 {
-            if writer
-                .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-                .is_err()
-            {
-                break;
-            }
+            writer.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")?;
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         }
+        Ok(())
     });
-    std::thread::sleep(Duration::from_millis(if emulated() { 5000 } else { 1500 }));
+    let mut last = usize::MAX;
+    wait_until(
+        "the exporter stops reading a client that reads nothing",
+        ms(20_000),
+        || {
+            let now = written.load(std::sync::atomic::Ordering::SeqCst);
+            // All written (they fit in the socket buffers), or the writes blocked.
+            let stalled = now == last || now == 400;
+            last = now;
+            stalled
+                && unread_by_server(&stuck).is_some_and(|n| n > 0)
+                && unread_by_client(&stuck).is_some_and(|n| n > 0)
+        },
+    );
     stuck
 }
 
@@ -259,7 +277,7 @@ fn sigterm_ends_it_within_a_second_while_a_client_never_reads() {
     ]);
     let _stuck = never_reading_client(&e);
     let bound = stop_bound();
-    match e.terminate(Duration::from_secs(15)) {
+    match e.terminate(ms(15_000)) {
         Some((status, took)) => {
             assert!(status.success(), "{status:?}");
             assert!(
@@ -267,7 +285,7 @@ fn sigterm_ends_it_within_a_second_while_a_client_never_reads() {
                 "exited {took:?} after SIGTERM (bound {bound:?})"
             );
         }
-        None => panic!("still running 15 s after SIGTERM, a client that never reads held on"),
+        None => panic!("still running long after SIGTERM, a client that never reads held on"),
     }
 }
 
@@ -291,7 +309,7 @@ fn a_thousand_malformed_requests_leave_threads_and_descriptors_at_their_baseline
             let base = e.base.clone();
             std::thread::spawn(move || {
                 for i in 0..125 {
-                    let mut c = Conn::open(&base, Duration::from_millis(100));
+                    let mut c = Conn::open(&base, ms(100));
                     c.send(MALFORMED[(w + i) % MALFORMED.len()]);
                     let _ = c.answer();
                 }
@@ -301,22 +319,20 @@ fn a_thousand_malformed_requests_leave_threads_and_descriptors_at_their_baseline
     for w in workers {
         w.join().expect("joins");
     }
-    let patience = Duration::from_secs(if emulated() { 30 } else { 10 });
-    let waited = Instant::now();
-    loop {
-        let now = (threads(pid), descriptors(pid));
-        if now.0.is_some_and(|t| t <= base_threads) && now.1.is_some_and(|f| f <= base_fds) {
-            break;
-        }
-        assert!(
-            waited.elapsed() < patience,
-            "{:?} after 1,000 malformed requests: (threads, descriptors) {now:?}, \
-             baseline ({base_threads}, {base_fds})",
-            waited.elapsed()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let mut c = Conn::open(&e.base, Duration::from_secs(5));
+    let mut now = (None, None);
+    let back = || {
+        now = (threads(pid), descriptors(pid));
+        now.0.is_some_and(|t| t <= base_threads) && now.1.is_some_and(|f| f <= base_fds)
+    };
+    wait_until(
+        &format!(
+            "threads and descriptors back at their baseline ({base_threads}, {base_fds}) \
+             after 1,000 malformed requests"
+        ),
+        ms(10_000),
+        back,
+    );
+    let mut c = Conn::open(&e.base, ms(5000));
     c.send(MALFORMED[0]);
     let answer = c.answer().expect("HTTP/2.0 is answered");
     assert_eq!(answer.status, 505, "{}", answer.head);
@@ -341,7 +357,7 @@ fn idle_connections_at_the_cap(cap: usize, flags: &[&str]) {
     let pid = e.pid();
     let mut held: Vec<Conn> = (0..cap)
         .map(|i| {
-            let mut c = Conn::open(&e.base, Duration::from_secs(5));
+            let mut c = Conn::open(&e.base, ms(5000));
             c.send(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
             let a = c
                 .answer()
@@ -350,7 +366,6 @@ fn idle_connections_at_the_cap(cap: usize, flags: &[&str]) {
             c
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(200));
     let (t, f) = (
         threads(pid).expect("threads"),
         descriptors(pid).expect("fds"),
@@ -410,15 +425,13 @@ fn few_descriptors_serve_clients_without_a_thread_storm() {
         ],
         Some(nofile_64),
     );
-    assert_eq!(e.get("/health").status_code, 200);
-    std::thread::sleep(Duration::from_millis(300));
     let pid = e.pid();
-    let base_threads = threads(pid).expect("threads");
+    let base_threads = baseline(&e).0;
     // The emulator keeps a few descriptors of its own.
     let fit = if emulated() { 32 } else { 40 };
     let mut held: Vec<Conn> = Vec::new();
     for i in 0..fit {
-        let mut c = Conn::open(&e.base, Duration::from_secs(5));
+        let mut c = Conn::open(&e.base, ms(5000));
         c.send(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
         match c.answer() {
             Ok(a) if a.status == 200 => held.push(c),
@@ -431,12 +444,14 @@ fn few_descriptors_serve_clients_without_a_thread_storm() {
     // Past the descriptors: 60 more, which wait in the listen queue.
     let waiting: Vec<Conn> = (0..60)
         .map(|_| {
-            let mut c = Conn::open(&e.base, Duration::from_millis(200));
+            let mut c = Conn::open(&e.base, ms(200));
             c.send(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
             c
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(1000));
+    // A window to see the absence of a thread storm in (an event that does not happen has no
+    // moment to wait for): the accept loop meets EMFILE over and over meanwhile.
+    std::thread::sleep(ms(1000));
     let t = threads(pid).expect("threads");
     assert!(
         t <= base_threads + 64 + SLACK,
@@ -445,27 +460,16 @@ fn few_descriptors_serve_clients_without_a_thread_storm() {
     assert!(e.alive(), "ended when descriptors ran out: {}", e.log());
     drop(waiting);
     drop(held);
-    let patience = Duration::from_secs(if emulated() { 15 } else { 5 });
-    let waited = Instant::now();
-    while !matches!(fresh(&e, "/health"), Ok((200, _))) {
-        assert!(
-            waited.elapsed() < patience,
-            "no /health {patience:?} after descriptors freed up: {}",
-            e.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until("/health once descriptors freed up", ms(5000), || {
+        matches!(fresh(&e, "/health"), Ok((200, _)))
+    });
     assert!(matches!(fresh(&e, "/metrics"), Ok((200, _))));
     // The queued connections, closed by their clients, are accepted and end.
-    let waited = Instant::now();
-    while threads(pid).is_none_or(|t| t > base_threads + SLACK) {
-        assert!(
-            waited.elapsed() < patience,
-            "{:?} threads {patience:?} after the clients left (baseline {base_threads})",
-            threads(pid)
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(
+        &format!("threads back near their baseline of {base_threads} after the clients left"),
+        ms(5000),
+        || threads(pid).is_some_and(|t| t <= base_threads + SLACK),
+    );
 }
 
 /// Item 8: no internal socket for another process to reach or squat: with no client, the
@@ -475,19 +479,7 @@ fn the_listener_is_the_only_socket_when_no_client_is_connected() {
     let e = Exporter::start(&["--ecs.metadata-uri", &fixture("fargate")]);
     assert_eq!(e.get("/health").status_code, 200);
     let pid = e.pid();
-    let waited = Instant::now();
-    while sockets(pid).is_none_or(|s| s.len() != 1) {
-        assert!(
-            waited.elapsed() < Duration::from_secs(5),
-            "{:?} sockets with no client connected (one listener); /proc/{pid}/fd: {:?}",
-            sockets(pid),
-            std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d
-                .flatten()
-                .filter_map(|e| std::fs::read_link(e.path()).ok())
-                .collect::<Vec<_>>())
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_sockets(pid, 1, ms(5000));
     let unix = std::fs::read_to_string("/proc/net/unix").unwrap_or_default();
     let ours = format!("@ecs_exporter/{pid}/");
     assert!(
@@ -531,23 +523,21 @@ fn answers_nobody_reads_hold_bounded_memory() {
     // (handed to its connection) before the next eight come.
     let mut held: Vec<std::net::TcpStream> = Vec::new();
     let mut peaks = Vec::new();
-    for round in 1..=3 {
+    for _ in 1..=3 {
         for _ in 0..8 {
             let mut s = small_window(&e.base, 2048);
             s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
                 .expect("a scrape");
             held.push(s);
         }
-        let started = Instant::now();
-        while endpoint.hits() < 2 * (1 + 8 * round) {
-            assert!(
-                started.elapsed() < Duration::from_secs(120),
-                "scrapes: {}",
-                endpoint.hits()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        std::thread::sleep(Duration::from_millis(200));
+        wait_until(
+            &format!("answers handed to {} clients that never read", held.len()),
+            ms(120_000),
+            || {
+                held.iter()
+                    .all(|s| unread_by_client(s).is_some_and(|n| n > 0))
+            },
+        );
         peaks.push(vm_hwm(e.pid()).expect("VmHWM"));
     }
     assert_eq!(e.get("/metrics").status_code, 200);

@@ -205,11 +205,9 @@ pub fn small_window(base: &str, bytes: i32) -> TcpStream {
     }
 }
 
-/// Bytes of what `client` sent that the server has not read yet: the receive queue of the
-/// server's end of the connection (/proc/net/tcp), or `None` while that end is not listed. So a
-/// test can wait until the server has taken a request (0) rather than sleep and hope.
-pub fn unread_by_server(client: &TcpStream) -> Option<usize> {
-    let (ours, theirs) = (client.local_addr().ok()?, client.peer_addr().ok()?);
+/// The send and receive queues (bytes) of the TCP end at `local` connected to `remote`, from
+/// /proc/net/tcp(6), or `None` while it is not listed.
+fn queues(local: std::net::SocketAddr, remote: std::net::SocketAddr) -> Option<(usize, usize)> {
     let port = |field: &str| {
         let hex = field.rsplit(':').next()?;
         u16::from_str_radix(hex, 16).ok()
@@ -220,12 +218,31 @@ pub fn unread_by_server(client: &TcpStream) -> Option<usize> {
             let text = std::fs::read_to_string(table).ok()?;
             text.lines().skip(1).find_map(|line| {
                 let fields: Vec<&str> = line.split_whitespace().collect();
-                let (local, remote, queues) = (fields.get(1)?, fields.get(2)?, fields.get(4)?);
-                (port(local)? == theirs.port() && port(remote)? == ours.port()).then_some(())?;
-                let rx = queues.split(':').nth(1)?;
-                usize::from_str_radix(rx, 16).ok()
+                let (l, r, q) = (fields.get(1)?, fields.get(2)?, fields.get(4)?);
+                (port(l)? == local.port() && port(r)? == remote.port()).then_some(())?;
+                let (tx, rx) = q.split_once(':')?;
+                Some((
+                    usize::from_str_radix(tx, 16).ok()?,
+                    usize::from_str_radix(rx, 16).ok()?,
+                ))
             })
         })
+}
+
+/// Bytes of what `client` sent that the server has not read yet: the receive queue of the
+/// server's end of the connection, or `None` while that end is not listed. So a test can wait
+/// until the server has taken a request (0), or has stopped reading (more than 0), rather than
+/// sleep and hope.
+pub fn unread_by_server(client: &TcpStream) -> Option<usize> {
+    let (ours, theirs) = (client.local_addr().ok()?, client.peer_addr().ok()?);
+    queues(theirs, ours).map(|(_, rx)| rx)
+}
+
+/// Bytes the server sent that `client` has not read yet (its own receive queue): more than 0
+/// once an answer has been handed to the connection.
+pub fn unread_by_client(client: &TcpStream) -> Option<usize> {
+    let (ours, theirs) = (client.local_addr().ok()?, client.peer_addr().ok()?);
+    queues(ours, theirs).map(|(_, rx)| rx)
 }
 
 /// Waits (up to `within`, a bound) until the server has read everything `client` sent.
@@ -335,7 +352,10 @@ pub fn listening(pid: u32) -> Vec<String> {
             let ip = u32::from_str_radix(ip, 16).ok()?;
             let port = u16::from_str_radix(port, 16).ok()?;
             // /proc/net/tcp writes the address in host byte order of a network-order u32.
-            Some(format!("{}:{port}", std::net::Ipv4Addr::from(u32::from_be(ip))))
+            Some(format!(
+                "{}:{port}",
+                std::net::Ipv4Addr::from(u32::from_be(ip))
+            ))
         })
         .collect()
 }

@@ -7,14 +7,14 @@
 use std::time::{Duration, Instant};
 
 /// How many times slower than native the tests run: `ECS_EXPORTER_TEST_TIME_SCALE` if set (a
-/// loaded machine), else 5 under an emulator (`ECS_EXPORTER_TEST_RUNNER`, as `.ci/run` sets
+/// loaded machine), else 10 under an emulator (`ECS_EXPORTER_TEST_RUNNER`, as `.ci/run` sets
 /// it for aarch64), else 1.
 pub fn scale() -> u32 {
     let set = std::env::var("ECS_EXPORTER_TEST_TIME_SCALE")
         .ok()
         .and_then(|s| s.parse().ok())
         .filter(|&s: &u32| s > 0);
-    set.unwrap_or(if super::emulated() { 5 } else { 1 })
+    set.unwrap_or(if super::emulated() { 10 } else { 1 })
 }
 
 /// `native`, a bound that holds on a native machine, scaled for this run.

@@ -9,15 +9,16 @@ use std::thread;
 use std::time::Duration;
 
 /// `native`, a bound that holds on a native machine, scaled for this run:
-/// `ECS_EXPORTER_TEST_TIME_SCALE` times if set, else 5 times under an emulator
-/// (`ECS_EXPORTER_TEST_RUNNER`, as the exporter's CI sets it for aarch64).
+/// `ECS_EXPORTER_TEST_TIME_SCALE` times if set, else 10 times under an emulator
+/// (`ECS_EXPORTER_TEST_RUNNER`, as the exporter's CI sets it for aarch64): the same rule as
+/// the exporter's tests/common/time.rs.
 pub fn bound(native: Duration) -> Duration {
     let set = std::env::var("ECS_EXPORTER_TEST_TIME_SCALE")
         .ok()
         .and_then(|s| s.parse().ok())
         .filter(|&s: &u32| s > 0);
     let emulated = std::env::var("ECS_EXPORTER_TEST_RUNNER").is_ok_and(|r| !r.is_empty());
-    native * set.unwrap_or(if emulated { 5 } else { 1 })
+    native * set.unwrap_or(if emulated { 10 } else { 1 })
 }
 
 /// Runs `client` on a thread of its own: what a client does to a connection the server may
