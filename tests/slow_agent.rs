@@ -3,9 +3,11 @@
 
 mod common;
 
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::{Behaviour, ChildGuard, Endpoint, emulated, exporter_command, project_dir, run};
+use common::raw::{Conn, client, wait_until_read};
+use common::{Behaviour, Endpoint, Exporter, ms, project_dir, run};
 
 /// `--web.max-requests`' default: this many scrapes in flight, one in hand and the rest queued.
 const QUEUED: usize = 40;
@@ -18,58 +20,40 @@ fn slow_endpoint(delay: Duration) -> Endpoint {
     endpoint
 }
 
-/// The exporter on a free port, started and answering `/health`.
-fn start(endpoint: &Endpoint) -> (ChildGuard, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a port")
-        .port();
-    let address = format!("127.0.0.1:{port}");
-    let child = exporter_command()
-        .args([
-            &format!("--web.listen-address={address}"),
-            "--ecs.metadata-uri",
-            &endpoint.base,
-            "--ecs.timeout=10s",
-        ])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("starts");
-    let child = ChildGuard(child);
-    let started = Instant::now();
-    while minreq::get(format!("http://{address}/health"))
-        .with_timeout(1)
-        .send()
-        .is_err()
-    {
-        assert!(started.elapsed() < Duration::from_secs(10), "did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    (child, address)
+/// The exporter, started, scraping `endpoint`; and its `host:port`.
+fn start(endpoint: &Endpoint) -> (Exporter, String) {
+    let e = Exporter::start(&["--ecs.metadata-uri", &endpoint.base, "--ecs.timeout=10s"]);
+    let address = e.base.trim_start_matches("http://").to_owned();
+    (e, address)
 }
 
-/// `QUEUED` scrapes at once; returns once the first is in hand (its `/task` request made) and
-/// the others have had time to queue. Each thread joins to the status or the error.
-fn fill_the_queue(
-    address: &str,
-    endpoint: &Endpoint,
-) -> Vec<std::thread::JoinHandle<Result<u16, minreq::Error>>> {
-    let scrapes = (0..QUEUED)
-        .map(|_| {
-            let url = format!("http://{address}/metrics");
-            std::thread::spawn(move || {
-                minreq::get(url)
-                    .with_timeout(120)
-                    .send()
-                    .map(|r| r.status_code)
+/// `QUEUED` scrapes, each on its own connection; returns once the first is in hand (its
+/// `/task` request made) and the exporter has read every one's request (taken it in, queued).
+/// Each client thread joins to the status of its answer, or to nothing when the exporter
+/// closed the connection first.
+fn fill_the_queue(address: &str, endpoint: &Endpoint) -> Vec<JoinHandle<Option<u16>>> {
+    let mut first = Conn::open(address, ms(120_000));
+    first.send(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    endpoint.wait_for_a_scrape();
+    let mut conns = vec![first];
+    conns.extend((1..QUEUED).map(|_| {
+        let mut c = Conn::open(address, ms(120_000));
+        c.send(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        c
+    }));
+    for c in &conns {
+        wait_until_read(&c.stream, ms(10_000));
+    }
+    conns
+        .into_iter()
+        .map(|mut c| {
+            client(move || {
+                c.answer()
+                    .map(|a| a.status)
+                    .map_err(|end| std::io::Error::other(format!("{end:?}")))
             })
         })
-        .collect();
-    endpoint.wait_for_a_scrape();
-    std::thread::sleep(Duration::from_millis(if emulated() { 2000 } else { 500 }));
-    scrapes
+        .collect()
 }
 
 #[test]
@@ -77,11 +61,11 @@ fn health_answers_at_once_with_the_scrape_queue_full() {
     let endpoint = slow_endpoint(Duration::from_secs(4));
     let (_exporter, address) = start(&endpoint);
     let scrapes = fill_the_queue(&address, &endpoint);
-    let bound = Duration::from_millis(if emulated() { 1000 } else { 100 });
+    let bound = ms(100);
 
     let asked = Instant::now();
     let health = minreq::get(format!("http://{address}/health"))
-        .with_timeout(10)
+        .with_timeout(ms(10_000).as_secs())
         .send()
         .expect("answers");
     let took = asked.elapsed();
@@ -104,7 +88,7 @@ fn health_answers_at_once_with_the_scrape_queue_full() {
     for (path, status) in [("/", 200), ("/nope", 404), ("/metrics", 503)] {
         let asked = Instant::now();
         let r = minreq::get(format!("http://{address}{path}"))
-            .with_timeout(10)
+            .with_timeout(ms(10_000).as_secs())
             .send()
             .unwrap_or_else(|e| panic!("{path}: {e}"));
         assert_eq!(r.status_code, status, "{path}");
@@ -115,38 +99,25 @@ fn health_answers_at_once_with_the_scrape_queue_full() {
 
 #[test]
 fn sigterm_answers_queued_scrapes_503_at_once_without_fetching() {
-    // Longer than fill_the_queue's wait after the first request, so that the scrape in hand is
-    // still waiting for /task when SIGTERM comes (under emulation that wait is 2 s).
-    let delay = Duration::from_secs(if emulated() { 6 } else { 2 });
+    // Long enough that the scrape in hand still waits for /task when SIGTERM comes.
+    let delay = ms(1500);
     let endpoint = slow_endpoint(delay);
     let (mut exporter, address) = start(&endpoint);
     let scrapes = fill_the_queue(&address, &endpoint);
     // The scrape in hand asked for /task and waits for it; SIGTERM now.
-    let asked = Instant::now();
-    // SAFETY: kill(2) on our own child.
-    unsafe { libc::kill(exporter.0.id() as libc::pid_t, libc::SIGTERM) };
-    let status = loop {
-        if let Some(status) = exporter.0.try_wait().expect("waits") {
-            break status;
-        }
-        assert!(
-            asked.elapsed() < Duration::from_secs(30),
-            "still running 30 s after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(10));
+    let Some((status, took)) = exporter.terminate(delay + ms(30_000)) else {
+        panic!("still running long after SIGTERM")
     };
-    let took = asked.elapsed();
     assert!(status.success(), "{status:?}");
     // At most the scrape in hand's remaining time (under `delay`) and 1 s more.
-    let slack = if emulated() { 3 } else { 1 };
     assert!(
-        took < delay + Duration::from_secs(slack),
+        took < delay + ms(1000),
         "exited {took:?} after SIGTERM with {QUEUED} scrapes queued"
     );
     // A connection the exiting process closed before its answer is fine too.
     let answered: Vec<u16> = scrapes
         .into_iter()
-        .filter_map(|scrape| scrape.join().expect("joins").ok())
+        .filter_map(|scrape| scrape.join().expect("joins"))
         .collect();
     assert_eq!(
         answered.iter().filter(|&&s| s == 200).count(),

@@ -166,14 +166,7 @@ impl Endpoint {
 
     /// Waits (up to 10 s, else fails the test) until a scrape has begun: a request has come.
     pub fn wait_for_a_scrape(&self) {
-        let started = std::time::Instant::now();
-        while self.hits() == 0 {
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "no scrape began"
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        super::wait_until("a scrape begins", super::ms(10_000), || self.hits() > 0);
     }
 
     /// Connections accepted so far.
