@@ -98,7 +98,7 @@ fn abuse_does_not_stop_well_behaved_scrapes() {
             let url = format!("{base}/metrics");
             std::thread::spawn(move || {
                 minreq::get(url)
-                    .with_timeout(30)
+                    .with_timeout(common::ms(30_000).as_secs())
                     .send()
                     .map(|r| (r.status_code, r.as_str().map(str::to_owned)))
             })
@@ -273,7 +273,7 @@ fn at_the_connection_limit_the_slowest_sender_makes_way() {
                 .expect("half a request");
             // Each connection's thread has begun reading before the next comes (under
             // emulation threads start late, and out of order).
-            wait_until_read(&s, ms(2000));
+            wait_until_read([&s], ms(2000));
             s
         })
         .collect();
@@ -302,7 +302,7 @@ fn at_the_connection_limit_with_every_request_owed_a_new_one_gets_503() {
             let mut s = connect(&e);
             s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
                 .expect("a scrape");
-            wait_until_read(&s, ms(2000));
+            wait_until_read([&s], ms(2000));
             s
         })
         .collect();
@@ -314,14 +314,9 @@ fn at_the_connection_limit_with_every_request_owed_a_new_one_gets_503() {
     assert!(answer.ends_with("503 too many connections\n"), "{answer}");
     drop(owed);
     // The scrapes are answered (to closed connections) within 4 x 2 s; then there is room.
-    let started = Instant::now();
-    while !health_once(&e).starts_with("HTTP/1.1 200") {
-        assert!(
-            started.elapsed() < bound(Duration::from_secs(20)),
-            "no room again"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    common::wait_until("room again for a fresh client", ms(20_000), || {
+        health_once(&e).starts_with("HTTP/1.1 200")
+    });
 }
 
 /// The connection was closed by the exporter: end of stream or a reset.

@@ -6,72 +6,13 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{Behaviour, Endpoint, Exporter, fixture, parse_exposition, project_dir, run, value};
 
-const GO: &str = "reference/ecs_exporter-v0.4.0-linux-amd64";
-
-/// The Go exporter v0.4.0 in `../shared/reference/`, for tests that
-/// `#[cfg_attr(no_go_reference, ignore = ...)]` leaves out where it cannot run (src/build.rs).
-fn go_binary() -> PathBuf {
-    let go = common::shared_dir().join(GO);
-    assert!(go.is_file(), "{} is missing", go.display());
-    go
-}
-
-/// A running Go exporter against `metadata`, and what it logged before it listened.
-struct Go {
-    child: Child,
-    base: String,
-    first_lines: Vec<String>,
-}
-
-impl Go {
-    fn start(binary: &PathBuf, metadata: &str, args: &[&str]) -> Go {
-        let mut child = Command::new(binary)
-            .arg("--web.listen-address=127.0.0.1:0")
-            .args(args)
-            .env("ECS_CONTAINER_METADATA_URI_V4", metadata)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the Go exporter starts");
-        let mut stderr = BufReader::new(child.stderr.take().expect("piped"));
-        // Its first two lines: "Listening on" (once it listens) and "TLS is disabled.".
-        let (text, addresses) = common::read_until(&mut stderr, "TLS is disabled.");
-        let first_lines = text.lines().map(|l| format!("{l}\n")).collect();
-        let Some(address) = addresses.first().cloned() else {
-            let _ = child.kill();
-            panic!("the Go exporter did not start: {text}");
-        };
-        // Keep draining so that Go never blocks on a full pipe.
-        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-        Go {
-            child,
-            base: format!("http://{address}"),
-            first_lines,
-        }
-    }
-
-    fn get(&self, path: &str) -> minreq::Response {
-        let url = format!("{}{path}", self.base);
-        minreq::get(&url)
-            .with_timeout(10)
-            .send()
-            .unwrap_or_else(|e| panic!("the Go exporter does not answer {url}: {e}"))
-    }
-}
-
-impl Drop for Go {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::go::{Go, go_binary};
 
 fn fargate() -> Endpoint {
     Endpoint::fixture("fargate")
@@ -311,7 +252,7 @@ fn every_listen_address_is_served() {
     assert_ne!(e.bases[0], e.bases[1], "{log}");
     for base in &e.bases {
         let r = minreq::get(format!("{base}/metrics"))
-            .with_timeout(10)
+            .with_timeout(common::ms(10_000).as_secs())
             .send()
             .expect("answers");
         assert_eq!(r.status_code, 200, "{base}");
@@ -386,7 +327,7 @@ fn systemd_socket_activation_serves_the_passed_socket() {
     );
     drop(listener);
     let r = minreq::get(format!("http://{address}/metrics"))
-        .with_timeout(10)
+        .with_timeout(common::ms(10_000).as_secs())
         .send()
         .expect("answers on the passed socket");
     assert_eq!(r.status_code, 200);
@@ -545,7 +486,7 @@ fn scrape_in_the_background(
     let before = endpoint.hits();
     let scrape = common::raw::client(move || {
         minreq::get(format!("{base}/metrics"))
-            .with_timeout(60)
+            .with_timeout(common::ms(60_000).as_secs())
             .send()
             .map(|r| r.status_code)
             .map_err(std::io::Error::other)

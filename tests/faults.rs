@@ -14,8 +14,11 @@ use common::{
 
 /// The exporter's deadline per metadata request in these tests.
 const TIMEOUT: Duration = Duration::from_secs(1);
-/// "A little": process start-up, the other request, a loaded CI machine or an emulator.
-const SLACK: Duration = Duration::from_secs(2);
+/// "A little": process start-up, the other request, a loaded CI machine (scaled for an
+/// emulator, as every bound is).
+fn slack() -> Duration {
+    common::ms(2000)
+}
 
 fn golden() -> String {
     std::fs::read_to_string(project_dir().join("fixtures/fargate/metrics.prom"))
@@ -52,7 +55,7 @@ fn check_on(fault: Behaviour, path: &str, log_says: &str) {
     let started = Instant::now();
     let series = parse_exposition(&e.metrics());
     let took = started.elapsed();
-    assert!(took < TIMEOUT + SLACK, "{what}: the scrape took {took:?}");
+    assert!(took < TIMEOUT + slack(), "{what}: the scrape took {took:?}");
     // A failed /task skips /task/stats: nothing to match stats to, and the agent rate-limits.
     assert_eq!(
         endpoint.hits(),
@@ -246,14 +249,12 @@ fn a_100_mib_body_is_cut_at_the_cap() {
 #[test]
 fn connection_refused() {
     // Nothing listens on the port: only /task can be refused this way (see Behaviour::Close).
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = closed.local_addr().expect("address").port();
-    drop(closed);
-    let uri = format!("--ecs.metadata-uri=http://127.0.0.1:{port}/v4/x");
+    let closed = common::raw::Refusing::new();
+    let uri = format!("--ecs.metadata-uri=http://{}/v4/x", closed.address);
     let e = Exporter::start(&[&uri, "--ecs.timeout=1s"]);
     let started = Instant::now();
     let series = parse_exposition(&e.metrics());
-    assert!(started.elapsed() < TIMEOUT + SLACK);
+    assert!(started.elapsed() < TIMEOUT + slack());
     assert_eq!(value(&series, "ecs_up", &[]), Some(0.0));
     assert!(
         e.log().contains("endpoint=/task error=\"request failed"),

@@ -8,9 +8,9 @@ mod common;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
-use common::{ChildGuard, Exporter, fixture};
+use common::go::Go;
+use common::{Exporter, fixture};
 
 /// Prometheus 2.x (2.49 to 2.55) with its default scrape protocols.
 const PROMETHEUS_2_ACCEPT: &str = "application/openmetrics-text;version=1.0.0;q=0.5,application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2";
@@ -41,7 +41,7 @@ fn request(e: &Exporter, method: &str, headers: &[(&str, &str)]) -> Answer {
 fn request_to(address: &str, method: &str, headers: &[(&str, &str)]) -> Answer {
     let mut stream = TcpStream::connect(address).expect("connects");
     stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
+        .set_read_timeout(Some(common::ms(10_000)))
         .expect("timeout");
     let mut head = format!("{method} /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n");
     for (name, value) in headers {
@@ -106,8 +106,8 @@ fn gunzip(bytes: &[u8]) -> Vec<u8> {
     let input = bytes.to_vec();
     let writer = std::thread::spawn(move || stdin.write_all(&input));
     let output = child.wait_with_output().expect("gzip ends");
-    writer.join().expect("writer").expect("written");
     assert!(output.status.success(), "gzip -dc failed: not valid gzip");
+    writer.join().expect("writer").expect("written");
     output.stdout
 }
 
@@ -237,33 +237,11 @@ fn random_accept_encoding(rng: &mut Rng) -> String {
     value.trim().to_owned()
 }
 
-/// The Go exporter v0.4.0 on a free port (its metadata endpoint unreachable: it still answers
-/// `/metrics`), or `None` where it cannot run.
-fn go_exporter() -> Option<(ChildGuard, String)> {
-    let go = common::shared_dir_if_present()?.join("reference/ecs_exporter-v0.4.0-linux-amd64");
-    if !go.is_file() || std::env::consts::ARCH != "x86_64" {
-        return None;
-    }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
-    let address = format!("127.0.0.1:{port}");
-    let child = Command::new(go)
-        .arg(format!("--web.listen-address={address}"))
-        .env("ECS_CONTAINER_METADATA_URI_V4", "http://127.0.0.1:9/v4")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the Go exporter starts");
-    let guard = ChildGuard(child);
-    for _ in 0..250 {
-        if TcpStream::connect(&address).is_ok() {
-            return Some((guard, address));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("the Go exporter did not listen on {address}");
+/// The Go exporter v0.4.0 (its metadata endpoint unreachable: it still answers `/metrics`), or
+/// `None` where it cannot run.
+fn go_exporter() -> Option<Go> {
+    let go = common::go::go_binary_if_runnable()?;
+    Some(Go::start(&go, "http://127.0.0.1:9/v4", &[]))
 }
 
 /// Random `Accept-Encoding` values through the real binary: each answer is whole (gzip that
@@ -294,8 +272,8 @@ fn random_accept_encodings_get_what_go_gives_them() {
             Some(other) => panic!("{value:?}: Content-Encoding {other}"),
         };
         assert!(body == identity, "{value:?}: the whole answer");
-        if let Some((_, address)) = &go {
-            let theirs = request_to(address, "GET", &headers);
+        if let Some(go) = &go {
+            let theirs = request_to(go.address(), "GET", &headers);
             assert_eq!(
                 encoding,
                 theirs.header("content-encoding"),

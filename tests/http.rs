@@ -290,9 +290,13 @@ fn scrapes_through_chunked_answers_and_connections_the_endpoint_closed_while_idl
     let want = std::fs::read_to_string(project_dir().join("fixtures/fargate/metrics.prom"))
         .expect("golden");
     assert_eq!(common::mask_build_info(&e.metrics()), want);
-    // Longer than the endpoint keeps an idle connection: the next scrape finds any connection
+    // Once the endpoint has closed the idle connections, the next scrape finds any connection
     // of the last one closed.
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    common::wait_until(
+        "the endpoint closes idle connections",
+        common::ms(5000),
+        || endpoint.open_connections() == 0,
+    );
     assert_eq!(common::mask_build_info(&e.metrics()), want);
     assert_eq!(endpoint.hits(), 5, "one raw request and two per scrape");
 }

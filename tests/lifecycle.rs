@@ -30,11 +30,12 @@ fn start(mut command: std::process::Command) -> Option<std::process::Child> {
     Some(child)
 }
 
-/// Waits up to a second for the process to exit, and expects status 0 (killing it otherwise).
+/// Waits up to a second (the bound) for the process to exit, and expects status 0 (killing it
+/// otherwise).
 fn expect_exit_0_within_a_second(child: &mut std::process::Child, what: &str) {
     let start = Instant::now();
     let mut code = None;
-    while code.is_none() && start.elapsed() < Duration::from_secs(1) {
+    while code.is_none() && start.elapsed() < common::ms(1000) {
         if let Ok(Some(status)) = child.try_wait() {
             code = Some(status.code().unwrap_or(-1));
         }
@@ -85,13 +86,13 @@ fn sigterm_with_an_idle_keep_alive_client_ends_it_at_once() {
     let asked = Instant::now();
     signal(e.pid(), "TERM");
     client
-        .set_read_timeout(Some(Duration::from_secs(10)))
+        .set_read_timeout(Some(common::ms(10_000)))
         .expect("timeout");
     // The exporter closes it as it goes.
     let mut rest = Vec::new();
     let _ = client.read_to_end(&mut rest);
     let took = asked.elapsed();
-    let bound = Duration::from_millis(if common::emulated() { 3000 } else { 500 });
+    let bound = common::ms(500);
     assert!(
         took < bound,
         "the idle connection was closed {took:?} after SIGTERM"
@@ -154,9 +155,8 @@ fn health_check_answers_for_a_running_server_and_fails_for_none() {
     assert_eq!(code, 0, "{out}");
     assert_eq!(out, format!("ok: {}/health answered 200\n", e.base));
 
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = closed.local_addr().expect("address").port();
-    drop(closed);
+    let closed = common::raw::Refusing::new();
+    let port = closed.address.rsplit(':').next().unwrap_or_default();
     let (code, out, _) = run(
         &["--health-check", &format!("--web.listen-address=:{port}")],
         &[],
@@ -184,6 +184,6 @@ fn health_check_names_a_timeout_as_one() {
         out,
         format!("unhealthy: http://{address}/health: no answer within 2 s\n")
     );
-    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(started.elapsed() < common::ms(10_000));
     drop(silent);
 }

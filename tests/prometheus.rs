@@ -143,7 +143,7 @@ fn a_real_prometheus_scrapes_the_exporter() {
     documented_queries(&prometheus, Scope::Task);
 
     let response = minreq::get(format!("{}/api/v1/targets", prometheus.url))
-        .with_timeout(5)
+        .with_timeout(common::ms(5000).as_secs())
         .send()
         .expect("targets");
     let targets: Value = json::from_str(response.as_str().expect("UTF-8")).expect("JSON");
@@ -360,7 +360,10 @@ fn ecs_discovery_relabelling(prometheus: &Prometheus, target: &str) {
         prometheus.url,
         encode("{job=\"ecs-sd\"}")
     );
-    let response = minreq::get(url).with_timeout(5).send().expect("labels");
+    let response = minreq::get(url)
+        .with_timeout(common::ms(5000).as_secs())
+        .send()
+        .expect("labels");
     let names: Value = json::from_str(response.as_str().expect("UTF-8")).expect("JSON");
     let Some(Value::Array(names)) = get(&names, "data") else {
         panic!("label names");

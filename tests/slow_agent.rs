@@ -41,9 +41,7 @@ fn fill_the_queue(address: &str, endpoint: &Endpoint) -> Vec<JoinHandle<Option<u
         c.send(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
         c
     }));
-    for c in &conns {
-        wait_until_read(&c.stream, ms(10_000));
-    }
+    wait_until_read(conns.iter().map(|c| &c.stream), ms(10_000));
     conns
         .into_iter()
         .map(|mut c| {
@@ -99,7 +97,8 @@ fn health_answers_at_once_with_the_scrape_queue_full() {
 
 #[test]
 fn sigterm_answers_queued_scrapes_503_at_once_without_fetching() {
-    // Long enough that the scrape in hand still waits for /task when SIGTERM comes.
+    // Long enough that the scrape in hand still waits for /task when SIGTERM comes, after the
+    // queue has filled (tens of milliseconds natively).
     let delay = ms(1500);
     let endpoint = slow_endpoint(delay);
     let (mut exporter, address) = start(&endpoint);

@@ -90,6 +90,8 @@ struct Shared {
     requests: Mutex<Vec<String>>,
     hits: AtomicUsize,
     connections: AtomicUsize,
+    /// Connections closed (by either end) so far.
+    closed: AtomicUsize,
     busy: AtomicUsize,
     most_busy: AtomicUsize,
     stop: AtomicBool,
@@ -107,6 +109,7 @@ impl Endpoint {
             requests: Mutex::new(Vec::new()),
             hits: AtomicUsize::new(0),
             connections: AtomicUsize::new(0),
+            closed: AtomicUsize::new(0),
             busy: AtomicUsize::new(0),
             most_busy: AtomicUsize::new(0),
             stop: AtomicBool::new(false),
@@ -120,7 +123,10 @@ impl Endpoint {
                 let Ok(stream) = stream else { continue };
                 accepting.connections.fetch_add(1, Ordering::SeqCst);
                 let shared = Arc::clone(&accepting);
-                std::thread::spawn(move || serve(stream, &shared));
+                std::thread::spawn(move || {
+                    serve(stream, &shared);
+                    shared.closed.fetch_add(1, Ordering::SeqCst);
+                });
             }
         });
         Endpoint {
@@ -167,6 +173,12 @@ impl Endpoint {
     /// Waits (up to 10 s, else fails the test) until a scrape has begun: a request has come.
     pub fn wait_for_a_scrape(&self) {
         super::wait_until("a scrape begins", super::ms(10_000), || self.hits() > 0);
+    }
+
+    /// Connections open now (accepted and not yet closed by either end).
+    pub fn open_connections(&self) -> usize {
+        let closed = self.shared.closed.load(Ordering::SeqCst);
+        self.connections().saturating_sub(closed)
     }
 
     /// Connections accepted so far.

@@ -207,7 +207,7 @@ impl Exporter {
 
     pub fn get(&self, path: &str) -> minreq::Response {
         minreq::get(format!("{}{path}", self.base))
-            .with_timeout(10)
+            .with_timeout(super::ms(10_000).as_secs())
             .send()
             .expect("the exporter answers")
     }
@@ -220,7 +220,7 @@ impl Exporter {
             other => minreq::Method::Custom(other.to_owned()),
         };
         minreq::Request::new(method, format!("{}{path}", self.base))
-            .with_timeout(10)
+            .with_timeout(super::ms(10_000).as_secs())
             .send()
             .expect("answers")
     }
@@ -323,9 +323,10 @@ pub fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
         if let Some(status) = child.0.try_wait().expect("waits") {
             break status;
         }
+        let bound = super::ms(20_000);
         assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "ecs_exporter {args:?} did not exit within 20 s"
+            started.elapsed() < bound,
+            "ecs_exporter {args:?} did not exit within {bound:?}"
         );
         std::thread::sleep(Duration::from_millis(10));
     };

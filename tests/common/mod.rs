@@ -6,6 +6,7 @@
 mod endpoint;
 mod exporter;
 mod exposition;
+pub mod go;
 pub mod instance;
 pub mod prometheus;
 pub mod raw;

@@ -59,7 +59,7 @@ impl Prometheus {
     /// `data` of an API GET (`path` with its query string), or what went wrong.
     pub fn api(&self, path: &str) -> Result<Value, String> {
         let response = minreq::get(format!("{}{path}", self.url))
-            .with_timeout(5)
+            .with_timeout(super::ms(5000).as_secs())
             .send()
             .map_err(|e| e.to_string())?;
         let body = response.as_str().map_err(|e| e.to_string())?;

@@ -205,28 +205,47 @@ pub fn small_window(base: &str, bytes: i32) -> TcpStream {
     }
 }
 
-/// The send and receive queues (bytes) of the TCP end at `local` connected to `remote`, from
-/// /proc/net/tcp(6), or `None` while it is not listed.
-fn queues(local: std::net::SocketAddr, remote: std::net::SocketAddr) -> Option<(usize, usize)> {
+/// The TCP ends of this machine (/proc/net/tcp and tcp6): local port, remote port, send queue
+/// and receive queue (bytes). Read once for many connections: the table lists every socket,
+/// the TIME_WAIT ones of the whole test run included, and takes milliseconds to read.
+fn tcp_table() -> Vec<(u16, u16, usize, usize)> {
     let port = |field: &str| {
         let hex = field.rsplit(':').next()?;
         u16::from_str_radix(hex, 16).ok()
     };
     ["/proc/net/tcp", "/proc/net/tcp6"]
         .iter()
-        .find_map(|table| {
-            let text = std::fs::read_to_string(table).ok()?;
-            text.lines().skip(1).find_map(|line| {
-                let fields: Vec<&str> = line.split_whitespace().collect();
-                let (l, r, q) = (fields.get(1)?, fields.get(2)?, fields.get(4)?);
-                (port(l)? == local.port() && port(r)? == remote.port()).then_some(())?;
-                let (tx, rx) = q.split_once(':')?;
-                Some((
-                    usize::from_str_radix(tx, 16).ok()?,
-                    usize::from_str_radix(rx, 16).ok()?,
-                ))
-            })
+        .filter_map(|table| std::fs::read_to_string(table).ok())
+        .flat_map(|text| {
+            text.lines()
+                .skip(1)
+                .filter_map(|line| {
+                    let fields: Vec<&str> = line.split_whitespace().collect();
+                    let (l, r, q) = (fields.get(1)?, fields.get(2)?, fields.get(4)?);
+                    let (tx, rx) = q.split_once(':')?;
+                    Some((
+                        port(l)?,
+                        port(r)?,
+                        usize::from_str_radix(tx, 16).ok()?,
+                        usize::from_str_radix(rx, 16).ok()?,
+                    ))
+                })
+                .collect::<Vec<_>>()
         })
+        .collect()
+}
+
+/// The receive queue of the end at `local` connected to `remote`, in `table`.
+fn receive_queue(
+    table: &[(u16, u16, usize, usize)],
+    local: Option<std::net::SocketAddr>,
+    remote: Option<std::net::SocketAddr>,
+) -> Option<usize> {
+    let (local, remote) = (local?.port(), remote?.port());
+    table
+        .iter()
+        .find(|(l, r, _, _)| *l == local && *r == remote)
+        .map(|&(_, _, _, rx)| rx)
 }
 
 /// Bytes of what `client` sent that the server has not read yet: the receive queue of the
@@ -234,21 +253,32 @@ fn queues(local: std::net::SocketAddr, remote: std::net::SocketAddr) -> Option<(
 /// until the server has taken a request (0), or has stopped reading (more than 0), rather than
 /// sleep and hope.
 pub fn unread_by_server(client: &TcpStream) -> Option<usize> {
-    let (ours, theirs) = (client.local_addr().ok()?, client.peer_addr().ok()?);
-    queues(theirs, ours).map(|(_, rx)| rx)
+    receive_queue(
+        &tcp_table(),
+        client.peer_addr().ok(),
+        client.local_addr().ok(),
+    )
 }
 
 /// Bytes the server sent that `client` has not read yet (its own receive queue): more than 0
 /// once an answer has been handed to the connection.
 pub fn unread_by_client(client: &TcpStream) -> Option<usize> {
-    let (ours, theirs) = (client.local_addr().ok()?, client.peer_addr().ok()?);
-    queues(ours, theirs).map(|(_, rx)| rx)
+    receive_queue(
+        &tcp_table(),
+        client.local_addr().ok(),
+        client.peer_addr().ok(),
+    )
 }
 
-/// Waits (up to `within`, a bound) until the server has read everything `client` sent.
-pub fn wait_until_read(client: &TcpStream, within: Duration) {
-    super::wait_until("the server reads what the client sent", within, || {
-        unread_by_server(client) == Some(0)
+/// Waits (up to `within`, a bound) until the server has read everything each of `clients`
+/// sent.
+pub fn wait_until_read<'a>(clients: impl IntoIterator<Item = &'a TcpStream>, within: Duration) {
+    let clients: Vec<&TcpStream> = clients.into_iter().collect();
+    super::wait_until("the server reads what the clients sent", within, || {
+        let table = tcp_table();
+        clients
+            .iter()
+            .all(|c| receive_queue(&table, c.peer_addr().ok(), c.local_addr().ok()) == Some(0))
     });
 }
 
