@@ -9,8 +9,11 @@
 //!   summary. With `CI` set nothing is ignored: a missing prerequisite fails its test.
 //!   `ECS_EXPORTER_SKIP_SHARED=1` ignores the `../shared` tests even in CI (GitHub, where the
 //!   Go exporter's data is not available); `ECS_EXPORTER_SHARED=DIR` says where it is when not
-//!   beside the project (cargo-mutants tests a copy of the tree elsewhere). After installing a
-//!   tool, `touch src/build.rs`.
+//!   beside the project (cargo-mutants tests a copy of the tree elsewhere). The probes rerun
+//!   whenever a directory they look in changes (each directory of `PATH`, Python's
+//!   site-packages): installing or removing a tool there changes the directory, so the next
+//!   `cargo test` probes again and a skip's reason is true of the machine as it is now
+//!   (docs/decisions.md, "Test prerequisites").
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -105,6 +108,7 @@ fn probe_test_prerequisites() {
     if ci {
         return;
     }
+    watch_installs();
     let runs = |program: &str, args: &[&str]| {
         Command::new(program)
             .args(args)
@@ -131,6 +135,35 @@ fn probe_test_prerequisites() {
     for (cfg, present) in missing {
         if !present {
             println!("cargo:rustc-cfg={cfg}");
+        }
+    }
+}
+
+/// Asks cargo to rerun this script when a tool or a Python module is installed or removed:
+/// each `PATH` directory and each of Python's site-packages directories. Cargo scans a watched
+/// directory whole, so one that does not exist yet (the user's site-packages before a first
+/// `pip install --user`) is watched through its nearest existing parent, unless that is the
+/// home directory or `/`, which change all the time; a path that does not exist would make
+/// cargo rerun the script, and rebuild the crate, on every build.
+fn watch_installs() {
+    let mut dirs: Vec<std::path::PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    let site = "import site; print('\\n'.join(site.getsitepackages() + [site.getusersitepackages()]))";
+    if let Some(text) = output("python3", &["-c", site]) {
+        dirs.extend(text.lines().map(std::path::PathBuf::from));
+    }
+    let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+    let too_wide = |d: &Path| d.parent().is_none() || home.as_deref() == Some(d);
+    let mut watched = Vec::new();
+    for dir in dirs {
+        let existing = dir.ancestors().find(|d| d.is_dir()).map(Path::to_path_buf);
+        let Some(existing) = existing.filter(|d| !watched.contains(d)) else {
+            continue;
+        };
+        if existing == dir || !too_wide(&existing) {
+            println!("cargo:rerun-if-changed={}", existing.display());
+            watched.push(existing);
         }
     }
 }
