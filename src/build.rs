@@ -149,7 +149,8 @@ fn watch_installs() {
     let mut dirs: Vec<std::path::PathBuf> = std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).collect())
         .unwrap_or_default();
-    let site = "import site; print('\\n'.join(site.getsitepackages() + [site.getusersitepackages()]))";
+    let site =
+        "import site; print('\\n'.join(site.getsitepackages() + [site.getusersitepackages()]))";
     if let Some(text) = output("python3", &["-c", site]) {
         dirs.extend(text.lines().map(std::path::PathBuf::from));
     }
