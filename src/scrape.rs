@@ -31,11 +31,14 @@ pub const MAX_ANSWER: usize = 8 << 20;
 pub const MAX_INSTANCE_ANSWER: usize = 32 << 20;
 
 /// What the server tells a scrape about itself, for the exporter's own metrics.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub struct Serving {
     pub answered: Answered,
     /// Metrics requests received and not yet answered, this one included.
     pub in_flight: u64,
+    /// When the request arrived: one that arrived before the last fetch ended is answered from
+    /// that fetch.
+    pub arrived: Instant,
 }
 
 /// The scraping half of the exporter: owned by the server's loop, one scrape at a time.
@@ -44,52 +47,70 @@ pub struct Scraper {
     start_time_seconds: Option<f64>,
     /// The exposition, its buffers reused from scrape to scrape.
     answer: Exposition,
-    /// The last metadata fetch, kept for `--ecs.min-refresh-interval`.
+    /// The last metadata fetch, which the scrapes that arrived while it ran (and those within
+    /// `--ecs.min-refresh-interval` of it) are answered from.
     last: Option<Fetched>,
-    /// Fetches `/task/stats` while the loop fetches `/task`.
-    stats_fetcher: Arc<StatsFetcher>,
+    /// The fetches, each document's on a thread of its own.
+    fetching: Arc<Fetching>,
 }
 
-/// The documents one fetch got (`None` where fetching or decoding failed), and when.
+/// The documents one fetch got (`None` where fetching or decoding failed), and when it ended.
 struct Fetched {
     at: Instant,
     tasks: Option<Vec<TaskMetadata>>,
     stats: Option<Vec<TaskStats>>,
 }
 
+/// Ends the wait for a fetch in flight, for good: on SIGTERM the exporter answers at once
+/// instead of waiting for a slow agent, and the fetch is left to its thread until the process
+/// exits. Made before the scraper, so that the shutdown handle can hold it from the start.
+#[derive(Clone, Default)]
+pub struct Abandon(Arc<Fetching>);
+
+impl Abandon {
+    pub fn abandon(&self) {
+        self.0.lock().abandoned = true;
+        self.0.changed.notify_all();
+    }
+}
+
 impl Scraper {
-    /// Starts the thread that fetches `/task/stats` beside the loop.
-    pub fn start(config: Config) -> std::io::Result<Scraper> {
-        let stats_fetcher = Arc::new(StatsFetcher {
-            job: Mutex::new(StatsJob::Idle),
-            changed: Condvar::new(),
-        });
-        let (serving, fetcher_config) = (Arc::clone(&stats_fetcher), config.clone());
-        std::thread::Builder::new()
-            .name("stats-fetcher".into())
-            .stack_size(256 * 1024)
-            .spawn(move || serving.serve(&fetcher_config))?;
+    /// Starts the two threads that fetch the documents; `abandon` ends any wait for them.
+    pub fn start(config: Config, abandon: &Abandon) -> std::io::Result<Scraper> {
+        let fetching = Arc::clone(&abandon.0);
+        let (on, task_config) = (Arc::clone(&fetching), config.clone());
+        spawn_fetcher("task-fetcher", move || {
+            on.serve(|s| &mut s.tasks, || read_tasks(&task_config))
+        })?;
+        let (on, stats_config) = (Arc::clone(&fetching), config.clone());
+        spawn_fetcher("stats-fetcher", move || {
+            on.serve(|s| &mut s.stats, || read_stats(&stats_config))
+        })?;
         Ok(Scraper {
             config,
             start_time_seconds: process::start_time_seconds(),
             answer: Exposition::default(),
             last: None,
-            stats_fetcher,
+            fetching,
         })
     }
 
-    /// fetch -> decode -> collect -> write; the exposition.
-    pub fn scrape(&mut self, serving: Serving) -> &mut Exposition {
+    /// fetch -> decode -> collect -> write; the exposition, or `None` once the fetch it waited
+    /// for was abandoned (shutdown).
+    pub fn scrape(&mut self, serving: Serving) -> Option<&mut Exposition> {
         let started = Instant::now();
         let logger = self.config.logger;
-        // Coalescing: within --ecs.min-refresh-interval of the last fetch, reuse what it got
-        // (failure included), so that HA Prometheus pairs and other sidecars sharing the task's
+        // One fetch for every scrape that waited for it: a scrape that arrived before the last
+        // fetch ended is answered from it, so however many arrive while the agent is slow,
+        // each waits for at most the fetch in flight and the agent sees one fetch at a time.
+        // Coalescing: within --ecs.min-refresh-interval of the last fetch too (failure
+        // included), so that HA Prometheus pairs and other sidecars sharing the task's
         // metadata rate limit do not multiply the requests.
         let interval = self.config.min_refresh_interval;
         let reuse = self
             .last
             .as_ref()
-            .is_some_and(|l| l.at.elapsed() < interval);
+            .is_some_and(|l| serving.arrived <= l.at || l.at.elapsed() < interval);
         if reuse {
             log!(logger, Debug, "reusing the last metadata fetch");
         } else {
@@ -97,8 +118,7 @@ impl Scraper {
             // failed /task, one after the other, so that a failing or rate-limiting endpoint
             // gets one request per scrape, not two.
             let last_ok = self.last.take().is_some_and(|l| l.tasks.is_some());
-            let fetcher = last_ok.then_some(&*self.stats_fetcher);
-            let (tasks, stats) = read_metadata(&self.config, fetcher);
+            let (tasks, stats) = self.fetching.read_metadata(last_ok).ok()?;
             self.last = Some(Fetched {
                 at: Instant::now(),
                 tasks,
@@ -175,7 +195,7 @@ impl Scraper {
                 "duration" = &logging::Debug(started.elapsed()),
             );
         }
-        &mut self.answer
+        Some(&mut self.answer)
     }
 }
 
@@ -202,81 +222,133 @@ pub fn render(scrape: &Scrape, answer: &mut Exposition) -> Result<Rendered, TooL
     })
 }
 
-/// A long-lived thread that fetches the stats document at the loop's request, so that a scrape costs
-/// one round trip to the endpoint instead of two in a row (minreq opens a connection per
-/// request; the endpoint may be slow to take one). One thread for the exporter's life, not one
-/// per scrape.
-struct StatsFetcher {
-    job: Mutex<StatsJob>,
+/// The fetches in flight: each document is fetched on a long-lived thread of its own, at the
+/// loop's request, so that a scrape costs one round trip to the endpoint instead of two in a
+/// row (minreq opens a connection per request; the endpoint may be slow to take one), and so
+/// that the loop waits for a fetch on a condition variable that shutdown can end (a blocking
+/// read cannot be interrupted). One mutex and one condition for both documents and the
+/// abandonment: every change wakes every waiter, who looks at what it waits for.
+#[derive(Default)]
+struct Fetching {
+    state: Mutex<State>,
     changed: Condvar,
 }
 
-enum StatsJob {
-    Idle,
-    Requested,
-    Done(Option<Vec<TaskStats>>),
+#[derive(Default)]
+struct State {
+    tasks: Job<Vec<TaskMetadata>>,
+    stats: Job<Vec<TaskStats>>,
+    abandoned: bool,
 }
 
-impl StatsFetcher {
-    fn request(&self) {
-        *self.job.lock().unwrap_or_else(PoisonError::into_inner) = StatsJob::Requested;
+/// One document's fetch.
+#[derive(Default)]
+enum Job<T> {
+    #[default]
+    Idle,
+    Requested,
+    /// The document, or `None` where fetching or decoding failed (and was logged).
+    Done(Option<T>),
+}
+
+/// The wait for a fetch ended by [`Abandon::abandon`].
+#[derive(Debug)]
+struct Abandoned;
+
+type Which<T> = fn(&mut State) -> &mut Job<T>;
+
+fn spawn_fetcher(name: &str, serve: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .stack_size(256 * 1024)
+        .spawn(serve)
+        .map(drop)
+}
+
+impl Fetching {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn wait<'a>(
+        &self,
+        state: std::sync::MutexGuard<'a, State>,
+    ) -> std::sync::MutexGuard<'a, State> {
+        self.changed
+            .wait(state)
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn request<T>(&self, which: Which<T>) {
+        *which(&mut self.lock()) = Job::Requested;
         self.changed.notify_all();
     }
 
-    /// Waits for the requested fetch to finish (it has its own deadline, `--ecs.timeout`).
-    fn result(&self) -> Option<Vec<TaskStats>> {
-        let mut job = self.job.lock().unwrap_or_else(PoisonError::into_inner);
-        while !matches!(*job, StatsJob::Done(_)) {
-            job = self
-                .changed
-                .wait(job)
-                .unwrap_or_else(PoisonError::into_inner);
-        }
-        match std::mem::replace(&mut *job, StatsJob::Idle) {
-            StatsJob::Done(stats) => stats,
-            _ => None,
+    /// Waits for the requested fetch to finish (it has its own deadline, `--ecs.timeout`), or
+    /// for the wait to be abandoned.
+    fn result<T>(&self, which: Which<T>) -> Result<Option<T>, Abandoned> {
+        let mut state = self.lock();
+        loop {
+            if state.abandoned {
+                return Err(Abandoned);
+            }
+            if let Job::Done(_) = which(&mut state) {
+                return match std::mem::take(which(&mut state)) {
+                    Job::Done(document) => Ok(document),
+                    _ => Ok(None),
+                };
+            }
+            state = self.wait(state);
         }
     }
 
-    fn serve(&self, config: &Config) {
+    /// A fetcher thread's life: each time its document is requested, fetch it.
+    fn serve<T>(&self, which: Which<T>, fetch: impl Fn() -> Option<T>) {
         loop {
-            let mut job = self.job.lock().unwrap_or_else(PoisonError::into_inner);
-            while !matches!(*job, StatsJob::Requested) {
-                job = self
-                    .changed
-                    .wait(job)
-                    .unwrap_or_else(PoisonError::into_inner);
+            let mut state = self.lock();
+            while !matches!(which(&mut state), Job::Requested) {
+                state = self.wait(state);
             }
-            drop(job);
-            let stats = read_stats(config);
-            *self.job.lock().unwrap_or_else(PoisonError::into_inner) = StatsJob::Done(stats);
+            drop(state);
+            let document = fetch();
+            *which(&mut self.lock()) = Job::Done(document);
             self.changed.notify_all();
         }
     }
+
+    /// Fetches and decodes the scope's two documents. After a fetch whose task document
+    /// arrived (`both`), both at once: two requests. Otherwise the task document first, and
+    /// the stats only if it arrived: without it there is nothing to match stats to (then
+    /// stats fetched at the same time are dropped too).
+    fn read_metadata(&self, both: bool) -> Result<Documents, Abandoned> {
+        let tasks_job: Which<Vec<TaskMetadata>> = |s| &mut s.tasks;
+        let stats_job: Which<Vec<TaskStats>> = |s| &mut s.stats;
+        self.request(tasks_job);
+        if both {
+            self.request(stats_job);
+        }
+        let tasks = self.result(tasks_job)?;
+        let stats = match (both, &tasks) {
+            (true, _) => self.result(stats_job)?,
+            (false, Some(_)) => {
+                self.request(stats_job);
+                self.result(stats_job)?
+            }
+            (false, None) => None,
+        };
+        let stats = if tasks.is_some() { stats } else { None };
+        Ok((tasks, stats))
+    }
 }
 
-/// Fetches and decodes the scope's two documents. With a `fetcher`, both at once: two requests.
-/// Without, the task document first, and the stats only if it arrived: without it there is
-/// nothing to match stats to (then stats fetched at the same time are dropped too).
-fn read_metadata(
-    config: &Config,
-    fetcher: Option<&StatsFetcher>,
-) -> (Option<Vec<TaskMetadata>>, Option<Vec<TaskStats>>) {
-    if let Some(fetcher) = fetcher {
-        fetcher.request();
-    }
+type Documents = (Option<Vec<TaskMetadata>>, Option<Vec<TaskStats>>);
+
+fn read_tasks(config: &Config) -> Option<Vec<TaskMetadata>> {
     let (endpoint, _) = config.scope.endpoints();
     let labels = &config.collect.labels;
-    let tasks = read_document(config, endpoint, |body| {
+    read_document(config, endpoint, |body| {
         decode_tasks(config.scope, body, labels)
-    });
-    let stats = match fetcher {
-        Some(fetcher) => fetcher.result(),
-        None if tasks.is_some() => read_stats(config),
-        None => None,
-    };
-    let stats = if tasks.is_some() { stats } else { None };
-    (tasks, stats)
+    })
 }
 
 fn read_stats(config: &Config) -> Option<Vec<TaskStats>> {

@@ -8,23 +8,24 @@
 //! go to the loop, in order, through a queue (`Shared::send`); beyond `--web.max-requests` waiting
 //! or in progress they are answered 503 at once, so that a slow endpoint cannot pile up scrapes
 //! behind it. Answering hands the response to the connection's own thread, which writes it: a
-//! client that never reads holds only its own connection, never the loop or the listener. After
-//! SIGTERM, the scrape in hand is answered, every queued one gets 503 without fetching anything,
-//! and the process waits (up to a second) for the last answers to be written. Nothing a client
-//! sends can end the loop.
+//! client that never reads holds only its own connection, never the loop or the listener. A
+//! scrape whose client has gone gets no fetch. After SIGTERM, the fetch in flight is abandoned,
+//! every waiting scrape gets 503 at once, and the process waits (up to half a second) for the
+//! last answers to be written. Nothing a client sends can end the loop.
 
 use std::collections::VecDeque;
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tiny_http::{Header, Limits, Method, Request, Response, StatusCode};
 
 use crate::collect::Answered;
 use crate::config::Config;
+use crate::exposition::Exposition;
 use crate::log::Logger;
-use crate::scrape::{Scraper, Serving};
+use crate::scrape::{Abandon, Scraper, Serving};
 use crate::{log, version};
 
 /// As client_golang 1.21's promhttp sends it (the escaping parameter says that names outside
@@ -59,6 +60,9 @@ pub fn connections_within(max: usize, open_files: u64) -> usize {
 /// a whole answer alive until the write deadline, a few MB each in instance scope.
 const UNREAD_ANSWERS: usize = 1 << 20;
 
+/// What a metrics request gets once the exporter is stopping.
+const SHUTTING_DOWN: &[u8] = b"503 shutting down\n";
+
 /// How many readers one answer may close to make room, and how long it waits for each to let
 /// go of its answer: the loop is held at most their product.
 const CLOSED_FOR_ROOM: usize = 16;
@@ -84,6 +88,8 @@ struct Shared {
     ready: Condvar,
     /// `/`, built once.
     landing_page: &'static str,
+    /// Ends the loop's wait for a fetch in flight, at shutdown.
+    abandon: Abandon,
 }
 
 /// The exporter's counts of metrics requests, for its own metrics.
@@ -101,8 +107,9 @@ struct Counters {
 }
 
 impl Counters {
-    fn serving(&self) -> Serving {
+    fn serving(&self, arrived: Instant) -> Serving {
         Serving {
+            arrived,
             answered: Answered {
                 ok: self.ok.load(Ordering::SeqCst),
                 unavailable: self.unavailable.load(Ordering::SeqCst),
@@ -170,8 +177,8 @@ impl Shared {
 }
 
 enum Event {
-    /// A metrics request, admitted (counted in flight).
-    Scrape(Request),
+    /// A metrics request, admitted (counted in flight), and when.
+    Scrape(Request, Instant),
     Stop,
 }
 
@@ -254,6 +261,7 @@ impl Server {
                 // Built once and kept for the life of the process: answers hand it to connection
                 // threads, which need it for as long as they may run.
                 landing_page: Box::leak(landing_page(&config.telemetry_path).into_boxed_str()),
+                abandon: Abandon::default(),
             }),
             addresses,
             logger: config.logger,
@@ -268,8 +276,9 @@ impl Server {
         }
     }
 
-    /// Serves requests until [`Shutdown::shutdown`] is called: the scrape in hand is answered
-    /// first. Fails, before anything is served, if a thread cannot be started.
+    /// Serves requests until [`Shutdown::shutdown`] is called, which abandons the fetch in hand
+    /// (its scrape and every waiting one get 503). Fails, before anything is served, if a
+    /// thread cannot be started.
     pub fn run(self) -> Result<(), StartError> {
         // The two lines the Go exporter starts with (exporter-toolkit's), per listener, so that
         // log-based start-up checks keep working.
@@ -307,7 +316,8 @@ impl Server {
             what: "cannot start a thread".into(),
             cause: Box::new(cause),
         };
-        let mut scraper = Scraper::start(self.config.clone()).map_err(thread_failed)?;
+        let mut scraper =
+            Scraper::start(self.config.clone(), &self.shared.abandon).map_err(thread_failed)?;
         let listener = Listener {
             shared: Arc::clone(&self.shared),
             logger: self.logger,
@@ -318,61 +328,30 @@ impl Server {
 
         let counters = &self.shared.counters;
         let compressors = crate::gzip::Pool::default();
-        while let Event::Scrape(request) = self.shared.next() {
-            if self.shared.stopping() {
-                self.shared.unavailable(request, b"503 shutting down\n");
+        while let Event::Scrape(request, arrived) = self.shared.next() {
+            // Each request is counted out of flight once its answer is ready, before it is
+            // handed to the connection: a client that sends its next request as soon as it
+            // has the answer must not find its last one still counted.
+            let why = if self.shared.stopping() {
+                SHUTTING_DOWN
+            } else if request.client_gone() {
+                // Nobody to answer: no fetch for it (the answer goes nowhere).
+                b"503 the client has gone\n"
             } else {
-                // As promhttp: gzip when the request allows it (gzip.rs).
-                let encoding = crate::gzip::negotiate(
-                    request
-                        .headers()
-                        .iter()
-                        .filter(|h| h.field.equiv("Accept-Encoding"))
-                        .map(|h| h.value.as_str()),
-                );
-                let answer = scraper.scrape(counters.serving());
-                let length = answer.len();
-                self.make_room_for(length);
-                let body = Unread::new(answer.take(), length, &counters.unread);
-                let vary = ("Vary", "Accept-Encoding");
-                let result = match encoding {
-                    crate::gzip::Encoding::Identity => respond_with(
-                        request,
-                        200,
-                        METRICS_CONTENT_TYPE,
-                        (body, Some(length)),
-                        &[vary],
-                    ),
-                    // Compressed as it is written: no length ahead (HTTP/1.1 gets it chunked).
-                    crate::gzip::Encoding::Gzip => respond_with(
-                        request,
-                        200,
-                        METRICS_CONTENT_TYPE,
-                        (crate::gzip::Gzip::new(body, &compressors), None),
-                        &[("Content-Encoding", "gzip"), vary],
-                    ),
-                };
-                log!(
-                    self.logger,
-                    Debug,
-                    "metrics answered",
-                    "encoding" = encoding.name()
-                );
-                // Counted after answering, as promhttp does: a scrape sees the ones before it.
-                counters.ok.fetch_add(1, Ordering::SeqCst);
-                if let Err(e) = result {
-                    log!(
-                        self.logger,
-                        Debug,
-                        "writing a response failed",
-                        "error" = &e
-                    );
+                match scraper.scrape(counters.serving(arrived)) {
+                    Some(answer) => {
+                        self.answer(request, answer, &compressors);
+                        continue;
+                    }
+                    // The fetch in hand was abandoned: shutdown.
+                    None => SHUTTING_DOWN,
                 }
-            }
+            };
             counters.in_flight.done();
+            self.shared.unavailable(request, why);
         }
         // Every answer is handed over; wait (half a second at most, so that SIGTERM ends the
-        // process within the scrape in hand plus a second whatever clients do) for the
+        // process within a second whatever the agent and the clients do) for the
         // connections to write them, answering any request read just before the stop as the
         // listener thread would have.
         let listener = Listener {
@@ -390,6 +369,58 @@ impl Server {
 }
 
 impl Server {
+    /// Answers a scrape with its exposition (gzipped when the request allows it), counted out
+    /// of flight once ready and counted as answered once handed over.
+    fn answer(&self, request: Request, answer: &mut Exposition, compressors: &crate::gzip::Pool) {
+        let counters = &self.shared.counters;
+        // As promhttp: gzip when the request allows it (gzip.rs).
+        let encoding = crate::gzip::negotiate(
+            request
+                .headers()
+                .iter()
+                .filter(|h| h.field.equiv("Accept-Encoding"))
+                .map(|h| h.value.as_str()),
+        );
+        let length = answer.len();
+        self.make_room_for(length);
+        let body = Unread::new(answer.take(), length, &counters.unread);
+        let vary = ("Vary", "Accept-Encoding");
+        counters.in_flight.done();
+        let result = match encoding {
+            crate::gzip::Encoding::Identity => respond_with(
+                request,
+                200,
+                METRICS_CONTENT_TYPE,
+                (body, Some(length)),
+                &[vary],
+            ),
+            // Compressed as it is written: no length ahead (HTTP/1.1 gets it chunked).
+            crate::gzip::Encoding::Gzip => respond_with(
+                request,
+                200,
+                METRICS_CONTENT_TYPE,
+                (crate::gzip::Gzip::new(body, compressors), None),
+                &[("Content-Encoding", "gzip"), vary],
+            ),
+        };
+        log!(
+            self.logger,
+            Debug,
+            "metrics answered",
+            "encoding" = encoding.name()
+        );
+        // Counted after answering, as promhttp does: a scrape sees the ones before it.
+        counters.ok.fetch_add(1, Ordering::SeqCst);
+        if let Err(e) = result {
+            log!(
+                self.logger,
+                Debug,
+                "writing a response failed",
+                "error" = &e
+            );
+        }
+    }
+
     /// Before an answer of `length` bytes is handed over: while the answers not yet read would
     /// pass the budget with it, closes the connection that has been taking its answer longest
     /// and waits a moment for it to let go (a bounded number of times).
@@ -499,9 +530,9 @@ impl Listener {
             Route::Metrics => {
                 let shared = &self.shared;
                 if shared.stopping() {
-                    shared.unavailable(request, b"503 shutting down\n");
+                    shared.unavailable(request, SHUTTING_DOWN);
                 } else if shared.counters.in_flight.admit(self.max_requests) {
-                    shared.send(Event::Scrape(request));
+                    shared.send(Event::Scrape(request, Instant::now()));
                 } else {
                     shared.unavailable(request, b"503 too many metrics requests in flight\n");
                 }
@@ -528,6 +559,7 @@ pub struct Shutdown {
 impl Shutdown {
     pub fn shutdown(&self) {
         self.shared.stop.store(true, Ordering::SeqCst);
+        self.shared.abandon.abandon();
         self.shared.http.shutdown();
         self.shared.http.unblock();
         self.shared.send(Event::Stop);

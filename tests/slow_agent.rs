@@ -1,5 +1,6 @@
-//! A metadata endpoint that takes seconds to answer, with the queue of scrapes full: the health
-//! check and SIGTERM never wait for it.
+//! A metadata endpoint that takes seconds to answer, or never does, with the queue of scrapes
+//! full: the health check and SIGTERM never wait for it, every waiting scrape shares the one
+//! fetch in flight, and a scrape whose client has gone costs no fetch.
 
 mod common;
 
@@ -7,7 +8,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use common::raw::{Conn, client, wait_until_read};
-use common::{Behaviour, Endpoint, Exporter, ms, project_dir, run};
+use common::{
+    Behaviour, Endpoint, Exporter, ms, parse_exposition, project_dir, run, value, wait_until,
+};
 
 /// `--web.max-requests`' default: this many scrapes in flight, one in hand and the rest queued.
 const QUEUED: usize = 40;
@@ -20,18 +23,27 @@ fn slow_endpoint(delay: Duration) -> Endpoint {
     endpoint
 }
 
-/// The exporter, started, scraping `endpoint`; and its `host:port`.
-fn start(endpoint: &Endpoint) -> (Exporter, String) {
-    let e = Exporter::start(&["--ecs.metadata-uri", &endpoint.base, "--ecs.timeout=10s"]);
+/// The exporter, started, scraping `endpoint` with `flags`; and its `host:port`.
+fn start_with(endpoint: &Endpoint, flags: &[&str]) -> (Exporter, String) {
+    let mut args = vec!["--ecs.metadata-uri", &endpoint.base];
+    args.extend_from_slice(flags);
+    let e = Exporter::start(&args);
     let address = e.base.trim_start_matches("http://").to_owned();
     (e, address)
 }
 
+fn start(endpoint: &Endpoint) -> (Exporter, String) {
+    start_with(endpoint, &["--ecs.timeout=10s"])
+}
+
+/// What a scrape's client got: the status, and `ecs_up` where the answer was an exposition.
+type Got = (u16, Option<f64>);
+
 /// `QUEUED` scrapes, each on its own connection; returns once the first is in hand (its
 /// `/task` request made) and the exporter has read every one's request (taken it in, queued).
-/// Each client thread joins to the status of its answer, or to nothing when the exporter
-/// closed the connection first.
-fn fill_the_queue(address: &str, endpoint: &Endpoint) -> Vec<JoinHandle<Option<u16>>> {
+/// Each client thread joins to what its answer was, or to nothing when the exporter closed the
+/// connection first.
+fn fill_the_queue(address: &str, endpoint: &Endpoint) -> Vec<JoinHandle<Option<Got>>> {
     let mut first = Conn::open(address, ms(120_000));
     first.send(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     endpoint.wait_for_a_scrape();
@@ -46,11 +58,24 @@ fn fill_the_queue(address: &str, endpoint: &Endpoint) -> Vec<JoinHandle<Option<u
         .into_iter()
         .map(|mut c| {
             client(move || {
-                c.answer()
-                    .map(|a| a.status)
-                    .map_err(|end| std::io::Error::other(format!("{end:?}")))
+                let a = c
+                    .answer()
+                    .map_err(|end| std::io::Error::other(format!("{end:?}")))?;
+                let up = (a.status == 200).then(|| {
+                    let text = String::from_utf8_lossy(&a.body);
+                    value(&parse_exposition(&text), "ecs_up", &[]).unwrap_or(-1.0)
+                });
+                Ok((a.status, up))
             })
         })
+        .collect()
+}
+
+/// What every client of [`fill_the_queue`] got, in the order they asked.
+fn answers(scrapes: Vec<JoinHandle<Option<Got>>>) -> Vec<Option<Got>> {
+    scrapes
+        .into_iter()
+        .map(|scrape| scrape.join().expect("joins"))
         .collect()
 }
 
@@ -95,42 +120,81 @@ fn health_answers_at_once_with_the_scrape_queue_full() {
     drop(scrapes);
 }
 
+/// Forty scrapes at once against an agent that never answers: one fetch, whose failure every
+/// one of them reports, all within about one timeout (each used to wait for every fetch ahead
+/// of it: the 40th for 40 timeouts).
 #[test]
-fn sigterm_answers_queued_scrapes_503_at_once_without_fetching() {
-    // Long enough that the scrape in hand still waits for /task when SIGTERM comes, after the
-    // queue has filled (tens of milliseconds natively).
-    let delay = ms(1500);
-    let endpoint = slow_endpoint(delay);
-    let (mut exporter, address) = start(&endpoint);
+fn scrapes_waiting_behind_a_hung_agent_share_its_one_fetch() {
+    let endpoint = Endpoint::fixture("fargate");
+    endpoint.set("/task", Behaviour::Stall);
+    let timeout = Duration::from_secs(1);
+    let (_exporter, address) = start_with(&endpoint, &["--ecs.timeout=1s"]);
+    let asked = Instant::now();
+    let got = answers(fill_the_queue(&address, &endpoint));
+    let took = asked.elapsed();
+    assert!(
+        got.iter().all(|g| *g == Some((200, Some(0.0)))),
+        "every scrape answered 200 with ecs_up 0: {got:?}"
+    );
+    assert_eq!(endpoint.hits(), 1, "one fetch of /task for all {QUEUED}");
+    assert!(
+        took < timeout + ms(2000),
+        "the last of {QUEUED} scrapes answered {took:?} after the first asked (timeout {timeout:?})"
+    );
+}
+
+/// A scrape whose client hung up before its turn: no fetch for it. (The exporter is stopped
+/// while the client asks and hangs up, so that both have happened by the time it looks.)
+#[test]
+fn a_scrape_whose_client_has_gone_costs_no_fetch() {
+    let endpoint = Endpoint::fixture("fargate");
+    let (mut e, address) = start_with(&endpoint, &[]);
+    let pid = e.pid();
+    assert_eq!(e.get("/health").status_code, 200);
+    common::raw::wait_for_sockets(pid, 1, ms(5000));
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(pid as libc::pid_t, libc::SIGSTOP) };
+    let mut gone = Conn::open(&address, ms(5000));
+    gone.send(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    drop(gone);
+    // SAFETY: as above.
+    unsafe { libc::kill(pid as libc::pid_t, libc::SIGCONT) };
+    // Its connection taken, handled and ended: the listener alone again.
+    wait_until("the gone client's request handled", ms(10_000), || {
+        common::raw::sockets(pid).is_some_and(|s| s.len() == 1) && e.alive()
+    });
+    assert_eq!(endpoint.hits(), 0, "a fetch for a client that had gone");
+    let series = parse_exposition(&e.metrics());
+    assert_eq!(value(&series, "ecs_up", &[]), Some(1.0));
+    assert_eq!(endpoint.hits(), 2, "the next scrape fetches as usual");
+}
+
+/// SIGTERM while the agent holds the fetch in hand (a 60 s timeout, past ECS's 30 s before
+/// SIGKILL): the fetch is abandoned, every waiting scrape gets 503 at once, exit 0 within a
+/// second, and nothing more is fetched.
+#[test]
+fn sigterm_abandons_the_fetch_in_hand_and_answers_every_waiting_scrape_503() {
+    let endpoint = Endpoint::fixture("fargate");
+    endpoint.set("/task", Behaviour::Stall);
+    let (mut exporter, address) = start_with(&endpoint, &["--ecs.timeout=60s"]);
     let scrapes = fill_the_queue(&address, &endpoint);
-    // The scrape in hand asked for /task and waits for it; SIGTERM now.
-    let Some((status, took)) = exporter.terminate(delay + ms(30_000)) else {
+    let Some((status, took)) = exporter.terminate(ms(30_000)) else {
         panic!("still running long after SIGTERM")
     };
     assert!(status.success(), "{status:?}");
-    // At most the scrape in hand's remaining time (under `delay`) and 1 s more.
     assert!(
-        took < delay + ms(1000),
-        "exited {took:?} after SIGTERM with {QUEUED} scrapes queued"
+        took < ms(1000),
+        "exited {took:?} after SIGTERM with a fetch in hand and {QUEUED} scrapes waiting"
     );
     // A connection the exiting process closed before its answer is fine too.
-    let answered: Vec<u16> = scrapes
-        .into_iter()
-        .filter_map(|scrape| scrape.join().expect("joins"))
-        .collect();
-    assert_eq!(
-        answered.iter().filter(|&&s| s == 200).count(),
-        1,
-        "only the scrape in hand is answered 200: {answered:?}"
+    let got = answers(scrapes);
+    assert!(
+        got.iter().all(|g| matches!(g, None | Some((503, None)))),
+        "{got:?}"
     );
     assert!(
-        answered.iter().all(|&s| s == 200 || s == 503),
-        "{answered:?}"
+        got.iter().filter(|g| g.is_some()).count() >= QUEUED / 2,
+        "most waiting scrapes are answered 503 before the exit: {got:?}"
     );
-    // The scrape in hand's two documents, and nothing for the queued ones.
-    assert!(
-        endpoint.hits() <= 2,
-        "{} metadata requests",
-        endpoint.hits()
-    );
+    assert_eq!(endpoint.hits(), 1, "the one fetch in hand, nothing more");
 }

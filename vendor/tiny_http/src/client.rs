@@ -9,7 +9,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::Shutdown;
 use std::str::FromStr;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use ascii::AsciiString;
@@ -26,7 +26,7 @@ const LINGER: Duration = Duration::from_millis(500);
 const LINGER_BYTES: usize = 256 * 1024;
 
 /// Serves one connection until it ends; the server forgets it then.
-pub(crate) fn serve(connection: &Connection, id: u64, shared: &Shared) {
+pub(crate) fn serve(connection: &Arc<Connection>, id: u64, shared: &Shared) {
     let limits = shared.limits;
     let timeout = limits.timeout;
     let mut input = BufReader::with_capacity(
@@ -79,6 +79,7 @@ pub(crate) fn serve(connection: &Connection, id: u64, shared: &Shared) {
             head.body_length,
             connection.peer_addr(),
             reply,
+            Arc::downgrade(connection),
         ));
         // A dropped request sends a 500, so an answer always comes while the server lives.
         let response: ResponseBox = match answer.recv() {

@@ -88,6 +88,32 @@ impl Connection {
         }
     }
 
+    // CHANGED (ecs_exporter, PATCHES.md 8): whether the client has closed the connection (or
+    // reset it), seen without reading anything off it: the server need not work for an
+    // answer nobody will read. Called only while a request is being handled, when no thread
+    // reads the connection, so switching it to non-blocking for the peek races with nothing.
+    // A Unix socket cannot be peeked at on stable Rust: taken as still there.
+    pub(crate) fn peer_closed(&self) -> bool {
+        match self {
+            Self::Tcp(s) => {
+                if s.set_nonblocking(true).is_err() {
+                    return false;
+                }
+                let peeked = s.peek(&mut [0u8; 1]);
+                let _ = s.set_nonblocking(false);
+                match peeked {
+                    Ok(n) => n == 0,
+                    Err(e) => !matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
+                    ),
+                }
+            }
+            #[cfg(unix)]
+            Self::Unix(_) => false,
+        }
+    }
+
     pub(crate) fn shutdown(&self, how: Shutdown) -> std::io::Result<()> {
         match self {
             Self::Tcp(s) => s.shutdown(how),

@@ -9,7 +9,9 @@ use std::io::{self, Cursor, Read};
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::mpsc::Sender;
+use std::sync::Weak;
 
+use crate::connection::Connection;
 use crate::{HTTPVersion, Header, Method, Response, ResponseBox};
 
 /// Represents an HTTP request made by a client.
@@ -39,6 +41,9 @@ pub struct Request {
     /// Where the answer goes: the connection's thread. `None` once answered.
     reply: Option<Sender<ResponseBox>>,
 
+    /// The connection it came on, to see whether the client is still there.
+    connection: Weak<Connection>,
+
     remote_addr: Option<SocketAddr>,
 
     method: Method,
@@ -63,10 +68,12 @@ impl Request {
         body_length: Option<usize>,
         remote_addr: Option<SocketAddr>,
         reply: Sender<ResponseBox>,
+        connection: Weak<Connection>,
     ) -> Request {
         Request {
             body: Cursor::new(body),
             reply: Some(reply),
+            connection,
             remote_addr,
             method,
             path,
@@ -116,6 +123,16 @@ impl Request {
     #[inline]
     pub fn remote_addr(&self) -> Option<&SocketAddr> {
         self.remote_addr.as_ref()
+    }
+
+    /// Whether the client has closed (or reset) the connection since it sent this request, or
+    /// the server has closed it: an answer would reach nobody. (A client that only shut its
+    /// sending side and still reads looks the same, as it does to Go's net/http, which cancels
+    /// such a request's context.)
+    pub fn client_gone(&self) -> bool {
+        self.connection
+            .upgrade()
+            .is_none_or(|connection| connection.peer_closed())
     }
 
     /// Allows to read the body of the request.
