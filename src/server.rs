@@ -60,6 +60,14 @@ pub fn connections_within(max: usize, open_files: u64) -> usize {
 /// a whole answer alive until the write deadline, a few MB each in instance scope.
 const UNREAD_ANSWERS: usize = 1 << 20;
 
+/// A response that could not be handed to its connection (the client had gone): worth a debug
+/// line only.
+fn log_failed_write(logger: Logger, result: std::io::Result<()>) {
+    if let Err(e) = result {
+        log!(logger, Debug, "writing a response failed", "error" = &e);
+    }
+}
+
 /// What a metrics request gets once the exporter is stopping.
 const SHUTTING_DOWN: &[u8] = b"503 shutting down\n";
 
@@ -411,14 +419,7 @@ impl Server {
         );
         // Counted after answering, as promhttp does: a scrape sees the ones before it.
         counters.ok.fetch_add(1, Ordering::SeqCst);
-        if let Err(e) = result {
-            log!(
-                self.logger,
-                Debug,
-                "writing a response failed",
-                "error" = &e
-            );
-        }
+        log_failed_write(self.logger, result);
     }
 
     /// Before an answer of `length` bytes is handed over: while the answers not yet read would
@@ -539,14 +540,7 @@ impl Listener {
                 Ok(())
             }
         };
-        if let Err(e) = result {
-            log!(
-                self.logger,
-                Debug,
-                "writing a response failed",
-                "error" = &e
-            );
-        }
+        log_failed_write(self.logger, result);
     }
 }
 
