@@ -350,3 +350,48 @@ fn a_task_memory_limit_of_0_is_unset() {
         Some(1_073_741_824.0)
     );
 }
+
+/// A container name of thousands of bytes is written whole: two such names that differ only at
+/// their ends stay two containers (cut or dropped past 4,096 bytes, they became one
+/// `container_name=""` series and the second one's samples were lost).
+#[test]
+fn a_long_container_name_is_kept_whole() {
+    let long = |end: &str| format!("{}{end}", "n".repeat(5000));
+    let task = fargate_file("task.json")
+        .replace(
+            "\"Name\": \"checkout\"",
+            &format!("\"Name\": \"{}\"", long("1")),
+        )
+        .replace(
+            "\"Name\": \"ecs-exporter\"",
+            &format!("\"Name\": \"{}\"", long("2")),
+        );
+    let series = scrape_documents(&task, &fargate_file("stats.json"));
+    let mut names: Vec<&str> = series
+        .iter()
+        .flat_map(|(_, labels, _)| labels.iter())
+        .filter(|(k, _)| k == "container_name")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(
+        names,
+        ["db-migrate", long("1").as_str(), long("2").as_str()]
+    );
+    for name in [long("1"), long("2")] {
+        let cpu = value(
+            &series,
+            "ecs_container_cpu_usage_seconds_total",
+            &[("container_name", &name), ("cpu", "0")],
+        )
+        .or_else(|| {
+            value(
+                &series,
+                "ecs_container_memory_usage_bytes",
+                &[("container_name", &name)],
+            )
+        });
+        assert!(cpu.is_some(), "no samples for {}...", &name[..10]);
+    }
+}

@@ -9,8 +9,12 @@
 //!   document that nests deeper, as far as Go's [`GO_MAX_DEPTH`], has what lies deeper than that
 //!   blanked out in place (values nobody reads) and is decoded again, so the depth costs no
 //!   memory; past Go's limit it fails, as in Go;
-//! - a string longer than [`MAX_STRING`] is left out, as a value of the wrong type (no name, ARN
-//!   or image comes near; every kept string may end up in many label values);
+//! - a string value is kept whole, however long, and charged to the budget below (cutting or
+//!   dropping it would write a wrong label: two containers named alike past the cut, or with no
+//!   name, collapse into one series); the answer's own bound leaves out, with a warning, a
+//!   scrape whose labels grow past it (`scrape::MAX_ANSWER`);
+//! - a map key longer than [`MAX_KEY`] is left out with its value, and counted (a label of
+//!   that name is dropped with the warning about what was left out, rather than kept);
 //! - a list or map keeps at most [`Bounded::MAX`] entries of its element type (containers of a
 //!   task, interfaces of a container: the two that multiply the samples of a scrape), the rest
 //!   are left out and counted;
@@ -32,8 +36,8 @@ use super::Place;
 pub const MAX_DEPTH: usize = 64;
 /// How deep a document may nest at all: Go's `encoding/json` refuses deeper.
 pub const GO_MAX_DEPTH: usize = 10_000;
-/// The longest string kept, in bytes.
-pub const MAX_STRING: usize = 4096;
+/// The longest map key kept (a label's name, a container id), in bytes.
+pub const MAX_KEY: usize = 4096;
 
 /// Why a document could not be decoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -474,10 +478,8 @@ impl<T: Fields> Map for FieldsMap<'_, T> {
 
 impl Visitor for Place<String> {
     fn string(&mut self, s: &str) -> Result<()> {
-        if s.len() <= MAX_STRING {
-            charge(s.len())?;
-            self.out = Some(s.to_owned());
-        }
+        charge(s.len())?;
+        self.out = Some(s.to_owned());
         Ok(())
     }
     skip!(null boolean negative nonnegative float seq map);
@@ -629,7 +631,7 @@ where
 {
     fn key(&mut self, k: &str) -> Result<&mut dyn Visitor> {
         self.flush()?;
-        if self.out.len() >= T::MAX || k.len() > MAX_STRING {
+        if self.out.len() >= T::MAX || k.len() > MAX_KEY {
             count_left_out();
             return Ok(&mut self.skip);
         }
