@@ -153,6 +153,20 @@ impl Conn {
         self.answer_to(false)
     }
 
+    /// Whether the server has closed the connection already (nothing unread and end of stream,
+    /// or a reset), without waiting.
+    pub fn closed_now(&self) -> bool {
+        if !self.pending.is_empty() || self.stream.set_nonblocking(true).is_err() {
+            return false;
+        }
+        let peeked = self.stream.peek(&mut [0u8; 1]);
+        let _ = self.stream.set_nonblocking(false);
+        match peeked {
+            Ok(n) => n == 0,
+            Err(e) => e.kind() != ErrorKind::WouldBlock,
+        }
+    }
+
     /// Whether the server closes the connection (rather than sending more or leaving it open)
     /// within the read timeout.
     pub fn closed(&mut self) -> bool {
