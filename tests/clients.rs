@@ -271,10 +271,13 @@ fn at_the_connection_limit_the_slowest_sender_makes_way() {
     let mut slow: Vec<TcpStream> = (0..10)
         .map(|_| {
             let mut s = connect(&e);
-            s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            // In two pieces, the second read only once the connection's thread has marked it
+            // as reading a request: so each is a sender before the next comes (under emulation
+            // threads start late, and out of order), and the first the slowest.
+            s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
                 .expect("half a request");
-            // Each connection's thread has begun reading before the next comes (under
-            // emulation threads start late, and out of order).
+            wait_until_read([&s], ms(2000));
+            s.write_all(b"X-Slow: ").expect("a little more");
             wait_until_read([&s], ms(2000));
             s
         })
@@ -291,7 +294,7 @@ fn at_the_connection_limit_the_slowest_sender_makes_way() {
 fn at_the_connection_limit_with_every_request_owed_a_new_one_gets_503() {
     let endpoint = Endpoint::fixture("fargate");
     let task = common::Behaviour::file(&common::project_dir().join("fixtures/fargate/task.json"));
-    endpoint.set("/task", task.delayed(Duration::from_secs(2)));
+    endpoint.set("/task", task.delayed(ms(2000)));
     let e = Exporter::start(&[
         "--ecs.metadata-uri",
         &endpoint.base,
@@ -315,7 +318,8 @@ fn at_the_connection_limit_with_every_request_owed_a_new_one_gets_503() {
     );
     assert!(answer.ends_with("503 too many connections\n"), "{answer}");
     drop(owed);
-    // The scrapes are answered (to closed connections) within 4 x 2 s; then there is room.
+    // The scrapes are answered (to closed connections) once the one fetch they share ends;
+    // then there is room.
     common::wait_until("room again for a fresh client", ms(20_000), || {
         health_once(&e).starts_with("HTTP/1.1 200")
     });

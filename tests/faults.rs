@@ -12,8 +12,16 @@ use common::{
     vm_hwm,
 };
 
-/// The exporter's deadline per metadata request in these tests.
-const TIMEOUT: Duration = Duration::from_secs(1);
+/// The exporter's deadline per metadata request in these tests (scaled: the documents that
+/// must arrive, 4 MiB of them in one test, must arrive within it under emulation too).
+fn timeout() -> Duration {
+    common::ms(1000)
+}
+
+/// `--ecs.timeout` of [`timeout`].
+fn timeout_flag() -> String {
+    format!("--ecs.timeout={}ms", timeout().as_millis())
+}
 /// "A little": process start-up, the other request, a loaded CI machine (scaled for an
 /// emulator, as every bound is).
 fn slack() -> Duration {
@@ -48,14 +56,17 @@ fn check_on(fault: Behaviour, path: &str, log_says: &str) {
     let on_stats = path == "/task/stats";
     let endpoint = Endpoint::fixture("fargate");
     let uri = format!("--ecs.metadata-uri={}", endpoint.base);
-    let e = Exporter::start(&[&uri, "--ecs.timeout=1s", "--web.disable-exporter-metrics"]);
+    let e = Exporter::start(&[&uri, &timeout_flag(), "--web.disable-exporter-metrics"]);
     let what = format!("{fault:.60?} on {path}");
     endpoint.set(path, fault);
 
     let started = Instant::now();
     let series = parse_exposition(&e.metrics());
     let took = started.elapsed();
-    assert!(took < TIMEOUT + slack(), "{what}: the scrape took {took:?}");
+    assert!(
+        took < timeout() + slack(),
+        "{what}: the scrape took {took:?}"
+    );
     // A failed /task skips /task/stats: nothing to match stats to, and the agent rate-limits.
     assert_eq!(
         endpoint.hits(),
@@ -148,7 +159,7 @@ fn http_404() {
 #[test]
 fn slower_than_the_timeout() {
     check(
-        |body| Behaviour::Json(body).delayed(Duration::from_secs(3)),
+        |body| Behaviour::Json(body).delayed(timeout() * 3),
         "timeout",
     );
 }
@@ -251,10 +262,10 @@ fn connection_refused() {
     // Nothing listens on the port: only /task can be refused this way (see Behaviour::Close).
     let closed = common::raw::Refusing::new();
     let uri = format!("--ecs.metadata-uri=http://{}/v4/x", closed.address);
-    let e = Exporter::start(&[&uri, "--ecs.timeout=1s"]);
+    let e = Exporter::start(&[&uri, &timeout_flag()]);
     let started = Instant::now();
     let series = parse_exposition(&e.metrics());
-    assert!(started.elapsed() < TIMEOUT + slack());
+    assert!(started.elapsed() < timeout() + slack());
     assert_eq!(value(&series, "ecs_up", &[]), Some(0.0));
     assert!(
         e.log().contains("endpoint=/task error=\"request failed"),

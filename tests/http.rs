@@ -156,9 +156,10 @@ fn exporter_metrics_by_default_and_build_info_always() {
 
 #[test]
 fn a_down_endpoint_still_answers_with_ecs_up_0_and_a_warning() {
-    // Nothing listens on port 9 of loopback here: connection refused.
+    // A socket that refuses every connection.
+    let down = common::raw::Refusing::new();
     let e = Exporter::start(&[
-        "--ecs.metadata-uri=http://127.0.0.1:9/v4/x",
+        &format!("--ecs.metadata-uri=http://{}/v4/x", down.address),
         "--web.disable-exporter-metrics",
     ]);
     let series = parse_exposition(&e.metrics());

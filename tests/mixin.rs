@@ -344,6 +344,7 @@ impl Ticking {
                 );
                 serving.set(paths[0], Behaviour::json(task));
                 serving.set(paths[1], Behaviour::json(stats));
+                // Pacing: the counters move on ten times a second, as a task's would.
                 std::thread::sleep(Duration::from_millis(100));
             }
         });

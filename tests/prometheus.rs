@@ -162,6 +162,7 @@ fn a_real_prometheus_scrapes_the_exporter() {
     }
     // Prometheus asks for gzip on every scrape; only Prometheus scraped these two.
     for e in [&exporter, &ec2_exporter] {
+        e.wait_for_log("msg=\"metrics answered\"", common::ms(5000));
         assert_all_gzip(&e.log());
     }
 }
@@ -205,6 +206,8 @@ fn promtool_scrapes_it_compressed() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // Logged after the answer is handed over: promtool may have it first.
+    exporter.wait_for_log("msg=\"metrics answered\"", common::ms(5000));
     assert_all_gzip(&exporter.log());
     let untar = Command::new("tar")
         .args(["xzf", "debug.tar.gz"])

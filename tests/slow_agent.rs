@@ -81,7 +81,8 @@ fn answers(scrapes: Vec<JoinHandle<Option<Got>>>) -> Vec<Option<Got>> {
 
 #[test]
 fn health_answers_at_once_with_the_scrape_queue_full() {
-    let endpoint = slow_endpoint(Duration::from_secs(4));
+    // Long enough for every check below to come while the scrape in hand waits.
+    let endpoint = slow_endpoint(ms(4000));
     let (_exporter, address) = start(&endpoint);
     let scrapes = fill_the_queue(&address, &endpoint);
     let bound = ms(100);

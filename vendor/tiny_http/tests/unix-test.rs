@@ -5,7 +5,7 @@ extern crate tiny_http;
 use std::{
     io::{Read, Write},
     os::unix::net::UnixStream,
-    path::{Path, PathBuf},
+    path::PathBuf,
 };
 
 #[allow(dead_code)]
@@ -13,7 +13,11 @@ mod support;
 
 #[test]
 fn unix_basic_handling() {
-    let server = tiny_http::Server::http_unix(Path::new("/tmp/tiny-http-test.sock")).unwrap();
+    // A path of this run's own: a fixed one stays behind after an aborted run, and two runs
+    // at once would bind, or connect to, each other's.
+    let socket = std::env::temp_dir().join(format!("tiny-http-test-{}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&socket);
+    let server = tiny_http::Server::http_unix(&socket).unwrap();
     let path: PathBuf = server
         .server_addr()
         .to_unix()

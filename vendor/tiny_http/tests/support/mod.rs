@@ -61,3 +61,25 @@ pub fn new_client_to_hello_world_server() -> TcpStream {
     });
     client
 }
+
+/// Whether the server has read everything `client` sent: the receive queue of the server's end
+/// of the connection is empty (/proc/net/tcp; `false` while that end is not listed). A test
+/// waits for it rather than sleep and hope the server has read.
+pub fn read_by_server(client: &TcpStream) -> bool {
+    let (Ok(ours), Ok(theirs)) = (client.local_addr(), client.peer_addr()) else {
+        return false;
+    };
+    let port = |field: &str| u16::from_str_radix(field.rsplit(':').next().unwrap_or(""), 16).ok();
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    table.lines().skip(1).any(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let (Some(local), Some(remote), Some(queues)) =
+            (fields.get(1), fields.get(2), fields.get(4))
+        else {
+            return false;
+        };
+        port(local) == Some(theirs.port())
+            && port(remote) == Some(ours.port())
+            && queues.rsplit(':').next() == Some("00000000")
+    })
+}
