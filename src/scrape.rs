@@ -10,7 +10,7 @@
 //! instance scope reads `/tasks` and `/tasks/stats` (`tmds::Scope`).
 
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::collect::{self, Answered, Exporter, FAMILIES, Pairing, Scrape, TASK_LABEL};
 use crate::config::Config;
@@ -84,7 +84,7 @@ impl Scraper {
         })?;
         let (on, stats_config) = (Arc::clone(&fetching), config.clone());
         spawn_fetcher("stats-fetcher", move || {
-            on.serve(|s| &mut s.stats, || read_stats(&stats_config))
+            on.serve(|s| &mut s.stats, || fetch_stats(&stats_config))
         })?;
         Ok(Scraper {
             config,
@@ -119,6 +119,11 @@ impl Scraper {
             // gets one request per scrape, not two.
             let last_ok = self.last.take().is_some_and(|l| l.tasks.is_some());
             let (tasks, stats) = self.fetching.read_metadata(last_ok).ok()?;
+            // The stats are decoded against the tasks kept: theirs are the stats kept.
+            let stats = match (&tasks, stats) {
+                (Some(tasks), Some(fetched)) => read_stats(&self.config, fetched, tasks),
+                _ => None,
+            };
             self.last = Some(Fetched {
                 at: Instant::now(),
                 tasks,
@@ -162,24 +167,13 @@ impl Scraper {
                 render(&scrape, &mut self.answer).unwrap_or_default()
             }
         };
-        let Pairing {
-            ambiguous,
-            unmatched,
-        } = rendered.pairing;
+        let Pairing { ambiguous } = rendered.pairing;
         if ambiguous > 0 {
             log!(
                 logger,
                 Warn,
                 "container stats left out: their container id is in more than one task or stats map",
                 "ids" = ambiguous,
-            );
-        }
-        if unmatched > 0 {
-            log!(
-                logger,
-                Debug,
-                "stats of containers that no task lists (started or stopped between the requests)",
-                "ids" = unmatched,
             );
         }
         if logger.enabled(Level::Debug) {
@@ -237,7 +231,8 @@ struct Fetching {
 #[derive(Default)]
 struct State {
     tasks: Job<Vec<TaskMetadata>>,
-    stats: Job<Vec<TaskStats>>,
+    /// Fetched, not decoded: the stats are decoded against the tasks (`read_stats`).
+    stats: Job<Fetch>,
     abandoned: bool,
 }
 
@@ -322,7 +317,7 @@ impl Fetching {
     /// stats fetched at the same time are dropped too).
     fn read_metadata(&self, both: bool) -> Result<Documents, Abandoned> {
         let tasks_job: Which<Vec<TaskMetadata>> = |s| &mut s.tasks;
-        let stats_job: Which<Vec<TaskStats>> = |s| &mut s.stats;
+        let stats_job: Which<Fetch> = |s| &mut s.stats;
         self.request(tasks_job);
         if both {
             self.request(stats_job);
@@ -341,19 +336,33 @@ impl Fetching {
     }
 }
 
-type Documents = (Option<Vec<TaskMetadata>>, Option<Vec<TaskStats>>);
+type Documents = (Option<Vec<TaskMetadata>>, Option<Fetch>);
+
+/// A document's body, and how long fetching it took.
+struct Fetch {
+    body: String,
+    took: Duration,
+}
 
 fn read_tasks(config: &Config) -> Option<Vec<TaskMetadata>> {
     let (endpoint, _) = config.scope.endpoints();
     let labels = &config.collect.labels;
-    read_document(config, endpoint, |body| {
+    let fetched = fetch_document(config, endpoint)?;
+    decode_document(config, endpoint, fetched, |body| {
         decode_tasks(config.scope, body, labels)
     })
 }
 
-fn read_stats(config: &Config) -> Option<Vec<TaskStats>> {
+fn fetch_stats(config: &Config) -> Option<Fetch> {
     let (_, endpoint) = config.scope.endpoints();
-    read_document(config, endpoint, |body| decode_stats(config.scope, body))
+    fetch_document(config, endpoint)
+}
+
+fn read_stats(config: &Config, fetched: Fetch, tasks: &[TaskMetadata]) -> Option<Vec<TaskStats>> {
+    let (_, endpoint) = config.scope.endpoints();
+    decode_document(config, endpoint, fetched, |body| {
+        decode_stats(config.scope, body, tasks)
+    })
 }
 
 /// decode: the scope's task document(s) as a list, with the container labels
@@ -374,66 +383,94 @@ pub fn decode_tasks(
     Ok(decoded)
 }
 
-/// decode: the scope's stats document(s) as a list.
-pub fn decode_stats(scope: Scope, body: String) -> Result<Decoded<Vec<TaskStats>>, DecodeError> {
+/// decode: the scope's stats document(s) as a list, with the stats of the containers of
+/// `tasks` (the others cut, as the tasks were). Public for the same reason.
+pub fn decode_stats(
+    scope: Scope,
+    body: String,
+    tasks: &[TaskMetadata],
+) -> Result<Decoded<Vec<TaskStats>>, DecodeError> {
     Ok(match scope {
-        Scope::Task => model::decode_stats(body)?.map(|stats| vec![stats]),
-        Scope::Instance => model::decode_tasks_stats(body)?,
+        Scope::Task => model::decode_stats(body, tasks)?.map(|stats| vec![stats]),
+        Scope::Instance => model::decode_tasks_stats(body, tasks)?,
     })
 }
 
-fn read_document<T>(
+/// fetch: a document's body, or `None` with a warning.
+fn fetch_document(config: &Config, endpoint: Endpoint) -> Option<Fetch> {
+    let started = Instant::now();
+    let result = tmds::fetch(&config.metadata, endpoint, config.timeout).map_err(|e| match e {
+        // What the EC2 agent (500) and others (404) answer a task that is not a daemon.
+        FetchError::Status(404 | 405 | 500 | 501, _) if config.scope == Scope::Instance => {
+            ReadError::NotServed(e)
+        }
+        e => ReadError::Fetch(e),
+    });
+    let took = started.elapsed();
+    result
+        .map(|body| Fetch { body, took })
+        .map_err(|e| failed(config, endpoint, &e, took))
+        .ok()
+}
+
+/// decode: a fetched document, or `None` with a warning.
+fn decode_document<T>(
     config: &Config,
     endpoint: Endpoint,
+    fetched: Fetch,
     decode: impl FnOnce(String) -> Result<Decoded<T>, DecodeError>,
 ) -> Option<T> {
     let logger = config.logger;
     let started = Instant::now();
-    let result = tmds::fetch(&config.metadata, endpoint, config.timeout)
-        .map_err(|e| match e {
-            // What the EC2 agent (500) and others (404) answer a task that is not a daemon.
-            FetchError::Status(404 | 405 | 500 | 501, _) if config.scope == Scope::Instance => {
-                ReadError::NotServed(e)
-            }
-            e => ReadError::Fetch(e),
-        })
-        .and_then(|body| decode(body).map_err(ReadError::Decode));
-    match result {
-        Ok(Decoded { document, left_out }) => {
-            if left_out > 0 {
-                log!(
-                    logger,
-                    Warn,
-                    "metadata left out: more tasks, containers, interfaces or labels than the exporter reads",
-                    "endpoint" = &endpoint,
-                    "left_out" = left_out,
-                    "tasks" = model::MAX_TASKS,
-                    "containers_per_task" = model::MAX_CONTAINERS,
-                    "interfaces_per_container" = model::MAX_INTERFACES,
-                    "labels_per_container" = model::MAX_LABELS_PER_CONTAINER,
-                );
-            }
-            log!(
-                logger,
-                Debug,
-                "metadata read",
-                "endpoint" = &endpoint,
-                "duration" = &logging::Debug(started.elapsed()),
-            );
-            Some(document)
-        }
-        Err(e) => {
-            log!(
-                logger,
-                Warn,
-                "metadata request failed",
-                "endpoint" = &endpoint,
-                "error" = &e,
-                "duration" = &logging::Debug(started.elapsed()),
-            );
-            None
-        }
+    let decoded = decode(fetched.body);
+    let took = fetched.took + started.elapsed();
+    let Decoded {
+        document,
+        left_out,
+        unclaimed,
+    } = decoded
+        .map_err(|e| failed(config, endpoint, &ReadError::Decode(e), took))
+        .ok()?;
+    if left_out > 0 {
+        log!(
+            logger,
+            Warn,
+            "metadata left out: more tasks, containers, interfaces or labels than the exporter reads",
+            "endpoint" = &endpoint,
+            "left_out" = left_out,
+            "tasks" = model::MAX_TASKS,
+            "containers_per_task" = model::MAX_CONTAINERS,
+            "interfaces_per_container" = model::MAX_INTERFACES,
+            "labels_per_container" = model::MAX_LABELS_PER_CONTAINER,
+        );
     }
+    if unclaimed > 0 {
+        log!(
+            logger,
+            Debug,
+            "stats of containers that no task kept lists (started or stopped between the requests, or left out)",
+            "ids" = unclaimed,
+        );
+    }
+    log!(
+        logger,
+        Debug,
+        "metadata read",
+        "endpoint" = &endpoint,
+        "duration" = &logging::Debug(took),
+    );
+    Some(document)
+}
+
+fn failed(config: &Config, endpoint: Endpoint, e: &ReadError, took: Duration) {
+    log!(
+        config.logger,
+        Warn,
+        "metadata request failed",
+        "endpoint" = &endpoint,
+        "error" = e,
+        "duration" = &logging::Debug(took),
+    );
 }
 
 /// Why a document could not be read: fetching or decoding it failed.

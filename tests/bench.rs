@@ -679,9 +679,11 @@ fn pipeline() {
         let tasks = scrape::decode_tasks(Scope::Task, task.clone(), &options.labels)
             .ok()
             .map(|d| d.document);
-        let stats = scrape::decode_stats(Scope::Task, stats.clone())
-            .ok()
-            .map(|d| d.document);
+        let stats = tasks.as_deref().and_then(|tasks| {
+            scrape::decode_stats(Scope::Task, stats.clone(), tasks)
+                .ok()
+                .map(|d| d.document)
+        });
         let input = Scrape {
             tasks: tasks.as_deref(),
             stats: stats.as_deref(),
@@ -754,4 +756,143 @@ fn keep_alive_connections() {
             e.status_kib("VmHWM:"),
         );
     }
+}
+
+/// The exporter at `binary` (ours when `None`), listening on `:0`, scraping `metadata` with
+/// `extra` flags; its child and `host:port`. Its stderr is drained by a thread.
+fn start_at(binary: Option<&str>, metadata: &str, extra: &[&str]) -> (Child, String) {
+    let mut command = match binary {
+        Some(path) => std::process::Command::new(path),
+        None => exporter_command(),
+    };
+    let mut child = command
+        .arg("--web.listen-address=127.0.0.1:0")
+        .arg(format!("--ecs.metadata-uri={metadata}"))
+        .args(extra)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starts");
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    let (said, addresses) = common::read_until(&mut stderr, "Starting ecs_exporter");
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    let address = addresses
+        .first()
+        .cloned()
+        .unwrap_or_else(|| panic!("{said}"));
+    (child, address)
+}
+
+/// One scrape on a connection of its own: the status (0 when the connection ended without one)
+/// and how long the answer took.
+fn scrape_once(address: &str) -> (u16, Duration) {
+    let started = Instant::now();
+    let status = (|| -> std::io::Result<u16> {
+        let mut s = TcpStream::connect(address)?;
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")?;
+        let mut answer = Vec::new();
+        s.read_to_end(&mut answer)?;
+        let text = String::from_utf8_lossy(&answer);
+        Ok(text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0))
+    })()
+    .unwrap_or(0);
+    (status, started.elapsed())
+}
+
+/// A metadata endpoint that accepts and never answers (the agent under load, a task stopping):
+/// `SLOW_AGENT_CLIENTS` (default 10 and then 40) scrapes sent at once with the default
+/// `--ecs.timeout=3s`, each client's answer time and the fetches the endpoint saw; then SIGTERM
+/// with one scrape in hand and 39 waiting, with `--ecs.timeout=60s`: time to exit, exit code and
+/// what the waiting scrapes got. `SLOW_AGENT_BINARY` runs another build (an earlier commit's)
+/// for a before-and-after:
+///
+/// ```sh
+/// cargo test --release --target x86_64-unknown-linux-musl --test bench -- --ignored slow_agent --nocapture
+/// ```
+#[test]
+#[ignore = "benchmark: cargo test --release --target x86_64-unknown-linux-musl --test bench -- --ignored slow_agent --nocapture"]
+fn slow_agent() {
+    let binary = std::env::var("SLOW_AGENT_BINARY").ok();
+    let binary = binary.as_deref();
+    let rounds: Vec<usize> = std::env::var("SLOW_AGENT_CLIENTS")
+        .ok()
+        .map(|v| v.split(',').filter_map(|n| n.parse().ok()).collect())
+        .unwrap_or_else(|| vec![10, 40]);
+    let endpoint = Endpoint::start();
+    endpoint.set("/task", common::Behaviour::Stall);
+    endpoint.set("/task/stats", common::Behaviour::Stall);
+    println!("slow agent: {}", binary.unwrap_or("this build"));
+    for clients in rounds {
+        let (mut child, address) = start_at(binary, &endpoint.base, &[]);
+        let _ = endpoint.take_requests();
+        let started = Instant::now();
+        let scrapes: Vec<_> = (0..clients)
+            .map(|_| {
+                let address = address.clone();
+                std::thread::spawn(move || scrape_once(&address))
+            })
+            .collect();
+        let got: Vec<(u16, Duration)> = scrapes
+            .into_iter()
+            .map(|s| s.join().expect("joins"))
+            .collect();
+        let all = started.elapsed();
+        let (paths, most) = endpoint.take_requests();
+        let fetches = paths.iter().filter(|p| p.as_str() == "/task").count();
+        let mut times: Vec<f64> = got.iter().map(|g| g.1.as_secs_f64()).collect();
+        let mut statuses: Vec<u16> = got.iter().map(|g| g.0).collect();
+        statuses.sort_unstable();
+        statuses.dedup();
+        println!(
+            "  {clients} scrapes at once: slowest answer {:.2} s (median {:.2} s, all done in \
+             {:.2} s), statuses {statuses:?}; /task fetched {fetches} times, at most {most} \
+             requests at the endpoint at once",
+            percentile(&mut times, 1.0),
+            median(&mut times),
+            all.as_secs_f64(),
+        );
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    // SIGTERM with a fetch in hand and 39 scrapes waiting.
+    let (mut child, address) = start_at(binary, &endpoint.base, &["--ecs.timeout=60s"]);
+    let _ = endpoint.take_requests();
+    let first = {
+        let address = address.clone();
+        std::thread::spawn(move || scrape_once(&address))
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while endpoint.hits() == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let waiting: Vec<_> = (0..39)
+        .map(|_| {
+            let address = address.clone();
+            std::thread::spawn(move || scrape_once(&address))
+        })
+        .collect();
+    // Time for the 39 requests to be read (the figure is the exit's, not theirs).
+    std::thread::sleep(Duration::from_millis(500));
+    let asked = Instant::now();
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let status = child.wait().expect("exits");
+    let exited = asked.elapsed();
+    let mut got: Vec<u16> = std::iter::once(first)
+        .chain(waiting)
+        .map(|s| s.join().expect("joins").0)
+        .collect();
+    got.sort_unstable();
+    let count = |code: u16| got.iter().filter(|&&g| g == code).count();
+    println!(
+        "  SIGTERM with a fetch in flight (--ecs.timeout=60s): exited after {:.2} s with {status}; \
+         of 40 scrapes {} got 503, {} got 200, {} no answer",
+        exited.as_secs_f64(),
+        count(503),
+        count(200),
+        count(0),
+    );
 }

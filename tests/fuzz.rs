@@ -225,9 +225,11 @@ fn pipeline(scope: Scope, task: &str, stats: &str, options: &Options) {
     let tasks = decode_tasks(scope, task.to_owned(), &options.labels)
         .ok()
         .map(|d| d.document);
-    let stats = decode_stats(scope, stats.to_owned())
-        .ok()
-        .map(|d| d.document);
+    let stats = tasks.as_deref().and_then(|tasks| {
+        decode_stats(scope, stats.to_owned(), tasks)
+            .ok()
+            .map(|d| d.document)
+    });
     let process = ProcessStats {
         cpu_seconds: Some(0.5),
         resident_bytes: Some(1e6),

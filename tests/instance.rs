@@ -218,7 +218,7 @@ fn none_one_and_fifty_tasks_each_as_task_scope_writes_them() {
         let (text, log) = check_against_task_scope(&tasks, array(&maps), &[]);
         // Every id paired: neither the warning nor the debug line about unpaired stats.
         assert!(!log.contains("level=WARN"), "{log}");
-        assert!(!log.contains("no task lists"), "{log}");
+        assert!(!log.contains("stats of containers that no task"), "{log}");
         // The start-up log says which scope runs and which endpoints it reads.
         let scope_line = log
             .lines()
@@ -263,7 +263,7 @@ fn stats_missing_for_a_task_or_for_no_task_lose_nothing_of_the_others() {
     let log = instance.log();
     assert!(
         log.contains(&format!(
-            "msg=\"stats of containers that no task lists (started or stopped between the requests)\" ids={gone_ids}"
+            "msg=\"stats of containers that no task kept lists (started or stopped between the requests, or left out)\" ids={gone_ids}"
         )),
         "{gone_ids}: {log}"
     );
@@ -383,4 +383,51 @@ fn instance_scope_reads_bodies_past_the_task_scope_cap() {
     let series = parse_exposition(&exporter.metrics());
     assert_eq!(value(&series, "ecs_up", &[]), Some(0.0));
     assert!(exporter.log().contains("response body larger than 16 MiB"));
+}
+
+/// Past the 256 tasks kept, the stats kept are those of the tasks kept, whatever the order of
+/// `/tasks/stats`: every task exported is written exactly as it is when its stats come in the
+/// same order as the tasks and nothing is left out (with the stats maps cut at 256
+/// independently, 300 tasks gave 212 of the 256 their CPU samples, 500 gave 12).
+#[test]
+fn past_the_tasks_kept_each_kept_task_has_its_own_stats() {
+    let kept = 256;
+    for n in [257, 500] {
+        let tasks = generated(n);
+        let documents: Vec<String> = tasks.iter().map(|t| t.0.clone()).collect();
+        let mut maps: Vec<String> = tasks.iter().map(|t| t.1.clone()).collect();
+        maps.reverse();
+        let endpoint = Endpoint::start();
+        endpoint.set("/tasks", Behaviour::json(array(&documents)));
+        endpoint.set("/tasks/stats", Behaviour::json(array(&maps)));
+        let (_task_scope, instance) = exporters(&endpoint, &[]);
+        let text = instance.metrics();
+        assert_eq!(
+            value(&parse_exposition(&text), "ecs_up", &[]),
+            Some(1.0),
+            "{n} tasks"
+        );
+        let got = by_task(&text);
+        assert_eq!(got.len(), kept, "{n} tasks: the first {kept} are written");
+        // The same first 256 tasks with their own stats, in order, and nothing past them.
+        let in_order: Vec<String> = tasks.iter().take(kept).map(|t| t.1.clone()).collect();
+        endpoint.set("/tasks", Behaviour::json(array(&documents[..kept])));
+        endpoint.set("/tasks/stats", Behaviour::json(array(&in_order)));
+        let want = by_task(&instance.metrics());
+        assert_eq!(got.len(), want.len());
+        for (arn, series) in &want {
+            let empty = BTreeSet::new();
+            let mine = got.get(arn).unwrap_or(&empty);
+            let missing: Vec<&String> = series.difference(mine).collect();
+            assert!(missing.is_empty(), "{n} tasks: {arn} lacks {missing:#?}");
+            assert_eq!(mine.len(), series.len(), "{n} tasks: {arn}");
+        }
+        let log = instance.log();
+        let warning = format!("endpoint=/tasks left_out={}", n - kept);
+        assert!(log.contains(&warning), "{n} tasks, no {warning:?} in {log}");
+        assert!(
+            !log.contains("endpoint=/tasks/stats left_out"),
+            "{n} tasks: stats are cut with the tasks, not on their own: {log}"
+        );
+    }
 }

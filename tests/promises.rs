@@ -395,3 +395,62 @@ fn a_long_container_name_is_kept_whole() {
         assert!(cpu.is_some(), "no samples for {}...", &name[..10]);
     }
 }
+
+/// A `/task/stats` far longer than the containers kept of `/task` is cut as `/task` is: 10,000
+/// containers are cut to the first 64, and the stats kept are theirs, so the scrape is what the
+/// first 64 alone give (the 10,000 stats entries, 1 MB, were refused whole as too large once
+/// decoded: `ecs_up 0` and no container's stats).
+#[test]
+fn stats_are_cut_where_the_containers_are() {
+    let kept = 64;
+    let container = |i: usize| {
+        format!(
+            "{{\"DockerId\": \"{i:064x}\", \"Name\": \"c{i}\", \"KnownStatus\": \"RUNNING\", \
+             \"Limits\": {{\"CPU\": 0, \"Memory\": 512}}}}"
+        )
+    };
+    let entry = |i: usize| {
+        format!(
+            "\"{i:064x}\": {{\"read\": \"2024-01-01T00:00:00Z\", \
+             \"cpu_stats\": {{\"cpu_usage\": {{\"total_usage\": {}}}}}, \
+             \"memory_stats\": {{\"usage\": {}, \"limit\": 536870912}}}}",
+            1000 + i,
+            2000 + i
+        )
+    };
+    let task = |n: usize| {
+        let containers: Vec<String> = (0..n).map(container).collect();
+        format!(
+            "{{\"TaskARN\": \"arn:aws:ecs:us-east-1:1:task/c/t\", \"Containers\": [{}]}}",
+            containers.join(",")
+        )
+    };
+    let stats = |n: usize| {
+        let entries: Vec<String> = (0..n).rev().map(entry).collect();
+        format!("{{{}}}", entries.join(","))
+    };
+    let all = stats(10_000);
+    assert!(all.len() > 1_500_000, "{} bytes", all.len());
+    let endpoint = Endpoint::start();
+    endpoint.set("/task", Behaviour::json(task(10_000)));
+    endpoint.set("/task/stats", Behaviour::json(all));
+    let e = Exporter::start(&[
+        "--ecs.metadata-uri",
+        &endpoint.base,
+        "--web.disable-exporter-metrics",
+    ]);
+    let cut = e.metrics();
+    let series = parse_exposition(&cut);
+    assert_eq!(value(&series, "ecs_up", &[]), Some(1.0), "{}", e.log());
+    let cpu: Vec<&common::Series> = series
+        .iter()
+        .filter(|s| s.0 == "ecs_container_cpu_usage_seconds_total")
+        .collect();
+    assert_eq!(cpu.len(), kept, "every container kept has its CPU sample");
+    endpoint.set("/task", Behaviour::json(task(kept)));
+    endpoint.set("/task/stats", Behaviour::json(stats(kept)));
+    assert_eq!(cut, e.metrics(), "the first 64 containers alone");
+    let log = e.log();
+    assert!(log.contains("endpoint=/task left_out=9936"), "{log}");
+    assert!(!log.contains("endpoint=/task/stats"), "{log}");
+}

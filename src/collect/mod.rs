@@ -316,7 +316,7 @@ mod tests {
         let task = crate::model::decode_task(task.into())
             .expect("task JSON")
             .document;
-        let stats = crate::model::decode_stats(stats.into())
+        let stats = crate::model::decode_stats(stats.into(), std::slice::from_ref(&task))
             .expect("stats JSON")
             .document;
         let (tasks, stats) = ([task], [stats]);

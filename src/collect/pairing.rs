@@ -24,9 +24,6 @@ pub struct Pairing {
     /// Container ids held by more than one stats map, or by containers of more than one task:
     /// their stats are left out.
     pub ambiguous: usize,
-    /// Stats entries that no container of the task documents claims (a task that started or
-    /// stopped between the two requests, or an id the agent got wrong).
-    pub unmatched: usize,
 }
 
 impl<'a> StatsIndex<'a> {
@@ -35,10 +32,6 @@ impl<'a> StatsIndex<'a> {
         let mut entries = by_id(stats, &mut counts);
         let claimed = claimed(tasks);
         leave_out_shared(&claimed, &mut entries, &mut counts);
-        counts.unmatched = entries
-            .iter()
-            .filter(|e| claimed.binary_search_by(|c| c.0.cmp(e.0)).is_err())
-            .count();
         StatsIndex { entries, counts }
     }
 
@@ -134,9 +127,12 @@ mod tests {
                 {"d": {"memory_stats": {"usage": 4}}, "orphan": {"memory_stats": {"usage": 5}},
                  "x": {"memory_stats": {"usage": 25}}}]"#
                 .into(),
+            &tasks,
         )
-        .expect("stats")
-        .document;
+        .expect("stats");
+        // No task claims "orphan": left out as the stats are decoded.
+        assert_eq!(stats.unclaimed, 1);
+        let stats = stats.document;
         let index = StatsIndex::new(&tasks, &stats);
         // By id, across maps in another order than the tasks'; a key repeated within one map:
         // the last value, as Go reads it.
@@ -149,13 +145,7 @@ mod tests {
         assert_eq!(usage(index.get("shared")), None);
         assert_eq!(usage(index.get("x")), None);
         assert_eq!(usage(index.get("nobody")), None);
-        assert_eq!(
-            index.counts,
-            Pairing {
-                ambiguous: 2,
-                unmatched: 1
-            }
-        );
+        assert_eq!(index.counts, Pairing { ambiguous: 2 });
     }
 
     #[test]

@@ -18,6 +18,10 @@
 //! - a list or map keeps at most [`Bounded::MAX`] entries of its element type (containers of a
 //!   task, interfaces of a container: the two that multiply the samples of a scrape), the rest
 //!   are left out and counted;
+//! - a stats document keeps only the entries of the containers its task document kept
+//!   ([`Bounded::CLAIMED_ONLY`], the ids [`decode`] is given): the others are skipped unread and
+//!   counted apart, so that stats are cut exactly where the tasks were, by id, and a stats
+//!   document far longer than its task document costs nothing for the entries nobody writes;
 //! - all that a document keeps (strings, list and map entries) is charged to a budget, and a
 //!   document that needs more than it fails whole.
 //!
@@ -25,7 +29,7 @@
 //! document being decoded lives in a thread-local that [`decode`] sets and clears around each
 //! call: a decode is one call on one thread.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 
 use miniserde::Result;
 use miniserde::de::{Deserialize, Map, Seq, Visitor};
@@ -72,11 +76,12 @@ impl std::fmt::Display for DecodeError {
 
 impl std::error::Error for DecodeError {}
 
-/// A decoded document and how many list or map entries past their bound (`Bounded::MAX`) it left
-/// out.
+/// A decoded document, how many list or map entries past their bound (`Bounded::MAX`) it left
+/// out, and how many stats entries no kept container claims.
 pub struct Decoded<T> {
     pub document: T,
     pub left_out: usize,
+    pub unclaimed: usize,
 }
 
 impl<T> Decoded<T> {
@@ -84,6 +89,7 @@ impl<T> Decoded<T> {
         Decoded {
             document: f(self.document),
             left_out: self.left_out,
+            unclaimed: self.unclaimed,
         }
     }
 }
@@ -93,10 +99,25 @@ impl<T> Decoded<T> {
 pub(crate) struct List<T>(pub Vec<T>);
 
 /// Decodes `text`, keeping at most `limit` bytes; `expected` names the document's JSON type for
-/// the error. A document that fails only because of a lone UTF-16 surrogate escape (`"\ud800"`)
+/// the error; `claimed`, the container ids whose stats entries are kept (see
+/// [`Bounded::CLAIMED_ONLY`]). A document that fails only because of a lone UTF-16 surrogate escape (`"\ud800"`)
 /// is decoded again with U+FFFD in its place, as Go's `encoding/json` reads it (the text is
 /// repaired in place: the escapes have the same length).
 pub fn decode<T: Deserialize>(
+    text: String,
+    limit: usize,
+    expected: &'static str,
+    claimed: Vec<&str>,
+) -> std::result::Result<Decoded<T>, DecodeError> {
+    let mut claimed: Vec<String> = claimed.into_iter().map(str::to_owned).collect();
+    crate::order::sort_by(&mut claimed, Ord::cmp);
+    CLAIMED.set(claimed);
+    let result = decode_any(text, limit, expected);
+    CLAIMED.take();
+    result
+}
+
+fn decode_any<T: Deserialize>(
     text: String,
     limit: usize,
     expected: &'static str,
@@ -135,6 +156,7 @@ fn decode_once<T: Deserialize>(
         (Ok(document), _) => Ok(Decoded {
             document,
             left_out: budget.left_out,
+            unclaimed: budget.unclaimed,
         }),
         (Err(_), Some(Over::Depth)) => Err(DecodeError::TooDeep),
         (Err(_), Some(Over::Size)) => Err(DecodeError::TooLarge(limit)),
@@ -246,13 +268,28 @@ struct Budget {
     /// How deep the skipped value being read nests.
     depth: usize,
     left_out: usize,
+    unclaimed: usize,
     over: Option<Over>,
 }
 
 thread_local! {
     static BUDGET: Cell<Budget> = const {
-        Cell::new(Budget { left: 0, depth: 0, left_out: 0, over: None })
+        Cell::new(Budget { left: 0, depth: 0, left_out: 0, unclaimed: 0, over: None })
     };
+    /// The container ids whose stats the document being decoded keeps, sorted.
+    static CLAIMED: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Whether a stats entry of this container id is kept; counts it when not.
+fn claimed(id: &str) -> bool {
+    let kept = CLAIMED.with_borrow(|c| c.binary_search_by(|k| k.as_str().cmp(id)).is_ok());
+    if !kept {
+        let _ = update(|b| {
+            b.unclaimed += 1;
+            Ok(())
+        });
+    }
+    kept
 }
 
 fn update(f: impl FnOnce(&mut Budget) -> Result<()>) -> Result<()> {
@@ -437,9 +474,16 @@ macro_rules! document {
 }
 pub(crate) use document;
 
-/// How many entries of a list or map of this element type are kept.
+/// How many entries of a list or map of this element type are kept, and which.
 pub(crate) trait Bounded {
     const MAX: usize = usize::MAX;
+    /// Entries of a map keyed by container id: only the ids [`decode`] was given are kept.
+    const CLAIMED_ONLY: bool = false;
+    /// Whether an element is worth its place in a list (a stats map none of whose entries was
+    /// kept is not).
+    fn worth_keeping(&self) -> bool {
+        true
+    }
 }
 
 impl<T: Fields> Visitor for Place<T> {
@@ -548,9 +592,9 @@ struct ListSeq<'a, T> {
     skip: Skip,
 }
 
-impl<T> ListSeq<'_, T> {
+impl<T: Bounded> ListSeq<'_, T> {
     fn flush(&mut self) -> Result<()> {
-        if let Some(value) = self.slot.take() {
+        if let Some(value) = self.slot.take().filter(T::worth_keeping) {
             reserve_one(self.out)?;
             self.out.push(value);
         }
@@ -631,6 +675,9 @@ where
 {
     fn key(&mut self, k: &str) -> Result<&mut dyn Visitor> {
         self.flush()?;
+        if T::CLAIMED_ONLY && !claimed(k) {
+            return Ok(&mut self.skip);
+        }
         if self.out.len() >= T::MAX || k.len() > MAX_KEY {
             count_left_out();
             return Ok(&mut self.skip);
@@ -719,15 +766,19 @@ mod tests {
             )
         };
         let decoded: std::result::Result<Decoded<crate::model::TaskMetadata>, _> =
-            decode(nested(1_000), 1 << 20, "a JSON object");
+            decode(nested(1_000), 1 << 20, "a JSON object", Vec::new());
         let task = decoded.expect("decodes").document;
         assert_eq!(task.cluster.as_deref(), Some("c"));
         assert_eq!(task.task_arn.as_deref(), Some("arn"));
-        let decoded: std::result::Result<Decoded<crate::model::TaskMetadata>, _> =
-            decode(nested(GO_MAX_DEPTH - 1), 1 << 20, "a JSON object");
+        let decoded: std::result::Result<Decoded<crate::model::TaskMetadata>, _> = decode(
+            nested(GO_MAX_DEPTH - 1),
+            1 << 20,
+            "a JSON object",
+            Vec::new(),
+        );
         assert!(decoded.is_ok());
         let decoded: std::result::Result<Decoded<crate::model::TaskMetadata>, _> =
-            decode(nested(GO_MAX_DEPTH), 1 << 20, "a JSON object");
+            decode(nested(GO_MAX_DEPTH), 1 << 20, "a JSON object", Vec::new());
         assert_eq!(decoded.err(), Some(DecodeError::TooDeep));
     }
 }

@@ -32,7 +32,7 @@ pub const MAX_DECODED: usize = crate::tmds::MAX_BODY as usize;
 /// The same for `/tasks` and `/tasks/stats`.
 pub const MAX_INSTANCE_DECODED: usize = crate::tmds::MAX_INSTANCE_BODY as usize;
 
-/// Tasks kept of `/tasks`, and stats maps of `/tasks/stats`: ECS places at most a few dozen
+/// Tasks kept of `/tasks` (their stats are kept by container id): ECS places at most a few dozen
 /// tasks on one instance (awsvpc tasks need an ENI each, 120 on the largest with trunking).
 pub const MAX_TASKS: usize = 256;
 
@@ -353,23 +353,40 @@ const ARRAY: &str = "a JSON array";
 
 /// Decodes a `/task` document.
 pub fn decode_task(body: String) -> Result<Decoded<TaskMetadata>, DecodeError> {
-    decode::decode(body, MAX_DECODED, OBJECT)
+    decode::decode(body, MAX_DECODED, OBJECT, Vec::new())
 }
 
-/// Decodes a `/task/stats` document.
-pub fn decode_stats(body: String) -> Result<Decoded<TaskStats>, DecodeError> {
-    decode::decode(body, MAX_DECODED, OBJECT)
+/// Decodes a `/task/stats` document, keeping the stats of the containers `tasks` holds (those
+/// its `/task` kept): the rest are cut as the containers were.
+pub fn decode_stats(
+    body: String,
+    tasks: &[TaskMetadata],
+) -> Result<Decoded<TaskStats>, DecodeError> {
+    decode::decode(body, MAX_DECODED, OBJECT, container_ids(tasks))
 }
 
 /// Decodes a `/tasks` document: every task on the instance, in the endpoint's order.
 pub fn decode_tasks(body: String) -> Result<Decoded<Vec<TaskMetadata>>, DecodeError> {
-    decode::decode(body, MAX_INSTANCE_DECODED, ARRAY).map(|d| d.map(|List(tasks)| tasks))
+    decode::decode(body, MAX_INSTANCE_DECODED, ARRAY, Vec::new())
+        .map(|d| d.map(|List(tasks)| tasks))
 }
 
 /// Decodes a `/tasks/stats` document: one stats map per task (keyed by container id, as
-/// `/task/stats`), in no order the exporter relies on.
-pub fn decode_tasks_stats(body: String) -> Result<Decoded<Vec<TaskStats>>, DecodeError> {
-    decode::decode(body, MAX_INSTANCE_DECODED, ARRAY).map(|d| d.map(|List(stats)| stats))
+/// `/task/stats`), in no order the exporter relies on. As with `/task/stats`, only the stats of
+/// the containers of `tasks` are kept, so that whichever tasks `/tasks` kept, theirs are the
+/// stats kept, whatever the order of the two arrays; a map left with none is dropped.
+pub fn decode_tasks_stats(
+    body: String,
+    tasks: &[TaskMetadata],
+) -> Result<Decoded<Vec<TaskStats>>, DecodeError> {
+    decode::decode(body, MAX_INSTANCE_DECODED, ARRAY, container_ids(tasks))
+        .map(|d| d.map(|List(stats)| stats))
+}
+
+/// The container ids of `tasks`.
+fn container_ids(tasks: &[TaskMetadata]) -> Vec<&str> {
+    let containers = tasks.iter().flat_map(|t| t.containers.iter().flatten());
+    containers.filter_map(|c| c.docker_id.as_deref()).collect()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -481,13 +498,32 @@ impl Bounded for BlkioEntry {}
 impl Bounded for String {
     const MAX: usize = MAX_LABELS_PER_CONTAINER;
 }
-impl Bounded for ContainerStats {}
-/// Tasks of `/tasks`, stats maps of `/tasks/stats`.
+/// Stats entries: those of the containers kept (`decode_stats`).
+impl Bounded for ContainerStats {
+    const CLAIMED_ONLY: bool = true;
+}
+/// Tasks of `/tasks`.
 impl Bounded for TaskMetadata {
     const MAX: usize = MAX_TASKS;
 }
+/// Stats maps of `/tasks/stats`: as many as hold a kept container's stats.
 impl Bounded for TaskStats {
-    const MAX: usize = MAX_TASKS;
+    fn worth_keeping(&self) -> bool {
+        !self.0.is_empty()
+    }
+}
+
+/// A task document whose containers have these ids: what a stats document is decoded against.
+#[cfg(test)]
+pub(crate) fn tasks_of(ids: &[&str]) -> Vec<TaskMetadata> {
+    let container = |id: &&str| Container {
+        docker_id: Some((*id).to_owned()),
+        ..Default::default()
+    };
+    vec![TaskMetadata {
+        containers: Some(ids.iter().map(container).collect()),
+        ..Default::default()
+    }]
 }
 
 #[cfg(test)]
@@ -540,6 +576,7 @@ mod tests {
                         "networks": {"eth0": {"rx_bytes": 1, "tx_bytes": 2.5}, "eth1": null}},
                 "dup": {"read": "x"}, "dup": {"memory_stats": {"usage": 9}}}"#
                 .into(),
+            &tasks_of(&["stopped-fargate", "stopped-ec2", "bad", "dup"]),
         )
         .expect("a JSON object decodes")
         .document;
@@ -591,6 +628,7 @@ mod tests {
                       "pids_stats": {"current": 7, "limit": 18446744073709551615},
                       "blkio_stats": {"io_serviced_recursive": [{"op": "Read", "value": 8}]}}}"#
                 .into(),
+            &tasks_of(&["a"]),
         )
         .expect("a JSON object decodes")
         .document;
@@ -693,7 +731,7 @@ mod tests {
             .map(|i| format!("\"eth{i}\": {{\"rx_bytes\": {i}}}"))
             .collect();
         let stats = format!("{{\"a\": {{\"networks\": {{{}}}}}}}", interfaces.join(","));
-        let decoded = decode_stats(stats).expect("decodes");
+        let decoded = decode_stats(stats, &tasks_of(&["a"])).expect("decodes");
         assert_eq!(decoded.left_out, 4);
         let a = decoded.document.get("a").expect("kept");
         assert_eq!(a.networks.as_ref().map(|n| n.0.len()), Some(MAX_INTERFACES));
@@ -702,14 +740,18 @@ mod tests {
     #[test]
     fn what_a_document_keeps_is_charged_to_its_budget() {
         // 1,000 stats entries of about 220 bytes each need far more than 64 KiB.
-        let entries: Vec<String> = (0..1000)
+        let ids: Vec<String> = (0..1000).map(|i| i.to_string()).collect();
+        let entries: Vec<String> = ids
+            .iter()
             .map(|i| format!("\"{i}\": {{\"read\": 0}}"))
             .collect();
         let stats = format!("{{{}}}", entries.join(","));
+        let claimed = || ids.iter().map(String::as_str).collect();
         let decoded: Result<Decoded<TaskStats>, _> =
-            decode::decode(stats.clone(), 64 << 10, OBJECT);
+            decode::decode(stats.clone(), 64 << 10, OBJECT, claimed());
         assert_eq!(decoded.err(), Some(DecodeError::TooLarge(64 << 10)));
-        let decoded: Result<Decoded<TaskStats>, _> = decode::decode(stats, MAX_DECODED, OBJECT);
+        let decoded: Result<Decoded<TaskStats>, _> =
+            decode::decode(stats, MAX_DECODED, OBJECT, claimed());
         assert_eq!(decoded.map(|d| d.document.0.len()).ok(), Some(1000));
         assert_eq!(
             DecodeError::TooLarge(4 << 20).to_string(),
