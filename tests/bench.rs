@@ -24,7 +24,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -62,12 +62,6 @@ impl Subject {
     /// Either exporter against the endpoint at `metadata`: ours takes it as a flag, Go only
     /// from the variable ECS sets.
     fn start_binary(binary: Binary, metadata: &str, extra: &[&str]) -> Subject {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .expect("port")
-            .local_addr()
-            .expect("address")
-            .port();
-        let address = format!("127.0.0.1:{port}");
         let started = Instant::now();
         let mut command = match binary {
             Binary::Ours => {
@@ -82,23 +76,14 @@ impl Subject {
                 c
             }
         };
-        let child = command
-            .arg(format!("--web.listen-address={address}"))
-            .args(extra)
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starts");
-        // Start to the first /health answer, polling the port.
-        let stream = loop {
-            if let Ok(s) = TcpStream::connect(&address) {
-                break s;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(5),
-                "the exporter did not start"
-            );
-            std::thread::sleep(Duration::from_micros(200));
-        };
+        command.args(extra);
+        let (child, address) = listening(command);
+        let port = address
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("a port");
+        let stream = TcpStream::connect(&address).expect("connects");
         stream.set_nodelay(true).expect("nodelay");
         let mut subject = Subject {
             port,
@@ -758,28 +743,34 @@ fn keep_alive_connections() {
     }
 }
 
-/// The exporter at `binary` (ours when `None`), listening on `:0`, scraping `metadata` with
-/// `extra` flags; its child and `host:port`. Its stderr is drained by a thread.
-fn start_at(binary: Option<&str>, metadata: &str, extra: &[&str]) -> (Child, String) {
-    let mut command = match binary {
-        Some(path) => std::process::Command::new(path),
-        None => exporter_command(),
-    };
+/// Starts `command` listening on `127.0.0.1:0`: the child, and the `host:port` its "Listening on"
+/// line gives (both exporters print it once listening). Its stderr is drained by a thread.
+fn listening(mut command: std::process::Command) -> (Child, String) {
     let mut child = command
         .arg("--web.listen-address=127.0.0.1:0")
-        .arg(format!("--ecs.metadata-uri={metadata}"))
-        .args(extra)
         .stderr(Stdio::piped())
         .spawn()
         .expect("starts");
     let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
-    let (said, addresses) = common::read_until(&mut stderr, "Starting ecs_exporter");
+    let (said, addresses) = common::read_until(&mut stderr, "Listening on");
     std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
     let address = addresses
         .first()
         .cloned()
         .unwrap_or_else(|| panic!("{said}"));
     (child, address)
+}
+
+/// The exporter at `binary` (ours when `None`), scraping `metadata` with `extra` flags.
+fn start_at(binary: Option<&str>, metadata: &str, extra: &[&str]) -> (Child, String) {
+    let mut command = match binary {
+        Some(path) => std::process::Command::new(path),
+        None => exporter_command(),
+    };
+    command
+        .arg(format!("--ecs.metadata-uri={metadata}"))
+        .args(extra);
+    listening(command)
 }
 
 /// One scrape on a connection of its own: the status (0 when the connection ended without one)
