@@ -18,6 +18,9 @@
 //!   40; 16000 fills each one's head buffer) and go silent; RSS, threads and a scrape's time while
 //!   they are held, and again after `--web.idle-timeout=5s` has closed them.
 //!
+//! - `slow_agent`: 10 and 40 scrapes at once against an endpoint that never answers, and SIGTERM
+//!   with a fetch in flight (docs/design.md, "One fetch for every waiting scrape").
+//!
 //! They all talk to the tests' one fake endpoint (`common::Endpoint`), which frames bodies as
 //! the ECS agent does (the fixtures' bodies go out chunked) and answers from memory.
 
