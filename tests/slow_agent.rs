@@ -199,3 +199,23 @@ fn sigterm_abandons_the_fetch_in_hand_and_answers_every_waiting_scrape_503() {
     );
     assert_eq!(endpoint.hits(), 1, "the one fetch in hand, nothing more");
 }
+
+/// Scrapes one after another against an agent that never answers: each fetch ends at its
+/// deadline with its connection closed, so the agent never has two of the exporter's requests
+/// at once (minreq ran each request on a thread it abandoned at the deadline, whose connection
+/// stayed open until its own read timed out, overlapping the next by up to 0.25 s;
+/// vendor/minreq/PATCHES.md 2).
+#[test]
+fn a_fetch_that_times_out_is_closed_before_the_next_begins() {
+    let endpoint = Endpoint::fixture("fargate");
+    endpoint.set("/task", Behaviour::Stall);
+    let (e, _) = start_with(&endpoint, &["--ecs.timeout=1s"]);
+    let _ = endpoint.take_requests();
+    for _ in 0..3 {
+        let series = parse_exposition(&e.metrics());
+        assert_eq!(value(&series, "ecs_up", &[]), Some(0.0));
+    }
+    let (paths, most) = endpoint.take_requests();
+    assert_eq!(paths, ["/task", "/task", "/task"], "one fetch a scrape");
+    assert_eq!(most, 1, "requests at the endpoint at once");
+}

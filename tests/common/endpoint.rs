@@ -27,7 +27,9 @@ pub enum Behaviour {
     Status(u16),
     /// Waits this long, then behaves as the inner behaviour.
     Delay(Duration, Box<Behaviour>),
-    /// Reads the request and never answers (until the endpoint is dropped).
+    /// Reads the request and never answers, until the client closes the connection or the
+    /// endpoint is dropped; busy all that time (so that [`Endpoint::take_requests`] sees a
+    /// request the client abandoned overlap its next).
     Stall,
     /// Reads the request and closes the connection without a response.
     Close,
@@ -285,9 +287,23 @@ fn answer(stream: &mut TcpStream, behaviour: &Behaviour, shared: &Shared) -> boo
         // Waited out by `serve`.
         Behaviour::Delay(_, inner) => answer(stream, inner, shared),
         Behaviour::Stall => {
+            let busy = shared.busy.fetch_add(1, Ordering::SeqCst) + 1;
+            shared.most_busy.fetch_max(busy, Ordering::SeqCst);
+            let _ = stream.set_read_timeout(Some(Duration::from_millis(20)));
+            let mut byte = [0u8; 1];
             while !shared.stop.load(Ordering::SeqCst) {
-                std::thread::sleep(Duration::from_millis(20));
+                match stream.read(&mut byte) {
+                    Ok(0) => break,
+                    Err(e)
+                        if e.kind() != std::io::ErrorKind::WouldBlock
+                            && e.kind() != std::io::ErrorKind::TimedOut =>
+                    {
+                        break;
+                    }
+                    _ => {}
+                }
             }
+            shared.busy.fetch_sub(1, Ordering::SeqCst);
             false
         }
         Behaviour::Close => false,
