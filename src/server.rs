@@ -234,10 +234,13 @@ impl Server {
                 } else {
                     TcpListener::bind((address.host.as_str(), port))
                 };
-                listeners.push(listener.map_err(|cause| StartError {
-                    what: format!("cannot listen on {address}"),
-                    cause: Box::new(cause),
-                })?);
+                let listener = listener
+                    .and_then(|l| crate::sys::listen_at_most(&l).map(|()| l))
+                    .map_err(|cause| StartError {
+                        what: format!("cannot listen on {address}"),
+                        cause: Box::new(cause),
+                    })?;
+                listeners.push(listener);
             }
         }
         let addresses = listeners

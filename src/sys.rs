@@ -1,5 +1,5 @@
-//! What std cannot do: waiting for SIGTERM and SIGINT, raising the open files limit, and
-//! systemd's socket activation. The only user of the libc crate.
+//! What std cannot do: waiting for SIGTERM and SIGINT, raising the open files limit, the listen
+//! backlog, and systemd's socket activation. The only user of the libc crate.
 //!
 //! The exporter is often PID 1 of a scratch container. The kernel ignores a signal sent to PID 1 unless PID 1 handles it, so without this ECS would
 //! wait out the stop timeout and then SIGKILL the exporter. Instead of a handler (which can do
@@ -71,6 +71,20 @@ pub fn raise_fd_limit() -> io::Result<u64> {
             }
         }
         Ok(limit.rlim_cur as u64)
+    }
+}
+
+/// Listens on `listener` with the kernel's largest accept queue (`net.core.somaxconn`, 4096 on
+/// current kernels), as Go does, instead of std's 128: a burst of connections past 128 overflowed
+/// the queue, and a fresh `/health` waited a second for its SYN to be sent again. Listening again
+/// on a listening socket only changes its backlog; a backlog past `somaxconn` is cut to it.
+pub fn listen_at_most(listener: &std::net::TcpListener) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: listen(2) on a socket this process owns, with a plain integer.
+    if unsafe { libc::listen(listener.as_raw_fd(), i32::MAX) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
     }
 }
 

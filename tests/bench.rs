@@ -21,6 +21,9 @@
 //! - `slow_agent`: 10 and 40 scrapes at once against an endpoint that never answers, and SIGTERM
 //!   with a fetch in flight (docs/design.md, "One fetch for every waiting scrape").
 //!
+//! `BENCH_OURS_BINARY` runs another build of ours in `side_by_side` and the others that start a
+//! `Subject` (an earlier commit's static build, for a before-and-after).
+//!
 //! They all talk to the tests' one fake endpoint (`common::Endpoint`), which frames bodies as
 //! the ECS agent does (the fixtures' bodies go out chunked) and answers from memory.
 
@@ -68,7 +71,11 @@ impl Subject {
         let started = Instant::now();
         let mut command = match binary {
             Binary::Ours => {
-                let mut c = exporter_command();
+                // Another build of ours (an earlier commit's), for a before-and-after.
+                let mut c = match std::env::var("BENCH_OURS_BINARY") {
+                    Ok(path) => std::process::Command::new(path),
+                    Err(_) => exporter_command(),
+                };
                 c.arg(format!("--ecs.metadata-uri={metadata}"));
                 c
             }
@@ -366,6 +373,7 @@ type Pick = fn(&Figures) -> f64;
 struct Figures {
     cpu_per_1000: f64,
     median_ms: f64,
+    p95_ms: f64,
     p99_ms: f64,
     hwm_kib: f64,
     start_ms: f64,
@@ -423,6 +431,7 @@ fn round(binary: Binary, metadata: &str, scrapes: usize, spacing: Duration) -> F
     Figures {
         cpu_per_1000: (e.cpu_seconds() - cpu_before) * 1000.0 / scrapes as f64,
         median_ms: median(&mut latencies.clone()),
+        p95_ms: percentile(&mut latencies.clone(), 0.95),
         p99_ms: percentile(&mut latencies, 0.99),
         hwm_kib: e.status_kib("VmHWM:") as f64,
         start_ms,
@@ -494,10 +503,11 @@ fn side_by_side() {
             }
         }
         let m = |runs: &[Figures], f: Pick| median(&mut runs.iter().map(f).collect::<Vec<_>>());
-        let rows: [(&str, Pick); 6] = [
+        let rows: [(&str, Pick); 7] = [
             ("bytes on the wire a scrape", |r| r.wire_bytes),
             ("CPU-s per 1000 scrapes", |r| r.cpu_per_1000),
             ("scrape median (ms)", |r| r.median_ms),
+            ("scrape p95 (ms)", |r| r.p95_ms),
             ("scrape p99 (ms)", |r| r.p99_ms),
             ("VmHWM (KiB)", |r| r.hwm_kib),
             ("start to first /health (ms)", |r| r.start_ms),

@@ -437,3 +437,67 @@ fn forty_clients_scraping_one_at_a_time_are_never_refused() {
         );
     }
 }
+
+/// Every connection has Nagle's algorithm off (`TCP_NODELAY`), as Go's net/http sets it: an
+/// answer leaves in more than one write, and with Nagle on the last segment waited for the
+/// client's delayed ACK, about 40 ms for every kept-alive scrape after the first.
+#[test]
+fn connections_have_nagle_off() {
+    let e = Exporter::start(&["--ecs.metadata-uri", &fixture("fargate")]);
+    let mut c = common::raw::Conn::open(&e.base, ms(10_000));
+    c.send(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(c.answer().map(|a| a.status).ok(), Some(200));
+    let end = common::raw::server_end(e.pid(), &c.stream).unwrap_or_else(|| {
+        panic!(
+            "the exporter's end of the connection (pidfd_getfd): {}",
+            std::io::Error::last_os_error()
+        )
+    });
+    let mut on: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt writes one int into `on` on a descriptor this process owns.
+    let got = unsafe {
+        libc::getsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(&end),
+            libc::IPPROTO_TCP,
+            libc::TCP_NODELAY,
+            (&mut on as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    assert_eq!(got, 0, "getsockopt: {}", std::io::Error::last_os_error());
+    assert_eq!(on, 1, "TCP_NODELAY is off on the exporter's end");
+}
+
+/// The accept queue is the kernel's largest (`net.core.somaxconn`), as Go's is: with the
+/// exporter stopped, so that it accepts nothing, a burst of 300 connections all complete their
+/// handshakes. std's backlog of 128 let 129 in; the rest waited for a SYN sent again a second
+/// later (`/health` took 1 s during a burst of 1,500).
+#[test]
+fn a_burst_of_connections_past_128_is_queued_whole() {
+    let somaxconn: usize = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(4096);
+    let burst = 300.min(somaxconn);
+    let e = Exporter::start(&["--ecs.metadata-uri", &fixture("fargate")]);
+    let address: std::net::SocketAddr = e
+        .base
+        .trim_start_matches("http://")
+        .parse()
+        .expect("an address");
+    let pid = e.pid() as libc::pid_t;
+    // SAFETY: kill(2) on our own child; the Exporter's drop kills it, stopped or not.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let held: Vec<std::io::Result<TcpStream>> = (0..burst)
+        .map(|_| TcpStream::connect_timeout(&address, ms(2000)))
+        .collect();
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    let queued = held.iter().filter(|c| c.is_ok()).count();
+    drop(held);
+    assert_eq!(
+        queued, burst,
+        "connections queued while the exporter accepted none"
+    );
+    assert_eq!(e.get("/health").status_code, 200);
+}

@@ -403,3 +403,49 @@ pub fn listening(pid: u32) -> Vec<String> {
         })
         .collect()
 }
+
+/// The exporter's end of `client`'s connection, as a descriptor of this process
+/// (pidfd_getfd(2), which needs the right to ptrace the exporter, as its parent has): so that a
+/// test can read the options the exporter set on it. `None` where it cannot be had.
+pub fn server_end(pid: u32, client: &TcpStream) -> Option<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    let (local, remote) = (
+        client.peer_addr().ok()?.port(),
+        client.local_addr().ok()?.port(),
+    );
+    let port = |field: &str| u16::from_str_radix(field.rsplit(':').next()?, 16).ok();
+    let inode = ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|t| std::fs::read_to_string(t).ok())
+        .flat_map(|text| text.lines().skip(1).map(str::to_owned).collect::<Vec<_>>())
+        .find_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let ends = (port(fields.get(1)?)?, port(fields.get(2)?)?);
+            (ends == (local, remote)).then(|| fields.get(9).map(|i| i.to_string()))?
+        })?;
+    let socket = format!("socket:[{inode}]");
+    let fd: i32 = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .ok()?
+        .flatten()
+        .find(|e| std::fs::read_link(e.path()).is_ok_and(|l| l.to_string_lossy() == socket))?
+        .file_name()
+        .to_str()?
+        .parse()
+        .ok()?;
+    // SAFETY: two syscalls with plain integers; each returns a new descriptor this process owns,
+    // or -1.
+    unsafe {
+        let pidfd = libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) as i32;
+        if pidfd < 0 {
+            return None;
+        }
+        let pidfd = std::os::fd::OwnedFd::from_raw_fd(pidfd);
+        let ours = libc::syscall(
+            libc::SYS_pidfd_getfd,
+            std::os::fd::AsRawFd::as_raw_fd(&pidfd),
+            fd,
+            0,
+        ) as i32;
+        (ours >= 0).then(|| std::os::fd::OwnedFd::from_raw_fd(ours))
+    }
+}
