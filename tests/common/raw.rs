@@ -219,10 +219,19 @@ pub fn small_window(base: &str, bytes: i32) -> TcpStream {
     }
 }
 
-/// The TCP ends of this machine (/proc/net/tcp and tcp6): local port, remote port, send queue
-/// and receive queue (bytes). Read once for many connections: the table lists every socket,
-/// the TIME_WAIT ones of the whole test run included, and takes milliseconds to read.
-fn tcp_table() -> Vec<(u16, u16, usize, usize)> {
+/// One TCP end of this machine, as /proc/net/tcp lists it.
+struct TcpEnd {
+    local: u16,
+    remote: u16,
+    /// Bytes received and not yet read.
+    receive_queue: usize,
+    inode: String,
+}
+
+/// The TCP ends of this machine (/proc/net/tcp and tcp6). Read once for many connections: the
+/// table lists every socket, the TIME_WAIT ones of the whole test run included, and takes
+/// milliseconds to read.
+fn tcp_table() -> Vec<TcpEnd> {
     let port = |field: &str| {
         let hex = field.rsplit(':').next()?;
         u16::from_str_radix(hex, 16).ok()
@@ -236,30 +245,38 @@ fn tcp_table() -> Vec<(u16, u16, usize, usize)> {
                 .filter_map(|line| {
                     let fields: Vec<&str> = line.split_whitespace().collect();
                     let (l, r, q) = (fields.get(1)?, fields.get(2)?, fields.get(4)?);
-                    let (tx, rx) = q.split_once(':')?;
-                    Some((
-                        port(l)?,
-                        port(r)?,
-                        usize::from_str_radix(tx, 16).ok()?,
-                        usize::from_str_radix(rx, 16).ok()?,
-                    ))
+                    let (_, rx) = q.split_once(':')?;
+                    Some(TcpEnd {
+                        local: port(l)?,
+                        remote: port(r)?,
+                        receive_queue: usize::from_str_radix(rx, 16).ok()?,
+                        inode: fields.get(9)?.to_string(),
+                    })
                 })
                 .collect::<Vec<_>>()
         })
         .collect()
 }
 
-/// The receive queue of the end at `local` connected to `remote`, in `table`.
-fn receive_queue(
-    table: &[(u16, u16, usize, usize)],
+/// The end at `local` connected to `remote`, in `table`.
+fn end_of(
+    table: &[TcpEnd],
     local: Option<std::net::SocketAddr>,
     remote: Option<std::net::SocketAddr>,
-) -> Option<usize> {
+) -> Option<&TcpEnd> {
     let (local, remote) = (local?.port(), remote?.port());
     table
         .iter()
-        .find(|(l, r, _, _)| *l == local && *r == remote)
-        .map(|&(_, _, _, rx)| rx)
+        .find(|e| e.local == local && e.remote == remote)
+}
+
+/// The receive queue of the end at `local` connected to `remote`, in `table`.
+fn receive_queue(
+    table: &[TcpEnd],
+    local: Option<std::net::SocketAddr>,
+    remote: Option<std::net::SocketAddr>,
+) -> Option<usize> {
+    end_of(table, local, remote).map(|e| e.receive_queue)
 }
 
 /// Bytes of what `client` sent that the server has not read yet: the receive queue of the
@@ -409,20 +426,8 @@ pub fn listening(pid: u32) -> Vec<String> {
 /// test can read the options the exporter set on it. `None` where it cannot be had.
 pub fn server_end(pid: u32, client: &TcpStream) -> Option<std::os::fd::OwnedFd> {
     use std::os::fd::FromRawFd;
-    let (local, remote) = (
-        client.peer_addr().ok()?.port(),
-        client.local_addr().ok()?.port(),
-    );
-    let port = |field: &str| u16::from_str_radix(field.rsplit(':').next()?, 16).ok();
-    let inode = ["/proc/net/tcp", "/proc/net/tcp6"]
-        .iter()
-        .filter_map(|t| std::fs::read_to_string(t).ok())
-        .flat_map(|text| text.lines().skip(1).map(str::to_owned).collect::<Vec<_>>())
-        .find_map(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            let ends = (port(fields.get(1)?)?, port(fields.get(2)?)?);
-            (ends == (local, remote)).then(|| fields.get(9).map(|i| i.to_string()))?
-        })?;
+    let table = tcp_table();
+    let inode = &end_of(&table, client.peer_addr().ok(), client.local_addr().ok())?.inode;
     let socket = format!("socket:[{inode}]");
     let fd: i32 = std::fs::read_dir(format!("/proc/{pid}/fd"))
         .ok()?
